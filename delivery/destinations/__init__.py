@@ -1,0 +1,38 @@
+"""Registry of destination kinds: kind -> (label, dotted path of the class).
+
+Adding a kind = one module here, its form, its test file and one line below.
+The registry also feeds the model's ``kind`` choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+from .base import Destination
+
+REGISTRY: dict[str, tuple[str, str]] = {
+    "ftp": ("FTP / FTPS to my server", "delivery.destinations.ftp.FTPDestination"),
+    "sftp": ("SFTP to my server", "delivery.destinations.sftp.SFTPDestination"),
+    "scp": ("Secure copy (SCP) to my server", "delivery.destinations.scp.SCPDestination"),
+    "s3": ("Save on AWS S3 (or S3-compatible)", "delivery.destinations.s3.S3Destination"),
+    "gdrive": ("Save on Google Drive", "delivery.destinations.gdrive.GoogleDriveDestination"),
+    "azure": ("Save on Microsoft Azure Blob", "delivery.destinations.azure.AzureBlobDestination"),
+    "local": ("Local or NFS folder", "delivery.destinations.local.LocalFolderDestination"),
+}
+
+KIND_CHOICES = [(kind, label) for kind, (label, _path) in REGISTRY.items()]
+
+
+def destination_class(kind: str) -> type[Destination]:
+    try:
+        _label, path = REGISTRY[kind]
+    except KeyError:
+        raise ValueError(f"Unknown destination kind {kind!r}; choose one of {', '.join(REGISTRY)}") from None
+    return import_string(path)
+
+
+def destination_for(kind: str, config: Mapping[str, Any]) -> Destination:
+    return destination_class(kind)(config)

@@ -1,0 +1,198 @@
+"""The one interface every destination kind implements.
+
+A destination is built from its stored configuration (non-secret values and
+decrypted secrets merged into one mapping) and used inside a ``with`` block so
+a connection is opened once per delivery and always closed::
+
+    with destination_for(config) as dest:
+        dest.upload(local, "room/conf/transcoded.mp4", progress)
+        remote = dest.verify(local, "room/conf/transcoded.mp4")
+
+Paths given to a destination are relative to its ``root`` and always use ``/``.
+Implementations never log or put secret values in exception messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+from django import forms
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes sent since the previous call."""
+
+PROBE_NAME = ".portal-probe-{token}.txt"
+HASH_CHUNK = 1024 * 1024
+
+
+class TransferError(Exception):
+    """A transfer failed. ``permanent`` errors are not retried (bad credentials,
+    missing bucket, changed host key); the others are retried with backoff.
+    The message is shown to administrators: it says what to fix and never
+    contains a secret."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+class UntrustedHostKey(TransferError):
+    """The server presented a host key (SSH) or certificate (FTPS) that is not
+    pinned. ``fingerprint`` is ``SHA256:<base64>``; ``pinned`` is the
+    fingerprint we expected, if one was pinned (a *changed* key)."""
+
+    def __init__(self, fingerprint: str, *, pinned: str | None = None, what: str = "host key"):
+        if pinned:
+            message = (
+                f"The server's {what} changed: pinned {pinned}, presented {fingerprint}. "
+                "If the change is expected, trust the new key."
+            )
+        else:
+            message = f"Unknown {what} {fingerprint}: check it and trust it to continue."
+        super().__init__(message, permanent=True)
+        self.fingerprint = fingerprint
+        self.pinned = pinned
+        self.what = what
+
+
+@dataclass
+class LocalFile:
+    """A file on the portal's disk about to be delivered. Checksums are
+    computed lazily (and once) by streaming the file; ``sha256`` is usually
+    known from ingest and passed in."""
+
+    path: Path
+    size: int
+    sha256: str | None = None
+    _md5: str | None = field(default=None, repr=False)
+
+    @cached_property
+    def md5(self) -> str:
+        if self._md5:
+            return self._md5
+        return self._digest("md5")
+
+    def sha256_hex(self) -> str:
+        if not self.sha256:
+            self.sha256 = self._digest("sha256")
+        return self.sha256
+
+    def _digest(self, algorithm: str) -> str:
+        digest = hashlib.new(algorithm)
+        with open(self.path, "rb") as fh:
+            while chunk := fh.read(HASH_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+class DestinationForm(forms.Form):
+    """Base form of a destination kind. Secret fields are write-only: they are
+    never rendered back, and a blank value keeps the stored one.
+
+    ``stored_secrets`` is the set of secret field names that already have a
+    value; those are optional on edit."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    root = forms.CharField(
+        required=False,
+        initial="",
+        help_text="Folder (or key prefix) under which <room_id>/<conf_num>/ folders are created.",
+    )
+
+    def __init__(self, *args: Any, stored_secrets: frozenset[str] = frozenset(), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.stored_secrets = stored_secrets
+        for name in self.secret_fields:
+            fld = self.fields[name]
+            fld.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+            if name in stored_secrets:
+                fld.required = False
+                fld.help_text = (fld.help_text + " " if fld.help_text else "") + "Leave blank to keep the stored value."
+
+    def clean_root(self) -> str:
+        root = (self.cleaned_data.get("root") or "").strip()
+        return root.strip("/") if root not in ("", "/") else ""
+
+    def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return (public config, secrets) from cleaned data. Blank secrets are
+        left out so the caller keeps the stored value."""
+        public, secrets = {}, {}
+        for name, value in self.cleaned_data.items():
+            if name in self.secret_fields:
+                if value not in (None, ""):
+                    secrets[name] = value
+            else:
+                public[name] = value
+        return public, secrets
+
+
+class Destination:
+    """Base class of every destination kind. Subclasses set ``kind``,
+    ``label`` and ``form_class`` and implement the four methods below."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    form_class: ClassVar[type[DestinationForm]]
+    # Deliveries may upload this many files of one session at once through
+    # one Destination instance (implementations must be thread-safe if > 1).
+    parallel_files: ClassVar[int] = 1
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = dict(config)
+        self.root = (self.config.get("root") or "").strip("/")
+
+    # -- connection lifecycle -------------------------------------------------
+    def open(self) -> None:
+        """Connect and authenticate. Raise TransferError on failure."""
+
+    def close(self) -> None:
+        """Release connections. Must not raise."""
+
+    def __enter__(self) -> Destination:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the interface ---------------------------------------------------------
+    def check(self) -> str:
+        """Write a small probe file under root and remove it again. Return a
+        human message on success; raise TransferError with the exact reason
+        otherwise."""
+        raise NotImplementedError
+
+    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+        """Stream ``local`` to ``remote_path`` (relative to root) with bounded
+        memory. The file must never be visible under its final name unless it
+        is complete (temporary name + rename, multipart commit, ...)."""
+        raise NotImplementedError
+
+    def verify(self, local: LocalFile, remote_path: str) -> bool:
+        """Return True if ``remote_path`` exists, is complete and matches
+        ``local`` (size always; a checksum where the service gives one).
+        Return False if it is missing or different (the engine then uploads
+        it again); raise TransferError when the check itself cannot be made."""
+        raise NotImplementedError
+
+    def final_path(self, remote_path: str) -> str:
+        """The path as reported in the file_transfer webhook, e.g.
+        ``s3://bucket/root/room/conf/file`` or ``/root/room/conf/file``."""
+        return "/" + self.full_path(remote_path)
+
+    def describe(self) -> str:
+        """Short, secret-free description for logs and pages, e.g.
+        ``s3://bucket/root`` or ``sftp://rec@host:22/root``."""
+        return self.kind
+
+    # -- helpers -----------------------------------------------------------------
+    def full_path(self, remote_path: str) -> str:
+        return posixpath.join(self.root, remote_path.lstrip("/")) if self.root else remote_path.lstrip("/")
