@@ -1,0 +1,432 @@
+"""FTP, or explicit FTPS (AUTH TLS, protected data channel), to the customer's server.
+
+Files go to ``.<name>.part`` in the target folder and are renamed into place
+once their size matches. The temporary name is the same on every attempt so a
+retry after a cut connection resumes it with REST instead of starting over.
+
+Certificates: a chain that verifies against the system CAs is accepted; any
+other certificate is accepted only if its fingerprint (``SHA256:<base64>``,
+OpenSSH style) equals the ``pinned_fingerprint`` the administrator trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import ftplib
+import hashlib
+import io
+import posixpath
+import secrets
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django import forms
+
+from .base import (
+    PROBE_NAME,
+    Destination,
+    DestinationForm,
+    LocalFile,
+    ProgressCallback,
+    TransferError,
+    UntrustedHostKey,
+)
+
+BLOCK_SIZE = 1024 * 1024
+TAIL_CHECK = 64 * 1024
+TIMEOUT = 60.0
+TLS_CHOICES = [("none", "None (plain FTP)"), ("explicit", "Explicit FTPS (AUTH TLS)")]
+
+
+class FTPForm(DestinationForm):
+    secret_fields = ("password",)
+
+    host = forms.CharField(help_text="Host name or IP address, e.g. ftp.example.com.")
+    port = forms.IntegerField(initial=21, min_value=1, max_value=65535)
+    username = forms.CharField()
+    password = forms.CharField()
+    passive = forms.BooleanField(
+        required=False, initial=True, help_text="Passive mode; needed behind most firewalls."
+    )
+    tls = forms.ChoiceField(
+        choices=TLS_CHOICES,
+        initial="explicit",
+        label="Encryption",
+        help_text="Explicit FTPS checks the server certificate.",
+    )
+
+    def clean_host(self) -> str:
+        host = self.cleaned_data["host"].strip()
+        if "://" in host or "/" in host or "@" in host:
+            raise forms.ValidationError("Give the host name only, e.g. ftp.example.com.")
+        return host
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    """``SHA256:<base64 without padding>`` of a DER certificate, as OpenSSH prints keys."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+
+
+def _same_fingerprint(a: str, b: str) -> bool:
+    return a.strip().rstrip("=") == b.strip().rstrip("=")
+
+
+class _FTPS(ftplib.FTP_TLS):
+    """FTP_TLS whose data connections reuse the control channel's TLS session
+    (vsftpd and FileZilla Server require it) and, when the certificate was
+    accepted by pin, must present that same certificate."""
+
+    pinned_der: bytes | None = None
+
+    def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:  # type: ignore[attr-defined]
+            session = getattr(self.sock, "session", None)
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+            if self.pinned_der is not None and conn.getpeercert(True) != self.pinned_der:
+                conn.close()
+                raise ssl.SSLError("the data connection presented a different certificate")
+        return conn, size
+
+
+def _unverified_context() -> ssl.SSLContext:
+    # Only used to read the certificate; it is then checked against the pin.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def tls_certificate_fingerprint(host: str, port: int = 21, timeout: float = TIMEOUT) -> str:
+    """Connect, start TLS and return the fingerprint of the certificate the
+    server presents, without logging in (for "trust this certificate")."""
+    ftp = _FTPS(context=_unverified_context(), timeout=timeout)
+    try:
+        ftp.connect(host, port)
+        ftp.auth()
+        return certificate_fingerprint(ftp.sock.getpeercert(True))
+    finally:
+        ftp.close()
+
+
+class FTPDestination(Destination):
+    kind = "ftp"
+    label = "FTP / FTPS to my server"
+    form_class = FTPForm
+    timeout = TIMEOUT
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(config)
+        self.host = str(self.config["host"])
+        self.port = int(self.config.get("port") or 21)
+        self.username = str(self.config.get("username") or "")
+        self.passive = bool(self.config.get("passive", True))
+        self.tls = (self.config.get("tls") or "none") == "explicit"
+        self.pinned_fingerprint: str = self.config.get("pinned_fingerprint") or ""
+        # Set once connected over TLS: what the server showed, for the CLI/pages.
+        self.presented_fingerprint: str | None = None
+        self._ftp: ftplib.FTP | None = None
+        self._home = "/"
+        self._folders: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<FTPDestination {self.describe()}>"
+
+    def describe(self) -> str:
+        scheme = "ftps" if self.tls else "ftp"
+        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.root}"
+
+    def final_path(self, remote_path: str) -> str:
+        return self._abs(remote_path)
+
+    # -- connection --------------------------------------------------------------
+    def open(self) -> None:
+        self.close()
+        with self._errors(f"connecting to {self.host}:{self.port}"):
+            ftp = self._connect()
+            try:
+                self._login(ftp)
+                if isinstance(ftp, ftplib.FTP_TLS):
+                    ftp.prot_p()
+                ftp.set_pasv(self.passive)
+                ftp.voidcmd("TYPE I")
+                self._home = ftp.pwd() or "/"
+            except BaseException:
+                ftp.close()
+                raise
+        self._ftp = ftp
+        self._folders = {self._home}
+
+    def close(self) -> None:
+        ftp, self._ftp = self._ftp, None
+        if ftp is None:
+            return
+        try:
+            ftp.quit()
+        except Exception:
+            pass
+        try:
+            ftp.close()
+        except Exception:
+            pass
+
+    def _connect(self) -> ftplib.FTP:
+        if not self.tls:
+            ftp = ftplib.FTP(timeout=self.timeout)
+            ftp.connect(self.host, self.port)
+            return ftp
+        ftps = _FTPS(context=ssl.create_default_context(), timeout=self.timeout)
+        try:
+            ftps.connect(self.host, self.port)
+            self._start_tls(ftps)
+            self.presented_fingerprint = certificate_fingerprint(ftps.sock.getpeercert(True))
+            return ftps
+        except ssl.SSLCertVerificationError:
+            ftps.close()
+        except BaseException:
+            ftps.close()
+            raise
+        # Not signed by a CA we know (self-signed, private CA, name mismatch): pin.
+        ftps = _FTPS(context=_unverified_context(), timeout=self.timeout)
+        try:
+            ftps.connect(self.host, self.port)
+            self._start_tls(ftps)
+            der = ftps.sock.getpeercert(True)
+            fingerprint = certificate_fingerprint(der)
+            self.presented_fingerprint = fingerprint
+            if not (
+                self.pinned_fingerprint and _same_fingerprint(fingerprint, self.pinned_fingerprint)
+            ):
+                raise UntrustedHostKey(
+                    fingerprint, pinned=self.pinned_fingerprint or None, what="TLS certificate"
+                )
+            ftps.pinned_der = der
+            return ftps
+        except BaseException:
+            ftps.close()
+            raise
+
+    def _start_tls(self, ftps: _FTPS) -> None:
+        try:
+            ftps.auth()
+        except ftplib.error_perm as exc:
+            raise self._error(
+                f"The server at {self.host}:{self.port} does not accept explicit FTPS "
+                f"(AUTH TLS): {_reply(exc)}. Enable TLS on the server or choose plain FTP.",
+                permanent=True,
+            ) from None
+
+    def _login(self, ftp: ftplib.FTP) -> None:
+        try:
+            ftp.login(self.username, self.config.get("password") or "")
+        except ftplib.error_perm as exc:
+            reply = _reply(exc)
+            if reply.startswith("530"):
+                raise self._error(
+                    f"530 Login incorrect for user '{self.username}' on {self.host}:{self.port}: "
+                    f"check the username and password (server said: {reply[4:]})",
+                    permanent=True,
+                ) from None
+            raise self._error(
+                f"{reply} while logging in as '{self.username}' on {self.host}:{self.port}",
+                permanent=True,
+            ) from None
+
+    def _conn(self) -> ftplib.FTP:
+        if self._ftp is None:
+            self.open()
+        assert self._ftp is not None
+        return self._ftp
+
+    # -- the interface -----------------------------------------------------------
+    def check(self) -> str:
+        ftp = self._conn()
+        folder = self._abs("")
+        self._make_folders(folder)
+        probe = posixpath.join(folder, PROBE_NAME.format(token=secrets.token_hex(4)))
+        with self._errors(f"writing a probe file in folder {folder}"):
+            ftp.storbinary(f"STOR {probe}", io.BytesIO(b"probe\n"))
+        with self._errors(f"deleting the probe file {probe}"):
+            ftp.delete(probe)
+        return f"Wrote and removed a probe file in {folder} on {self.describe()}"
+
+    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+        ftp = self._conn()
+        final = self._abs(remote_path)
+        folder, name = posixpath.split(final)
+        temp = posixpath.join(folder, f".{name}.part")
+        self._make_folders(folder)
+        offset = self._resume_offset(local, temp)
+        if offset < local.size or local.size == 0:
+            with open(local.path, "rb") as fh, self._errors(f"uploading {temp}"):
+                fh.seek(offset)
+                ftp.storbinary(
+                    f"STOR {temp}",
+                    fh,
+                    blocksize=BLOCK_SIZE,
+                    callback=lambda block: progress(len(block)),
+                    rest=offset or None,
+                )
+        size = self._size(temp)
+        if size != local.size:
+            self._delete_quietly(temp)
+            raise self._error(
+                f"{temp} has {size} bytes after upload, expected {local.size}; uploading again"
+            )
+        self._rename(temp, final)
+
+    def verify(self, local: LocalFile, remote_path: str) -> bool:
+        self._conn()
+        return self._size(self._abs(remote_path)) == local.size
+
+    # -- helpers -------------------------------------------------------------------
+    def _abs(self, remote_path: str) -> str:
+        path = posixpath.normpath(posixpath.join(self._home, self.full_path(remote_path)))
+        if "\r" in path or "\n" in path:
+            raise TransferError(f"Path {remote_path!r} contains a line break", permanent=True)
+        return path
+
+    def _make_folders(self, folder: str) -> None:
+        ftp = self._conn()
+        missing = []
+        while folder not in self._folders and folder not in ("/", ""):
+            missing.append(folder)
+            folder = posixpath.dirname(folder)
+        for path in reversed(missing):
+            with self._errors(f"creating folder {path}"):
+                try:
+                    ftp.mkd(path)
+                except ftplib.error_perm:
+                    if not self._is_folder(path):  # "exists" and "denied" share code 550
+                        raise
+            self._folders.add(path)
+
+    def _is_folder(self, path: str) -> bool:
+        ftp = self._conn()
+        try:
+            ftp.cwd(path)
+        except ftplib.error_perm:
+            return False
+        ftp.cwd(self._home)
+        return True
+
+    def _size(self, path: str) -> int | None:
+        """Size in bytes, or None if there is no such file."""
+        ftp = self._conn()
+        with self._errors(f"reading the size of {path}"):
+            try:
+                return ftp.size(path)
+            except ftplib.error_perm as exc:
+                if not _reply(exc).startswith(("500", "502", "504")):
+                    return None
+            try:
+                reply = ftp.sendcmd(f"MLST {path}")
+            except ftplib.error_perm as exc:
+                if _reply(exc).startswith(("500", "502", "504")):
+                    raise self._error(
+                        f"The server at {self.host}:{self.port} supports neither SIZE nor MLST, "
+                        "so uploads cannot be verified",
+                        permanent=True,
+                    ) from None
+                return None
+        for line in reply.splitlines()[1:-1]:
+            for fact in line.strip().split(" ", 1)[0].split(";"):
+                key, _, value = fact.partition("=")
+                if key.lower() == "size":
+                    return int(value)
+        return None
+
+    def _resume_offset(self, local: LocalFile, temp: str) -> int:
+        """How many bytes of a previous attempt's temporary file can be kept."""
+        size = self._size(temp)
+        if not size:
+            return 0
+        if size <= local.size and self._tail_matches(local, temp, size):
+            return size
+        self._delete_quietly(temp)
+        return 0
+
+    def _tail_matches(self, local: LocalFile, temp: str, size: int) -> bool:
+        # A cheap sanity check that the partial file is a prefix of this file.
+        ftp = self._conn()
+        length = min(TAIL_CHECK, size)
+        remote = bytearray()
+
+        def collect(block: bytes) -> None:
+            remote.extend(block[: length - len(remote)])
+
+        try:
+            with self._errors(f"reading back the end of {temp}"):
+                ftp.retrbinary(f"RETR {temp}", collect, blocksize=length, rest=size - length)
+        except TransferError as exc:
+            if exc.permanent:  # REST or RETR refused: start the file over
+                return False
+            raise
+        with open(local.path, "rb") as fh:
+            fh.seek(size - length)
+            return fh.read(length) == bytes(remote)
+
+    def _rename(self, temp: str, final: str) -> None:
+        ftp = self._conn()
+        with self._errors(f"renaming {temp} to {final}"):
+            try:
+                ftp.rename(temp, final)
+            except ftplib.error_perm:
+                # Some servers (IIS, FileZilla) refuse to rename over an existing file.
+                if self._size(final) is None:
+                    raise
+                ftp.delete(final)
+                ftp.rename(temp, final)
+
+    def _delete_quietly(self, path: str) -> None:
+        try:
+            self._conn().delete(path)
+        except (ftplib.Error, OSError):
+            pass
+
+    # -- errors ----------------------------------------------------------------------
+    def _error(self, message: str, *, permanent: bool = False) -> TransferError:
+        password = str(self.config.get("password") or "")
+        if password:
+            message = message.replace(password, "********")
+        return TransferError(message, permanent=permanent)
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn ftplib/socket/ssl exceptions into TransferErrors that say what
+        was being done, where, and whether retrying can help."""
+        where = f"{self.host}:{self.port}"
+        try:
+            yield
+        except TransferError:
+            raise
+        except ftplib.error_perm as exc:  # 5xx: retrying will not help
+            raise self._error(f"{_reply(exc)} while {doing} on {where}", permanent=True) from None
+        except ftplib.error_temp as exc:  # 4xx, e.g. 421, 425, 426, 450, 451
+            raise self._error(f"{_reply(exc)} while {doing} on {where}") from None
+        except (ftplib.error_reply, ftplib.error_proto, EOFError) as exc:
+            raise self._error(f"Unexpected reply while {doing} on {where}: {exc}") from None
+        except socket.gaierror:
+            raise self._error(
+                f"Cannot resolve host name {self.host!r}: check the host", permanent=True
+            ) from None
+        except ConnectionRefusedError:
+            raise self._error(
+                f"Connection refused by {where} while {doing}: is the FTP server running "
+                "on that port?"
+            ) from None
+        except TimeoutError:
+            raise self._error(f"Timed out while {doing} on {where}") from None
+        except ssl.SSLError as exc:
+            raise self._error(f"TLS error while {doing} on {where}: {exc.reason or exc}") from None
+        except OSError as exc:
+            raise self._error(
+                f"Connection to {where} lost while {doing}: {exc.strerror or exc}"
+            ) from None
+
+
+def _reply(exc: BaseException) -> str:
+    return str(exc.args[0] if exc.args else exc).strip().splitlines()[0]

@@ -1,0 +1,263 @@
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from delivery.destinations import destination_for
+from delivery.destinations.base import LocalFile, TransferError, UntrustedHostKey
+from delivery.destinations.ftp import FTPDestination, FTPForm, tls_certificate_fingerprint
+from tests.servers import ftp as servers
+from tests.servers.ftp import FTP_PASSWORD, READONLY, FTPServer
+
+# Assigned rather than imported by name: ruff reports fixture parameters that
+# shadow an imported name (F811).
+ftp_server = servers.ftp_server
+ftps_server = servers.ftps_server
+
+
+def make_file(path: Path, size: int) -> LocalFile:
+    digest = hashlib.sha256()
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 1024 * 1024))
+            fh.write(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+    return LocalFile(path=path, size=size, sha256=digest.hexdigest())
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def visible_leftovers(folder: Path) -> list[str]:
+    return sorted(
+        p.name for p in folder.rglob("*") if p.name.endswith(".part") or "probe" in p.name
+    )
+
+
+class Progress:
+    def __init__(self, on_block=None):
+        self.total = 0
+        self.calls = 0
+        self.on_block = on_block
+
+    def __call__(self, sent: int) -> None:
+        self.total += sent
+        self.calls += 1
+        if self.on_block:
+            self.on_block(self.total)
+
+
+def test_it_uploads_renames_into_place_and_verifies(ftp_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "transcoded.mp4", 3 * 1024 * 1024 + 17)
+    progress = Progress()
+    with destination_for("ftp", ftp_server.config(root="plain/deliveries")) as dest:
+        dest.upload(local, "room1/conf1/transcoded.mp4", progress)
+        assert dest.verify(local, "room1/conf1/transcoded.mp4")
+        assert dest.final_path("room1/conf1/transcoded.mp4") == (
+            "/plain/deliveries/room1/conf1/transcoded.mp4"
+        )
+    target = ftp_server.read("plain/deliveries/room1/conf1/transcoded.mp4")
+    assert sha256_of(target) == local.sha256
+    assert progress.total == local.size
+    assert progress.calls == 4  # 1 MiB blocks
+    assert visible_leftovers(ftp_server.read("plain")) == []
+
+
+def test_it_replaces_an_existing_file(ftp_server: FTPServer, tmp_path):
+    first = make_file(tmp_path / "a.bin", 1000)
+    second = make_file(tmp_path / "b.bin", 2000)
+    with destination_for("ftp", ftp_server.config(root="replace")) as dest:
+        dest.upload(first, "r/c/file.bin", Progress())
+        dest.upload(second, "r/c/file.bin", Progress())
+        assert dest.verify(second, "r/c/file.bin")
+        assert not dest.verify(first, "r/c/file.bin")
+    assert sha256_of(ftp_server.read("replace/r/c/file.bin")) == second.sha256
+
+
+def test_verify_is_false_for_missing_or_different_files(ftp_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "chat.txt", 500)
+    other = make_file(tmp_path / "other.txt", 501)
+    with destination_for("ftp", ftp_server.config(root="verify")) as dest:
+        assert not dest.verify(local, "r/c/chat.txt")
+        dest.upload(local, "r/c/chat.txt", Progress())
+        assert dest.verify(local, "r/c/chat.txt")
+        assert not dest.verify(other, "r/c/chat.txt")
+
+
+def test_it_works_in_active_mode(ftp_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "meta.json", 4096)
+    with destination_for("ftp", ftp_server.config(root="active", passive=False)) as dest:
+        dest.upload(local, "r/c/meta.json", Progress())
+        assert dest.verify(local, "r/c/meta.json")
+
+
+def test_check_writes_and_removes_a_probe_file(ftp_server: FTPServer):
+    with destination_for("ftp", ftp_server.config(root="checked/here")) as dest:
+        message = dest.check()
+    assert "/checked/here" in message
+    assert list(ftp_server.read("checked/here").iterdir()) == []
+
+
+def test_it_rejects_wrong_password_with_a_readable_permanent_error(ftp_server: FTPServer):
+    dest = destination_for("ftp", ftp_server.config(password="not-the-Right-one"))
+    with pytest.raises(TransferError) as info:
+        with dest:
+            pass
+    assert info.value.permanent
+    assert str(info.value).startswith(
+        f"530 Login incorrect for user 'rec' on 127.0.0.1:{ftp_server.port}"
+    )
+    assert "not-the-Right-one" not in str(info.value)
+    assert "not-the-Right-one" not in repr(dest)
+
+
+def test_permission_denied_on_root_is_permanent_and_names_the_folder(
+    ftp_server: FTPServer, tmp_path
+):
+    local = make_file(tmp_path / "x.bin", 10)
+    with destination_for("ftp", ftp_server.config(root=READONLY)) as dest:
+        with pytest.raises(TransferError) as checked:
+            dest.check()
+        with pytest.raises(TransferError) as uploaded:
+            dest.upload(local, "room/conf/x.bin", Progress())
+    assert checked.value.permanent and uploaded.value.permanent
+    assert checked.value.message.startswith("550 ")
+    assert f"folder /{READONLY} " in checked.value.message
+    assert f"folder /{READONLY}/room " in uploaded.value.message
+    assert FTP_PASSWORD not in checked.value.message + uploaded.value.message
+
+
+def test_connection_refused_is_transient(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dest = destination_for(
+        "ftp", {"host": "127.0.0.1", "port": port, "username": "rec", "password": "pw"}
+    )
+    with pytest.raises(TransferError) as info:
+        dest.open()
+    assert not info.value.permanent
+    assert f"Connection refused by 127.0.0.1:{port}" in info.value.message
+
+
+@pytest.mark.slow
+def test_a_cut_upload_resumes_with_rest_and_ends_intact(ftp_server: FTPServer, tmp_path):
+    size = 40 * 1024 * 1024
+    local = make_file(tmp_path / "big.mp4", size)
+    config = ftp_server.config(root="resume")
+
+    def kill_midway(total: int) -> None:
+        if total >= 16 * 1024 * 1024 and ftp_server.proc.poll() is None:
+            ftp_server.kill()
+
+    try:
+        with pytest.raises(TransferError) as info:
+            with destination_for("ftp", config) as dest:
+                dest.upload(local, "r/c/big.mp4", Progress(kill_midway))
+        assert not info.value.permanent
+    finally:
+        ftp_server.restart()
+    partial = ftp_server.read("resume/r/c/.big.mp4.part").stat().st_size
+    assert 0 < partial < size
+    assert not ftp_server.read("resume/r/c/big.mp4").exists()
+
+    progress = Progress()
+    with destination_for("ftp", config) as dest:
+        dest.upload(local, "r/c/big.mp4", progress)
+        assert dest.verify(local, "r/c/big.mp4")
+    assert progress.total == size - partial  # only the missing part was sent
+    assert sha256_of(ftp_server.read("resume/r/c/big.mp4")) == local.sha256
+    assert visible_leftovers(ftp_server.read("resume")) == []
+
+
+def test_a_partial_file_of_other_content_is_not_resumed(ftp_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "v.mp4", 300_000)
+    folder = ftp_server.read("stale/r/c")
+    folder.mkdir(parents=True)
+    (folder / ".v.mp4.part").write_bytes(os.urandom(100_000))
+    progress = Progress()
+    with destination_for("ftp", ftp_server.config(root="stale")) as dest:
+        dest.upload(local, "r/c/v.mp4", progress)
+    assert progress.total == local.size
+    assert sha256_of(folder / "v.mp4") == local.sha256
+
+
+def test_ftps_refuses_an_unknown_certificate_and_names_its_fingerprint(ftps_server: FTPServer):
+    with pytest.raises(UntrustedHostKey) as info:
+        with destination_for("ftp", ftps_server.config()):
+            pass
+    assert info.value.permanent
+    assert info.value.fingerprint == ftps_server.fingerprint
+    assert info.value.pinned is None
+    assert ftps_server.fingerprint in info.value.message
+    assert "TLS certificate" in info.value.message
+    assert tls_certificate_fingerprint("127.0.0.1", ftps_server.port) == ftps_server.fingerprint
+
+
+def test_ftps_uploads_once_the_certificate_is_pinned(ftps_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "rec.mp4", 2 * 1024 * 1024 + 5)
+    config = ftps_server.config(root="secure", pinned_fingerprint=ftps_server.fingerprint)
+    with destination_for("ftp", config) as dest:
+        assert dest.presented_fingerprint == ftps_server.fingerprint
+        dest.check()
+        dest.upload(local, "r/c/rec.mp4", Progress())
+        assert dest.verify(local, "r/c/rec.mp4")
+        assert dest.describe() == f"ftps://rec@127.0.0.1:{ftps_server.port}/secure"
+    assert sha256_of(ftps_server.read("secure/r/c/rec.mp4")) == local.sha256
+    assert visible_leftovers(ftps_server.read("secure")) == []
+
+
+def test_ftps_reports_a_changed_certificate_with_both_fingerprints(ftps_server: FTPServer):
+    old = "SHA256:" + base64.b64encode(hashlib.sha256(b"old cert").digest()).decode().rstrip("=")
+    with pytest.raises(UntrustedHostKey) as info:
+        with destination_for("ftp", ftps_server.config(pinned_fingerprint=old)):
+            pass
+    assert info.value.pinned == old
+    assert info.value.fingerprint == ftps_server.fingerprint
+    assert old in info.value.message and ftps_server.fingerprint in info.value.message
+
+
+def test_plain_ftp_to_a_tls_only_server_fails_permanently(ftps_server: FTPServer):
+    with pytest.raises(TransferError) as info:
+        with destination_for("ftp", ftps_server.config(tls="none")):
+            pass
+    assert info.value.permanent
+    assert FTP_PASSWORD not in info.value.message
+
+
+def test_the_form_keeps_the_password_write_only():
+    form = FTPForm(
+        data={
+            "host": "ftp.example.com",
+            "port": "21",
+            "username": "rec",
+            "password": "pw",
+            "passive": "on",
+            "tls": "explicit",
+            "root": "/recordings/",
+        }
+    )
+    assert form.is_valid(), form.errors
+    public, secrets = form.split()
+    assert secrets == {"password": "pw"}
+    assert public["root"] == "recordings" and public["passive"] is True
+    assert "pw" not in str(FTPForm(initial={"password": "pw"})["password"])
+    bad = FTPForm(
+        data={"host": "ftp://x", "port": "21", "username": "u", "password": "p", "tls": "none"}
+    )
+    assert "host" in bad.errors
+
+
+def test_the_registry_finds_the_ftp_kind():
+    assert isinstance(destination_for("ftp", {"host": "h", "username": "u"}), FTPDestination)

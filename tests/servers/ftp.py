@@ -1,0 +1,237 @@
+"""Real FTP and FTPS servers (pyftpdlib) for the tests.
+
+Each server runs in a subprocess so a test can kill it mid-transfer and start
+it again on the same port. The user ``rec`` owns a home folder in a temp dir;
+``readonly/`` inside it is list/read only. The FTPS variant requires TLS on
+the control and data channels with a self-signed certificate made here.
+
+Run as a script (``python tests/servers/ftp.py --home DIR ...``) this module
+is the server itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import hashlib
+import ipaddress
+import logging
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FTP_USER = "rec"
+FTP_PASSWORD = "s3cret-Ftp-pw!"
+READONLY = "readonly"
+START_TIMEOUT = 15.0
+
+
+def make_self_signed_certificate(folder: Path, name: str = "server") -> tuple[Path, Path, str]:
+    """Write a self-signed certificate for 127.0.0.1 and its key; return
+    (certfile, keyfile, ``SHA256:<base64>`` fingerprint of the DER)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = folder / f"{name}.crt", folder / f"{name}.key"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    digest = base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+    return certfile, keyfile, f"SHA256:{digest}"
+
+
+def _free_port_range(size: int = 30) -> range:
+    """A run of free loopback ports below the kernel's ephemeral range, for
+    passive data connections (pyftpdlib falls back to any port if taken)."""
+    for _ in range(200):
+        start = random.randrange(20000, 32000 - size)
+        try:
+            for port in (start, start + size // 2, start + size - 1):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return range(start, start + size)
+    raise RuntimeError("no free passive port range on 127.0.0.1")
+
+
+@dataclass
+class FTPServer:
+    """Handle on one pyftpdlib subprocess."""
+
+    home: Path
+    logdir: Path
+    tls: bool = False
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    fingerprint: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    username: str = FTP_USER
+    password: str = FTP_PASSWORD
+    passive_ports: range = field(default_factory=_free_port_range)
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        config = {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "passive": True,
+            "tls": "explicit" if self.tls else "none",
+            "root": "",
+        }
+        config.update(overrides)
+        return config
+
+    def start(self) -> None:
+        """Start the server; on a restart it binds the same port again."""
+        args = [
+            sys.executable, __file__,
+            "--home", str(self.home),
+            "--port", str(self.port),
+            "--passive", f"{self.passive_ports.start}-{self.passive_ports.stop - 1}",
+        ]  # fmt: skip
+        if self.tls:
+            args += ["--cert", str(self.certfile), "--key", str(self.keyfile)]
+        ready = self.logdir / "ready.txt"
+        ready.unlink(missing_ok=True)
+        with open(self.logdir / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                args + ["--ready-file", str(ready)], stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if ready.exists() and (text := ready.read_text().strip()):
+                self.port = int(text)
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.kill()
+        log_text = (self.logdir / "server.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"FTP server did not start:\n{log_text}")
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to clients, buffered writes are lost."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def read(self, path: str) -> Path:
+        return self.home / path
+
+
+def _start_server(tmp: Path, *, tls: bool) -> FTPServer:
+    home, logdir = tmp / "home", tmp / "log"
+    (home / READONLY).mkdir(parents=True)
+    logdir.mkdir()
+    server = FTPServer(home=home, logdir=logdir, tls=tls)
+    if tls:
+        server.certfile, server.keyfile, server.fingerprint = make_self_signed_certificate(tmp)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def ftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPServer]:
+    server = _start_server(tmp_path_factory.mktemp("ftp"), tls=False)
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def ftps_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPServer]:
+    server = _start_server(tmp_path_factory.mktemp("ftps"), tls=True)
+    yield server
+    server.kill()
+
+
+def _serve(argv: list[str]) -> None:
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import FTPServer as PyFTPServer
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--passive", required=True)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--ready-file", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(FTP_USER, FTP_PASSWORD, args.home, perm="elradfmwMT")
+    authorizer.override_perm(FTP_USER, str(Path(args.home) / READONLY), "elr", recursive=True)
+
+    base: type = FTPHandler
+    if args.cert:
+        from pyftpdlib.handlers import TLS_FTPHandler
+
+        base = TLS_FTPHandler
+    first, last = (int(p) for p in args.passive.split("-"))
+    attrs: dict[str, Any] = {
+        "authorizer": authorizer,
+        "passive_ports": range(first, last + 1),
+        "auth_failed_timeout": 0,  # the default 3 s delay only slows the tests
+        "banner": "test FTP server ready.",
+    }
+    if args.cert:
+        attrs.update(
+            certfile=args.cert,
+            keyfile=args.key,
+            tls_control_required=True,
+            tls_data_required=True,
+        )
+    handler = type("TestHandler", (base,), attrs)
+    server = PyFTPServer(("127.0.0.1", args.port), handler)
+    ready = Path(args.ready_file)
+    ready.with_suffix(".tmp").write_text(str(server.address[1]))
+    ready.with_suffix(".tmp").replace(ready)  # the parent polls: never show half a number
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1:])
