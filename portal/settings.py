@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -280,5 +281,6 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
         "paramiko": {"level": "WARNING"},
         "azure": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
     },
 }

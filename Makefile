@@ -1,0 +1,62 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= $(CURDIR)/var
+export DATA_DIR
+# Debian packages the test suite starts real servers / browsers with.
+TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/portal
+
+.PHONY: install install-test-deps run test test-sqlite test-postgres lint typecheck check clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install-test-deps: install
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages (run as root to install):$$missing"; exit 1; fi; \
+	fi
+	@test -x node_modules/.bin/azurite-blob || npm install --no-audit --no-fund --silent
+
+run: install
+	@mkdir -p "$(DATA_DIR)"
+	$(PY) portal/bootstrap.py
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py collectstatic --noinput -v0
+	@$(PY) manage.py setup_demo > "$(DATA_DIR)/demo.env"
+	@. "$(DATA_DIR)/demo.env"; $(PY) manage.py runportal --login "Log in as $$DEMO_USERNAME / $$DEMO_PASSWORD (demo project APP_ID $$DEMO_APP_ID)"
+
+test: install-test-deps test-sqlite test-postgres
+
+test-sqlite:
+	$(PY) -m pytest -q -p no:cacheprovider
+
+# Everything that touches the database layer again on PostgreSQL (the
+# real-server destination tests and browser journeys do not depend on it).
+test-postgres:
+	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not e2e" tests/projects tests/recordings tests/delivery tests/portal
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check . || true
+
+typecheck: install
+	$(PY) -m mypy projects recordings delivery portal
+
+check: install
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) node_modules

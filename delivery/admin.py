@@ -1,0 +1,24 @@
+from django.contrib import admin
+
+from .models import DeliveredFile, Delivery, DeliveryDestination
+
+
+@admin.register(DeliveryDestination)
+class DeliveryDestinationAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "project", "enabled"]
+    list_filter = ["kind", "enabled"]
+    # ``secrets`` is deliberately left out: it is never shown or edited here.
+    fields = ["project", "name", "kind", "enabled", "file_types", "write_manifest", "config"]
+
+
+class DeliveredFileInline(admin.TabularInline):
+    model = DeliveredFile
+    extra = 0
+    readonly_fields = ["recording_file", "state", "remote_path", "bytes_sent", "verified_at", "error"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["session", "destination", "state", "attempts", "bytes_sent", "bytes_total"]
+    list_filter = ["state"]
+    inlines = [DeliveredFileInline]

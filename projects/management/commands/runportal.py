@@ -1,0 +1,57 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the web server (gunicorn) and the task worker (qcluster) together until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", default="127.0.0.1:8000")
+        parser.add_argument("--login", default="", help="login line to print once started")
+
+    def handle(self, *args, bind, login, **options):
+        python = sys.executable
+        processes = [
+            subprocess.Popen(
+                [
+                    python, "-m", "gunicorn", "portal.wsgi", "--bind", bind,
+                    "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+                    "--timeout", "600", "--access-logfile", "-",
+                ]
+            ),
+            subprocess.Popen([python, "manage.py", "qcluster"]),
+        ]
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        time.sleep(1.5)
+        self.stdout.write("")
+        self.stdout.write(f"Recording Delivery Portal is running at http://{bind}/")
+        self.stdout.write(f"Public base URL: {settings.PUBLIC_BASE_URL}")
+        if login:
+            self.stdout.write(login)
+        self.stdout.write("Press Ctrl-C to stop the web server and the worker.")
+        try:
+            while not stopping and all(p.poll() is None for p in processes):
+                time.sleep(0.5)
+        finally:
+            for p in processes:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for p in processes:
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.kill(p.pid, signal.SIGKILL)

@@ -1,0 +1,40 @@
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from projects.models import Project
+from projects.services import do_create_project
+
+DEMO_USERNAME = "demo"
+DEMO_PROJECT = "Demo project"
+
+
+class Command(BaseCommand):
+    help = "Create the demo administrator and demo project once (used by `make run`)."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        password_file = settings.DATA_DIR / "secrets" / "demo_password"
+        user = User.objects.filter(username=DEMO_USERNAME).first()
+        if user is None or not password_file.exists():
+            password = secrets.token_urlsafe(10)
+            password_file.parent.mkdir(parents=True, exist_ok=True)
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+            if user is None:
+                user = User.objects.create_superuser(DEMO_USERNAME, "demo@example.com", password)
+            else:
+                user.set_password(password)
+                user.save(update_fields=["password"])
+        password = password_file.read_text().strip()
+        project = Project.objects.filter(name=DEMO_PROJECT, memberships__user=user).first()
+        created = False
+        if project is None:
+            project = do_create_project(DEMO_PROJECT, owner=user).project
+            created = True
+        self.stdout.write(f"DEMO_USERNAME={DEMO_USERNAME}")
+        self.stdout.write(f"DEMO_PASSWORD={password}")
+        self.stdout.write(f"DEMO_APP_ID={project.app_id}")
+        self.stdout.write(f"DEMO_PROJECT_CREATED={'yes' if created else 'no'}")

@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import models
+from django.urls import reverse
+
+from portal.fields import EncryptedTextField
+
+
+def new_object_id() -> str:
+    """24 hex digits, like the platform's room and app ids."""
+    return secrets.token_hex(12)
+
+
+class Role(models.TextChoices):
+    # Ordered from most to least powerful; see Role.rank().
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    STAFF = "staff", "Staff"
+    VIEWER = "viewer", "Viewer"
+
+    @classmethod
+    def rank(cls, role: str) -> int:
+        return {cls.VIEWER: 0, cls.STAFF: 1, cls.ADMIN: 2, cls.OWNER: 3}[role]
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=120)
+    app_id = models.CharField(max_length=24, unique=True, default=new_object_id, editable=False)
+    # Hashed with Django's password hashers; the plain key is shown once.
+    app_key_hash = models.CharField(max_length=255, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("projects:detail", args=[self.app_id])
+
+    def set_app_key(self) -> str:
+        """Generate a new app key, store its hash and return the plain key."""
+        key = secrets.token_urlsafe(24)
+        self.app_key_hash = make_password(key)
+        return key
+
+    def check_app_key(self, raw: str) -> bool:
+        from .credentials import cached_check
+
+        return cached_check(raw, self.app_key_hash)
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_membership"),
+        ]
+        ordering = ["project", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.project}"
+
+    def has_role(self, role: str) -> bool:
+        return Role.rank(self.role) >= Role.rank(role)
+
+
+class RecordingCredentials(models.Model):
+    """HTTP Basic credentials guarding a project's recording files."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, related_name="recording_credentials"
+    )
+    username = models.CharField(max_length=64, unique=True)
+    password_hash = models.CharField(max_length=255)
+    # The generated default password, kept (encrypted) only so the report can
+    # show it until someone sets their own; then it is discarded.
+    default_password = EncryptedTextField(blank=True, default="")
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "recording credentials"
+
+    def __str__(self) -> str:
+        return f"recording credentials of {self.project}"
+
+    def matches(self, username: str, password: str) -> bool:
+        from .credentials import cached_check
+
+        return secrets.compare_digest(username, self.username) and cached_check(
+            password, self.password_hash
+        )
+
+    @property
+    def shows_default(self) -> bool:
+        return bool(self.default_password)
+
+    def set_password(self, raw: str) -> None:
+        self.password_hash = make_password(raw)
+
+    def check_password(self, raw: str) -> bool:
+        return check_password(raw, self.password_hash)
+
+
+class Room(models.Model):
+    class Mode(models.TextChoices):
+        GROUP = "group", "Group"
+        LECTURE = "lecture", "Lecture"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rooms")
+    room_id = models.CharField(max_length=24, unique=True, default=new_object_id, editable=False)
+    name = models.CharField(max_length=200)
+    owner_ref = models.CharField(max_length=200, blank=True, default="")
+    settings = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.room_id})"
+
+    @property
+    def auto_recording(self) -> bool:
+        return bool(self.settings.get("auto_recording"))
+
+    @property
+    def auto_live_recording(self) -> bool:
+        return bool((self.settings.get("live_recording") or {}).get("auto_recording"))
+
+    @property
+    def chat_only(self) -> bool:
+        return bool(self.settings.get("chat_only"))
+
+
+class WebhookEndpoint(models.Model):
+    """Where a project's event notifications go (one per project)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="webhook")
+    url = models.URLField(max_length=500)
+    enabled = models.BooleanField(default=True)
+    # Standard Webhooks signing secret ("whsec_..."); needed in plain to sign,
+    # so it is encrypted rather than hashed.
+    secret = EncryptedTextField()
+    basic_username = models.CharField(max_length=150, blank=True, default="")
+    basic_password = EncryptedTextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"webhook of {self.project}"
+
+
+class WebhookMessage(models.Model):
+    """One event to send; its id is the ``webhook-id`` kept across retries
+    and manual resends so receivers can deduplicate."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        RETRY = "retry", "Waiting to retry"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhook_messages")
+    msg_id = models.CharField(max_length=64, unique=True, default="", editable=False)
+    event_type = models.CharField(max_length=40)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set for events about one thing (e.g. "delivery:42:file_transfer") so the
+    # same event is never queued twice.
+    dedupe_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"]),
+            models.Index(fields=["state", "next_attempt_at"]),
+        ]
+
+    def save(self, *args, **kwargs):  # noqa: DJ012
+        if not self.msg_id:
+            self.msg_id = f"msg_{uuid.uuid4().hex}"
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.msg_id}"
+
+
+class WebhookAttempt(models.Model):
+    message = models.ForeignKey(WebhookMessage, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True, default="")
+    response_excerpt = models.CharField(max_length=500, blank=True, default="")
+    manual = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.status_code or self.error} for {self.message_id}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class AuditEvent(models.Model):
+    """Security-relevant events of a project. Never holds secret values."""
+
+    class Action(models.TextChoices):
+        PROJECT_CREATED = "project_created", "Project created"
+        APP_KEY_REGENERATED = "app_key_regenerated", "App key regenerated"
+        RECORDING_PASSWORD_CHANGED = "recording_password_changed", "Recording password changed"
+        MEMBER_ADDED = "member_added", "Member added"
+        MEMBER_ROLE_CHANGED = "member_role_changed", "Member role changed"
+        MEMBER_REMOVED = "member_removed", "Member removed"
+        WEBHOOK_CHANGED = "webhook_changed", "Webhook settings changed"
+        DELIVERY_CHANGED = "delivery_changed", "Delivery settings changed"
+        DELIVERY_HOST_KEY_TRUSTED = "delivery_host_key_trusted", "Destination key trusted"
+        BASIC_AUTH_FAILURES = "basic_auth_failures", "Repeated failed recording logins"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40, choices=Action.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["project", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} ({self.project})"

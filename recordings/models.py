@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from projects.models import Project, Room
+
+
+def new_conf_num() -> str:
+    return str(secrets.randbelow(9 * 10**11) + 10**11)
+
+
+class Session(models.Model):
+    class State(models.TextChoices):
+        LIVE = "live", "Live"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Processing failed"
+
+    class RecordingState(models.TextChoices):
+        OFF = "off", "Off"
+        STARTING = "starting", "Starting"
+        ON = "on", "On"
+        STOPPING = "stopping", "Stopping"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="sessions")
+    conf_num = models.CharField(max_length=20, unique=True, default=new_conf_num, editable=False)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.LIVE)
+    recording = models.CharField(
+        max_length=10, choices=RecordingState.choices, default=RecordingState.OFF
+    )
+    live_recording = models.CharField(
+        max_length=10, choices=RecordingState.choices, default=RecordingState.OFF
+    )
+    live_recording_config = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processing_error = models.TextField(blank=True, default="")
+    duration_seconds = models.FloatField(null=True, blank=True)
+    participant_count = models.PositiveIntegerField(default=0)
+    total_size = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-started_at", "-id"], name="session_project_start"),
+            models.Index(fields=["room", "-started_at", "-id"], name="session_room_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.conf_num}"
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_at is not None
+
+
+class RecordingFile(models.Model):
+    class Type(models.TextChoices):
+        INDIVIDUAL = "individual", "Individual recording"
+        LIVE = "live", "Live recording"
+        TRANSCODED = "transcoded", "Transcoded"
+        CHAT = "chat", "Chat data"
+        METADATA = "metadata", "Metadata"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="files")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="recording_files")
+    type = models.CharField(max_length=12, choices=Type.choices)
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    # Name inside the "recordings" storage (STORAGES["recordings"]).
+    storage_path = models.CharField(max_length=500)
+    participant = models.CharField(max_length=200, blank=True, default="")
+    content_type = models.CharField(max_length=100, blank=True, default="")
+    duration_seconds = models.FloatField(null=True, blank=True)
+    poster_path = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when retention removed the bytes; the row stays so pages can say so.
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "type", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "name"], name="unique_file_name_in_session"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "created_at"], name="file_project_created"),
+            models.Index(fields=["expired_at", "created_at"], name="file_retention"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_type_display()})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expired_at is not None
+
+    @property
+    def url_path(self) -> str:
+        return reverse(
+            "recordings:protected_file",
+            args=[self.project.app_id, self.session.room.room_id, self.session.conf_num, self.name],
+        )
+
+    @property
+    def public_url(self) -> str:
+        """Stable URL guarded by the project's recording credentials."""
+        return settings.PUBLIC_BASE_URL + self.url_path

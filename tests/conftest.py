@@ -1,0 +1,73 @@
+"""Shared fixtures: three users as in healthchecks' BaseTestCase — alice owns
+the project, bob is a viewer member, charlie is an outsider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from projects.models import Membership, Project, Role
+from projects.services import NewProject, do_create_project
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class World:
+    alice: object
+    bob: object
+    charlie: object
+    project: Project
+    created: NewProject
+
+    @property
+    def app_id(self) -> str:
+        return self.project.app_id
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, **extra):
+        return django_user_model.objects.create_user(
+            username, f"{username}@example.com", PASSWORD, **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def world(db, make_user) -> World:
+    alice, bob, charlie = make_user("alice"), make_user("bob"), make_user("charlie")
+    created = do_create_project("Alpha", owner=alice)
+    Membership.objects.create(project=created.project, user=bob, role=Role.VIEWER)
+    return World(alice, bob, charlie, created.project, created)
+
+
+@pytest.fixture
+def member(world, make_user):
+    """Return a logged-in client for a new member with the given role."""
+
+    def make(role: str, client):
+        user = make_user(f"member_{role}")
+        Membership.objects.create(project=world.project, user=user, role=role)
+        client.force_login(user)
+        return user
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(settings, tmp_path):
+    """Every test gets its own recording store and data folder."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.RECORDINGS_ROOT = settings.DATA_DIR / "recordings"
+    storages = dict(settings.STORAGES)
+    storages["recordings"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(settings.RECORDINGS_ROOT)},
+    }
+    settings.STORAGES = storages
+    settings.AXES_ENABLED = False
+    # Fast hashing keeps the suite quick; production uses Django's PBKDF2 default.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
