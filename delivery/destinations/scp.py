@@ -1,0 +1,276 @@
+"""Secure copy (SCP) to the customer's server, with pinned host keys.
+
+Where the account may run commands, files are copied under a temporary name
+and moved into place with ``mv`` over the same connection, and checked with
+``sha256sum``. Accounts restricted to scp (no shell) get a plain write; the
+mode used is kept in ``placement_mode`` for the delivery log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import posixpath
+import re
+import secrets
+import shlex
+
+import paramiko
+from scp import SCPClient, SCPException
+
+from .base import HASH_CHUNK, LocalFile, ProgressCallback, TransferError
+from .ssh import CHANNEL_TIMEOUT, CONNECT_TIMEOUT, SSHDestination
+
+logger = logging.getLogger(__name__)
+
+SCP_BUFFER = 256 * 1024
+ATOMIC = "atomic (temp name + rename)"
+PLAIN = "plain write (no shell)"
+VERIFIED_REMOTELY = "sha256 verified remotely"
+SIZE_ONLY = "size only (over SFTP; the server allows no shell for sha256sum)"
+READ_BACK = "sha256 verified by reading the file back over scp"
+
+TRANSIENT = (paramiko.SSHException, EOFError, OSError)
+
+
+class SCPDestination(SSHDestination):
+    kind = "scp"
+    label = "Secure copy (SCP) to my server"
+    scheme = "scp"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.placement_mode = ""
+
+    # -- the interface ------------------------------------------------------------
+    def check(self) -> str:
+        folder = self.root or "."
+        name = posixpath.join(folder, f".portal-probe-{secrets.token_hex(4)}.txt")
+        if self.shell_available():
+            self._makedirs(folder)
+            self._put_bytes(b"probe\n", name)
+            self._run_checked(f"rm -f -- {shlex.quote(name)}", folder, "removing the probe file")
+            return f"Wrote and removed a probe file in {folder} over SCP ({ATOMIC})"
+        self._makedirs(folder)
+        self._put_bytes(b"", name)
+        if self._sftp_remove(name):
+            return f"Wrote and removed a probe file in {folder} over SCP ({PLAIN})"
+        return (
+            f"Wrote an empty probe file {name} over SCP ({PLAIN}); without a shell or SFTP "
+            "it cannot be removed: delete it by hand"
+        )
+
+    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+        target = self.full_path(remote_path)
+        folder, name = posixpath.split(target)
+        shell = self.shell_available()
+        self.placement_mode = ATOMIC if shell else PLAIN
+        self._makedirs(folder)
+        if not shell:
+            self._put(local, target, folder, progress)
+            return
+        tmp = posixpath.join(folder, f".{name}.part-{secrets.token_hex(4)}")
+        # A cut connection leaves its temporary file behind; the retry removes it.
+        stale = f"{shlex.quote(folder or '.')}/{shlex.quote(f'.{name}.part-')}*"
+        self._run_checked(f"rm -f -- {stale}", folder, f"cleaning up before uploading {target}")
+        try:
+            self._put(local, tmp, folder, progress)
+            self._run_checked(
+                f"mv -f -- {shlex.quote(tmp)} {shlex.quote(target)}", folder, f"moving {target} into place"
+            )
+        except TransferError:
+            if self.connected:
+                try:
+                    self.run(f"rm -f -- {shlex.quote(tmp)}", timeout=30)
+                except TRANSIENT:
+                    pass
+            raise
+
+    def verify(self, local: LocalFile, remote_path: str) -> bool:
+        target = self.full_path(remote_path)
+        try:
+            if self.shell_available():
+                return self._verify_with_shell(local, target)
+            size = self._sftp_size(target)
+            if size is not None:
+                self.last_verification = SIZE_ONLY
+                return size == local.size
+            self.last_verification = READ_BACK
+            return self._read_back_sha256(target, local.size) == local.sha256_hex()
+        except TRANSIENT:
+            if not self.connected:
+                raise self.lost(f"checking {target}") from None
+            raise
+
+    # -- helpers --------------------------------------------------------------------
+    def _verify_with_shell(self, local: LocalFile, target: str) -> bool:
+        status, out, _err = self.run(f"wc -c < {shlex.quote(target)}", timeout=60)
+        if status != 0:
+            return False
+        if int(out.strip() or -1) != local.size:
+            return False
+        digest = self.remote_sha256(target)
+        if digest is None:
+            self.last_verification = "size only (sha256sum failed on the server)"
+            return True
+        self.last_verification = VERIFIED_REMOTELY
+        return digest == local.sha256_hex()
+
+    def _run_checked(self, command: str, folder: str, doing: str) -> None:
+        try:
+            status, _out, err = self.run(command)
+        except TRANSIENT:
+            raise self.lost(doing) from None
+        if status != 0:
+            if "Permission denied" in err:
+                raise self.denied(folder or ".")
+            raise TransferError(f"Failed while {doing} on {self.where}: {err.strip()[:300]}")
+
+    def _makedirs(self, folder: str) -> None:
+        if folder in ("", ".", "/"):
+            return
+        if self.shell_available():
+            self._run_checked(f"mkdir -p -- {shlex.quote(folder)}", folder, f"creating {folder}")
+        else:
+            self._makedirs_over_scp(folder)
+
+    def _makedirs_over_scp(self, folder: str) -> None:
+        """Without a shell, enter each folder with scp's own recursive protocol
+        ("D" records), which creates the missing ones and leaves the others."""
+        base = "/" if folder.startswith("/") else "."
+        parts = [part for part in folder.split("/") if part not in ("", ".")]
+        chan = self._open_channel(f"scp -r -t -- {shlex.quote(base)}")
+        try:
+            _confirm(chan, folder, self)
+            for part in parts:
+                chan.sendall(f"D0755 0 {part}\n".encode())
+                _confirm(chan, folder, self)
+            for _part in parts:
+                chan.sendall(b"E\n")
+                _confirm(chan, folder, self)
+        except TRANSIENT:
+            raise self.lost(f"creating {folder}") from None
+        finally:
+            chan.close()
+
+    def _put(self, local: LocalFile, remote: str, folder: str, progress: ProgressCallback) -> None:
+        sent_so_far = 0
+
+        def report(_name: bytes, _size: int, sent: int) -> None:
+            nonlocal sent_so_far
+            if sent > sent_so_far:
+                progress(sent - sent_so_far)
+                sent_so_far = sent
+
+        client = SCPClient(
+            self.transport, buff_size=SCP_BUFFER, socket_timeout=CHANNEL_TIMEOUT, progress=report
+        )
+        try:
+            with open(local.path, "rb") as src:
+                client.putfo(src, remote, mode="0644", size=local.size)
+        except SCPException as exc:
+            if not self.connected:
+                raise self.lost(f"uploading {remote}") from None
+            if "Permission denied" in str(exc):
+                raise self.denied(folder or ".") from None
+            raise TransferError(f"SCP to {self.where} failed for {remote}: {exc}") from None
+        except TRANSIENT:
+            raise self.lost(f"uploading {remote}") from None
+        finally:
+            client.close()
+
+    def _put_bytes(self, data: bytes, remote: str) -> None:
+        client = SCPClient(self.transport, socket_timeout=CHANNEL_TIMEOUT)
+        try:
+            client.putfo(io.BytesIO(data), remote, mode="0644", size=len(data))
+        except SCPException as exc:
+            if "Permission denied" in str(exc):
+                raise self.denied(posixpath.dirname(remote) or ".") from None
+            raise TransferError(f"SCP to {self.where} failed for {remote}: {exc}") from None
+        except TRANSIENT:
+            raise self.lost(f"writing {remote}") from None
+        finally:
+            client.close()
+
+    def _sftp_remove(self, path: str) -> bool:
+        try:
+            sftp = paramiko.SFTPClient.from_transport(self.transport)
+        except TRANSIENT:
+            return False
+        try:
+            sftp.remove(path)
+            return True
+        except OSError:
+            return False
+        finally:
+            sftp.close()
+
+    def _sftp_size(self, target: str) -> int | None:
+        """Size through the SFTP subsystem, -1 if missing, None if no SFTP."""
+        try:
+            sftp = paramiko.SFTPClient.from_transport(self.transport)
+        except TRANSIENT:
+            if not self.connected:
+                raise
+            return None
+        try:
+            return sftp.stat(target).st_size
+        except FileNotFoundError:
+            return -1
+        finally:
+            sftp.close()
+
+    def _read_back_sha256(self, target: str, expected_size: int) -> str | None:
+        """Fetch the file with ``scp -f`` and hash it as it streams in."""
+        chan = self._open_channel(f"scp -f -- {shlex.quote(target)}")
+        try:
+            chan.sendall(b"\0")
+            header = _read_line(chan)
+            match = re.match(rb"C[0-7]{4} (\d+) ", header)
+            if not match or int(match.group(1)) != expected_size:
+                return None
+            chan.sendall(b"\0")
+            digest, left = hashlib.sha256(), expected_size
+            while left > 0:
+                chunk = chan.recv(min(HASH_CHUNK, left))
+                if not chunk:
+                    raise EOFError("scp closed early")
+                digest.update(chunk)
+                left -= len(chunk)
+            chan.recv(1)
+            chan.sendall(b"\0")
+            return digest.hexdigest()
+        finally:
+            chan.close()
+
+    def _open_channel(self, command: str) -> paramiko.Channel:
+        if self.transport is None:
+            raise TransferError(f"Not connected to {self.where}")
+        chan = self.transport.open_session(timeout=CONNECT_TIMEOUT)
+        chan.settimeout(CHANNEL_TIMEOUT)
+        chan.exec_command(command)
+        return chan
+
+
+def _read_line(chan: paramiko.Channel) -> bytes:
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = chan.recv(1)
+        if not byte:
+            break
+        line += byte
+        if len(line) > 4096:
+            break
+    return line
+
+
+def _confirm(chan: paramiko.Channel, folder: str, dest: SCPDestination) -> None:
+    """Read scp's one-byte answer: 0 is OK, 1 and 2 are followed by an error line."""
+    code = chan.recv(1)
+    if code == b"\0":
+        return
+    message = _read_line(chan).decode(errors="replace").strip() if code else "no answer"
+    if "Permission denied" in message:
+        raise dest.denied(folder)
+    raise TransferError(f"SCP on {dest.where} refused to create {folder}: {message}")
