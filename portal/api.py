@@ -9,19 +9,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, status
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from projects.models import Project
+from .api_auth import AppKeyAuthentication, HasProject, ProjectPrincipal
 
 # Non-zero ``result`` codes by HTTP status, used unless a view gives its own
 # (the ingest API uses the platform's 5xxx codes).
@@ -38,57 +33,6 @@ RESULT_FOR_STATUS = {
     500: 1500,
     507: 1507,
 }
-
-
-class ProjectPrincipal:
-    is_authenticated = True
-    is_anonymous = False
-
-    def __init__(self, project: Project):
-        self.project = project
-
-    def __str__(self) -> str:
-        return f"app {self.project.app_id}"
-
-
-class AppKeyAuthentication(BaseAuthentication):
-    """HTTP Basic with APP_ID:APP_KEY."""
-
-    www_authenticate_realm = "Video API"
-
-    def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic" or not encoded:
-            return None
-        try:
-            app_id, _, app_key = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise exceptions.AuthenticationFailed("Malformed Basic credentials") from None
-        project = Project.objects.filter(app_id=app_id).first()
-        if project is None or not project.check_app_key(app_key):
-            raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")
-        return ProjectPrincipal(project), project
-
-    def authenticate_header(self, request) -> str:
-        return f'Basic realm="{self.www_authenticate_realm}"'
-
-
-class AppKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "portal.api.AppKeyAuthentication"
-    name = "appKeyBasic"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "basic",
-            "description": "HTTP Basic with the project's APP_ID as user and APP_KEY as password.",
-        }
-
-
-class HasProject(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return isinstance(request.auth, Project)
 
 
 class ApiError(exceptions.APIException):
@@ -127,6 +71,8 @@ def exception_handler(exc, context):
     response.data = body
     return response
 
+
+__all__ = ["ApiError", "AppKeyAuthentication", "HasProject", "ProjectPrincipal", "ok"]
 
 API_DEFAULTS = {
     "authentication_classes": [AppKeyAuthentication],

@@ -219,8 +219,8 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.api.AppKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.api.HasProject"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.api_auth.AppKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["portal.api_auth.HasProject"],
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -199,13 +199,13 @@ class WebhookMessage(models.Model):
             models.Index(fields=["state", "next_attempt_at"]),
         ]
 
-    def save(self, *args, **kwargs):  # noqa: DJ012
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.msg_id}"
+
+    def save(self, *args, **kwargs):
         if not self.msg_id:
             self.msg_id = f"msg_{uuid.uuid4().hex}"
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return f"{self.event_type} {self.msg_id}"
 
 
 class WebhookAttempt(models.Model):

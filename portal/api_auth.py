@@ -1,0 +1,67 @@
+"""Authentication of the JSON APIs: HTTP Basic with the project's APP_ID:APP_KEY.
+
+Kept apart from ``portal.api`` because DRF imports these classes while
+``rest_framework.views`` is still loading."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from projects.models import Project
+
+
+class ProjectPrincipal:
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, project: Project):
+        self.project = project
+
+    def __str__(self) -> str:
+        return f"app {self.project.app_id}"
+
+
+class AppKeyAuthentication(BaseAuthentication):
+    """HTTP Basic with APP_ID:APP_KEY."""
+
+    www_authenticate_realm = "Video API"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            return None
+        try:
+            app_id, _, app_key = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise exceptions.AuthenticationFailed("Malformed Basic credentials") from None
+        project = Project.objects.filter(app_id=app_id).first()
+        if project is None or not project.check_app_key(app_key):
+            raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")
+        return ProjectPrincipal(project), project
+
+    def authenticate_header(self, request) -> str:
+        return f'Basic realm="{self.www_authenticate_realm}"'
+
+
+class AppKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "portal.api_auth.AppKeyAuthentication"
+    name = "appKeyBasic"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "HTTP Basic with the project's APP_ID as user and APP_KEY as password.",
+        }
+
+
+class HasProject(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, Project)
