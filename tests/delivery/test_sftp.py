@@ -1,0 +1,260 @@
+"""SFTP destination against a real OpenSSH sshd (tests/servers/sshd.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from delivery.destinations.base import LocalFile, TransferError, UntrustedHostKey
+from delivery.destinations.sftp import SIZE_ONLY, VERIFIED_REMOTELY, SFTPDestination
+from delivery.destinations.ssh import SSHLoginForm, generate_keypair, load_private_key
+from tests.servers import sshd as servers
+from tests.servers.sshd import NOSHELL_USER, SHELL_USER, SSHServer, _free_port
+
+sshd_server = servers.sshd_server
+sshd = servers.sshd
+
+MB = 1024 * 1024
+
+
+def make_file(tmp_path: Path, size: int, name: str = "transcoded.mp4") -> LocalFile:
+    path = tmp_path / name
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, MB))
+            fh.write(chunk)
+            left -= len(chunk)
+    return LocalFile(path, size)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".part-" in p.name)
+
+
+def deliver(config: dict, local: LocalFile, remote: str) -> SFTPDestination:
+    sent = []
+    with SFTPDestination(config) as dest:
+        dest.upload(local, remote, sent.append)
+        assert dest.verify(local, remote)
+    assert sum(sent) == local.size
+    return dest
+
+
+def key_only(server: SSHServer, key_text: str, user: str = SHELL_USER, **extra) -> dict:
+    config = server.config(user, private_key=key_text, **extra)
+    del config["password"]
+    return config
+
+
+def test_it_uploads_with_a_password_and_verifies_sha256_remotely(sshd, tmp_path):
+    local = make_file(tmp_path, 3 * MB + 17)
+    dest = deliver(sshd.config(), local, "room1/conf1/transcoded.mp4")
+    final = sshd.upload_dir() / "room1/conf1/transcoded.mp4"
+    assert sha256_of(final) == local.sha256_hex()
+    assert dest.last_verification == VERIFIED_REMOTELY
+    assert dest.final_path("room1/conf1/transcoded.mp4") == str(final)
+    assert leftovers(final.parent) == []
+
+
+def test_it_uploads_with_the_openssh_private_key(sshd, tmp_path):
+    local = make_file(tmp_path, 100_000)
+    deliver(key_only(sshd, sshd.client_key.read_text()), local, "room1/key/a.mp4")
+    assert sha256_of(sshd.upload_dir() / "room1/key/a.mp4") == local.sha256_hex()
+
+
+def test_it_logs_in_with_a_generated_keypair(sshd, tmp_path):
+    private, public = generate_keypair()
+    assert public.startswith("ssh-ed25519 ") and "PRIVATE" not in public
+    sshd.authorize(SHELL_USER, public)
+    local = make_file(tmp_path, 1000)
+    deliver(key_only(sshd, private), local, "room1/generated/a.mp4")
+
+
+def test_it_logs_in_with_an_encrypted_pem_rsa_key(sshd, tmp_path):
+    key = tmp_path / "rsa_pem"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "s3cret", "-f", str(key)],
+        check=True,
+    )
+    assert "BEGIN RSA PRIVATE KEY" in key.read_text()
+    sshd.authorize(SHELL_USER, (tmp_path / "rsa_pem.pub").read_text())
+    config = key_only(sshd, key.read_text(), passphrase="s3cret")
+    deliver(config, make_file(tmp_path, 1000), "room1/pem/a.mp4")
+
+
+def test_it_rejects_a_wrong_password_without_showing_it(sshd):
+    config = sshd.config(password="not-the-password")
+    with pytest.raises(TransferError) as err, SFTPDestination(config):
+        pass
+    assert err.value.permanent
+    assert err.value.message == (
+        f"SSH login failed for user '{SHELL_USER}' on 127.0.0.1:{sshd.port} (password rejected)"
+    )
+    assert "not-the-password" not in repr(err.value)
+
+
+def test_it_rejects_a_wrong_key(sshd):
+    private, _public = generate_keypair()
+    with pytest.raises(TransferError) as err, SFTPDestination(key_only(sshd, private)):
+        pass
+    assert err.value.permanent
+    assert err.value.message.endswith(f"on 127.0.0.1:{sshd.port} (key rejected)")
+    assert "PRIVATE" not in err.value.message
+
+
+def test_it_refuses_an_unknown_host_key_and_shows_its_fingerprint(sshd):
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", str(sshd.host_key)], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    dest = SFTPDestination(sshd.config(pinned_fingerprint=""))
+    with pytest.raises(UntrustedHostKey) as err:
+        dest.open()
+    assert err.value.permanent and err.value.pinned is None
+    assert err.value.fingerprint == expected == dest.presented_fingerprint
+    assert expected in err.value.message
+
+
+def test_it_names_both_keys_when_the_host_key_changed(sshd, tmp_path):
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    old = subprocess.run(
+        ["ssh-keygen", "-lf", str(other)], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    with pytest.raises(UntrustedHostKey) as err, SFTPDestination(sshd.config(pinned_fingerprint=old)):
+        pass
+    assert err.value.permanent
+    assert err.value.pinned == old and err.value.fingerprint == sshd.fingerprint
+    assert old in err.value.message and sshd.fingerprint in err.value.message
+
+
+def test_it_reports_permission_denied_on_root_naming_the_folder(sshd, tmp_path):
+    config = sshd.config(root=str(sshd.readonly_dir))
+    with SFTPDestination(config) as dest, pytest.raises(TransferError) as err:
+        dest.upload(make_file(tmp_path, 10), "room1/conf1/a.mp4", lambda n: None)
+    assert err.value.permanent
+    assert "Permission denied" in err.value.message
+    assert str(sshd.readonly_dir) in err.value.message
+
+
+def test_a_refused_connection_is_transient():
+    config = {"host": "127.0.0.1", "port": _free_port(), "username": "rec", "password": "pw"}
+    with pytest.raises(TransferError) as err, SFTPDestination(config):
+        pass
+    assert not err.value.permanent
+    assert f"Cannot connect to 127.0.0.1:{config['port']}" in err.value.message
+
+
+@pytest.mark.timeout(120)
+def test_a_retry_completes_after_the_connection_is_cut_mid_transfer(sshd, tmp_path):
+    local = make_file(tmp_path, 48 * MB)
+    folder = sshd.upload_dir() / "room1/cut"
+    sent = [0]
+
+    def cut_after_8mb(n: int) -> None:
+        sent[0] += n
+        if sent[0] >= 8 * MB:
+            sshd.kill_connections()
+
+    with SFTPDestination(sshd.config()) as dest, pytest.raises(TransferError) as err:
+        dest.upload(local, "room1/cut/big.mp4", cut_after_8mb)
+    assert not err.value.permanent
+    assert "lost" in err.value.message
+    assert not (folder / "big.mp4").exists()
+    assert len(leftovers(folder)) == 1  # the cut connection could not clean up
+
+    deliver(sshd.config(), local, "room1/cut/big.mp4")
+    assert sha256_of(folder / "big.mp4") == local.sha256_hex()
+    assert leftovers(folder) == []
+
+
+def test_it_verifies_size_only_when_the_account_has_no_shell(sshd, tmp_path):
+    local = make_file(tmp_path, 200_000)
+    dest = deliver(sshd.config(NOSHELL_USER), local, "room1/noshell/a.mp4")
+    assert dest.last_verification == SIZE_ONLY
+    assert sha256_of(sshd.upload_dir(NOSHELL_USER) / "room1/noshell/a.mp4") == local.sha256_hex()
+
+
+def test_verify_is_false_for_a_missing_or_altered_file(sshd, tmp_path):
+    local = make_file(tmp_path, 5000)
+    deliver(sshd.config(), local, "room1/alter/a.mp4")
+    remote = sshd.upload_dir() / "room1/alter/a.mp4"
+    with open(remote, "r+b") as fh:
+        fh.write(b"X")
+    with SFTPDestination(sshd.config()) as dest:
+        assert not dest.verify(local, "room1/alter/a.mp4")
+        assert not dest.verify(local, "room1/alter/missing.mp4")
+
+
+def test_check_writes_and_removes_a_probe_file(sshd):
+    with SFTPDestination(sshd.config(root=str(sshd.upload_dir()) + "/probe/here")) as dest:
+        message = dest.check()
+    assert "Wrote and removed a probe file" in message
+    assert list((sshd.upload_dir() / "probe/here").iterdir()) == []
+
+
+def test_describe_and_repr_hold_no_secret(sshd):
+    dest = SFTPDestination(sshd.config())
+    assert dest.describe() == f"sftp://{SHELL_USER}@127.0.0.1:{sshd.port}{sshd.upload_dir()}"
+    assert sshd.passwords[SHELL_USER] not in repr(dest) + dest.describe()
+
+
+# -- the form -------------------------------------------------------------------------
+FORM_DATA = {"host": " sftp.example.com ", "port": "22", "username": "rec", "root": "/srv/rec/"}
+
+
+def test_the_form_needs_a_password_or_a_key():
+    form = SSHLoginForm(data=FORM_DATA)
+    assert not form.is_valid()
+    assert "password or a private key" in str(form.errors)
+
+
+def test_the_form_accepts_a_stored_password_on_edit():
+    form = SSHLoginForm(data=FORM_DATA, stored_secrets=frozenset({"password"}))
+    assert form.is_valid(), form.errors
+    public, secrets = form.split()
+    assert public["root"] == "/srv/rec" and public["host"] == "sftp.example.com"
+    assert secrets == {}
+
+
+def test_the_form_rejects_a_key_that_does_not_parse():
+    form = SSHLoginForm(data={**FORM_DATA, "private_key": "ssh-ed25519 AAAA not a private key"})
+    assert not form.is_valid()
+    assert "Not a private key" in str(form.errors["private_key"])
+
+
+def test_the_form_asks_for_the_passphrase_of_an_encrypted_key(tmp_path):
+    key = tmp_path / "enc"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pp", "-f", str(key)], check=True)
+    form = SSHLoginForm(data={**FORM_DATA, "private_key": key.read_text()})
+    assert not form.is_valid()
+    assert "give its passphrase" in str(form.errors["private_key"])
+    form = SSHLoginForm(data={**FORM_DATA, "private_key": key.read_text(), "passphrase": "pp"})
+    assert form.is_valid(), form.errors
+    assert set(form.split()[1]) == {"private_key", "passphrase"}
+
+
+def test_the_form_never_renders_a_secret_back():
+    private, _public = generate_keypair()
+    form = SSHLoginForm(data={**FORM_DATA, "password": "hunter2", "private_key": private})
+    form.is_valid()
+    html = str(form)
+    assert "hunter2" not in html and "PRIVATE KEY" not in html
+
+
+def test_a_generated_key_loads_and_matches_its_public_line():
+    private, public = generate_keypair()
+    key = load_private_key(private)
+    assert public.split()[1] == key.get_base64()
