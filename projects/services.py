@@ -63,3 +63,52 @@ def do_change_recording_password(
     credentials.changed_by = acting_user
     credentials.save(update_fields=["password_hash", "default_password", "changed_at", "changed_by"])
     log_audit(project, AuditEvent.Action.RECORDING_PASSWORD_CHANGED, actor=acting_user, ip=ip)
+
+
+class LastOwnerError(Exception):
+    """A project always keeps at least one owner."""
+
+
+def _ensure_another_owner(membership: Membership) -> None:
+    owners = Membership.objects.select_for_update().filter(
+        project_id=membership.project_id, role=Role.OWNER
+    )
+    if membership.role == Role.OWNER and owners.exclude(pk=membership.pk).count() == 0:
+        raise LastOwnerError("The last owner cannot be removed or demoted; add another owner first.")
+
+
+@transaction.atomic
+def do_add_member(project: Project, user, role: str, *, acting_user, ip: str | None = None) -> Membership:
+    membership = Membership.objects.create(project=project, user=user, role=role)
+    log_audit(
+        project, AuditEvent.Action.MEMBER_ADDED, actor=acting_user, ip=ip,
+        member=user.get_username(), role=role,
+    )
+    return membership
+
+
+@transaction.atomic
+def do_change_member_role(
+    membership: Membership, role: str, *, acting_user, ip: str | None = None
+) -> None:
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    if role != Role.OWNER:
+        _ensure_another_owner(membership)
+    old = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    log_audit(
+        membership.project, AuditEvent.Action.MEMBER_ROLE_CHANGED, actor=acting_user, ip=ip,
+        member=membership.user.get_username(), old_role=old, role=role,
+    )
+
+
+@transaction.atomic
+def do_remove_member(membership: Membership, *, acting_user, ip: str | None = None) -> None:
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    _ensure_another_owner(membership)
+    membership.delete()
+    log_audit(
+        membership.project, AuditEvent.Action.MEMBER_REMOVED, actor=acting_user, ip=ip,
+        member=membership.user.get_username(), role=membership.role,
+    )

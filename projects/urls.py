@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import security_views, views
 
 app_name = "projects"
 
@@ -9,4 +9,21 @@ urlpatterns = [
     path("new/", views.project_create, name="create"),
     path("<str:app_id>/", views.project_detail, name="detail"),
     path("<str:app_id>/app-key/", views.regenerate_app_key, name="regenerate_app_key"),
+    path(
+        "<str:app_id>/settings/access/",
+        security_views.recording_access_control,
+        name="access",
+    ),
+    path("<str:app_id>/members/", security_views.members, name="members"),
+    path(
+        "<str:app_id>/members/<int:membership_id>/role/",
+        security_views.member_role,
+        name="member_role",
+    ),
+    path(
+        "<str:app_id>/members/<int:membership_id>/remove/",
+        security_views.member_remove,
+        name="member_remove",
+    ),
+    path("<str:app_id>/audit/", security_views.audit_log, name="audit"),
 ]

@@ -11,11 +11,15 @@ import pytest
 from django.urls import get_resolver, reverse
 
 from projects.models import Role
+from tests.factories import make_recording
 
 # url name -> (least role, method that shows the page)
 ROLE_FOR_URL: dict[str, tuple[str, str]] = {
     "projects:detail": (Role.VIEWER, "get"),
     "projects:regenerate_app_key": (Role.OWNER, "post"),
+    "projects:access": (Role.STAFF, "get"),
+    "projects:members": (Role.OWNER, "get"),
+    "projects:audit": (Role.ADMIN, "get"),
 }
 
 # Project URLs that are not portal pages (they have their own auth or are
@@ -45,6 +49,12 @@ def test_every_project_url_has_a_role_entry():
 
 
 ROLES = [Role.OWNER, Role.ADMIN, Role.STAFF, Role.VIEWER]
+
+
+@pytest.fixture(autouse=True)
+def _project_with_a_recording(world):
+    # Some pages (Recording Access Control) exist only once there is a recording.
+    make_recording(world.project)
 
 
 @pytest.mark.parametrize("url_name", sorted(ROLE_FOR_URL))

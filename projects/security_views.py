@@ -1,0 +1,105 @@
+"""Recording Access Control, members and the audit log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from .access import get_project_for
+from .access_control import access_control_available
+from .audit import client_ip
+from .context import project_context
+from .forms import AddMemberForm, MemberRoleForm, RecordingPasswordForm
+from .models import Role
+from .services import (
+    LastOwnerError,
+    do_add_member,
+    do_change_member_role,
+    do_change_recording_password,
+    do_remove_member,
+)
+
+
+@login_required
+def recording_access_control(request, app_id):
+    project = get_project_for(request.user, app_id, role=Role.STAFF)
+    if not access_control_available(project):
+        raise Http404("Recording Access Control appears once the project has a recording.")
+    form = RecordingPasswordForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        do_change_recording_password(
+            project, form.cleaned_data["new_password"], acting_user=request.user, ip=client_ip(request)
+        )
+        messages.success(request, "The recording password was changed. The old one no longer works.")
+        return redirect("projects:access", app_id=project.app_id)
+    credentials = project.recording_credentials
+    return render(
+        request,
+        "projects/access_control.html",
+        project_context(request, project, form=form, credentials=credentials),
+    )
+
+
+@login_required
+def members(request, app_id):
+    project = get_project_for(request.user, app_id, role=Role.OWNER)
+    form = AddMemberForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        user = form.cleaned_data["user"]
+        do_add_member(
+            project, user, form.cleaned_data["role"], acting_user=request.user, ip=client_ip(request)
+        )
+        messages.success(request, f"{user.get_username()} was added.")
+        return redirect("projects:members", app_id=project.app_id)
+    memberships = project.memberships.select_related("user").order_by("user__username")
+    return render(
+        request,
+        "projects/members.html",
+        project_context(request, project, form=form, memberships=memberships, roles=Role.choices),
+    )
+
+
+@login_required
+@require_POST
+def member_role(request, app_id, membership_id):
+    project = get_project_for(request.user, app_id, role=Role.OWNER)
+    membership = get_object_or_404(project.memberships.select_related("user"), pk=membership_id)
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a valid role.")
+    else:
+        try:
+            do_change_member_role(
+                membership, form.cleaned_data["role"], acting_user=request.user, ip=client_ip(request)
+            )
+            messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
+        except LastOwnerError as exc:
+            messages.error(request, str(exc))
+    return redirect("projects:members", app_id=project.app_id)
+
+
+@login_required
+@require_POST
+def member_remove(request, app_id, membership_id):
+    project = get_project_for(request.user, app_id, role=Role.OWNER)
+    membership = get_object_or_404(project.memberships.select_related("user"), pk=membership_id)
+    try:
+        do_remove_member(membership, acting_user=request.user, ip=client_ip(request))
+        messages.success(request, f"{membership.user.get_username()} was removed.")
+    except LastOwnerError as exc:
+        messages.error(request, str(exc))
+    if membership.user_id == request.user.id and not project.memberships.filter(user=request.user).exists():
+        return redirect("projects:list")
+    return redirect("projects:members", app_id=project.app_id)
+
+
+@login_required
+def audit_log(request, app_id):
+    project = get_project_for(request.user, app_id, role=Role.ADMIN)
+    events = project.audit_events.select_related("actor")
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(request, "projects/audit.html", project_context(request, project, page=page))

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from django.urls import reverse
+
+from projects.models import AuditEvent, Membership, Role
+
+
+def members_url(world):
+    return reverse("projects:members", args=[world.app_id])
+
+
+def test_owner_adds_an_existing_user_by_email(client, world):
+    client.force_login(world.alice)
+    response = client.post(members_url(world), {"user": "charlie@example.com", "role": Role.STAFF})
+    assert response.status_code == 302
+    assert Membership.objects.get(project=world.project, user=world.charlie).role == Role.STAFF
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.MEMBER_ADDED).exists()
+
+
+def test_adding_an_unknown_user_shows_an_error_next_to_the_field(client, world):
+    client.force_login(world.alice)
+    response = client.post(members_url(world), {"user": "nobody", "role": Role.VIEWER})
+    assert "No user with that username or email" in response.content.decode()
+
+
+def test_adding_an_existing_member_is_refused(client, world):
+    client.force_login(world.alice)
+    response = client.post(members_url(world), {"user": "bob", "role": Role.VIEWER})
+    assert "already a member" in response.content.decode()
+
+
+def test_owner_changes_a_role(client, world):
+    client.force_login(world.alice)
+    bob = Membership.objects.get(project=world.project, user=world.bob)
+    client.post(reverse("projects:member_role", args=[world.app_id, bob.pk]), {"role": Role.ADMIN})
+    bob.refresh_from_db()
+    assert bob.role == Role.ADMIN
+
+
+def test_the_last_owner_cannot_be_removed_or_demoted(client, world):
+    client.force_login(world.alice)
+    alice = Membership.objects.get(project=world.project, user=world.alice)
+    response = client.post(
+        reverse("projects:member_remove", args=[world.app_id, alice.pk]), follow=True
+    )
+    assert "last owner" in response.content.decode()
+    client.post(reverse("projects:member_role", args=[world.app_id, alice.pk]), {"role": Role.VIEWER})
+    alice.refresh_from_db()
+    assert alice.role == Role.OWNER
+
+
+def test_an_owner_can_leave_when_another_owner_remains(client, world):
+    bob = Membership.objects.get(project=world.project, user=world.bob)
+    bob.role = Role.OWNER
+    bob.save()
+    client.force_login(world.alice)
+    alice = Membership.objects.get(project=world.project, user=world.alice)
+    response = client.post(reverse("projects:member_remove", args=[world.app_id, alice.pk]))
+    assert response["Location"] == reverse("projects:list")
+    assert not Membership.objects.filter(pk=alice.pk).exists()
+
+
+def test_admins_cannot_manage_members(client, world, member):
+    member(Role.ADMIN, client)
+    bob = Membership.objects.get(project=world.project, user=world.bob)
+    assert client.get(members_url(world)).status_code == 403
+    response = client.post(reverse("projects:member_remove", args=[world.app_id, bob.pk]))
+    assert response.status_code == 403
+
+
+def test_members_of_another_project_cannot_be_touched(client, world, make_user):
+    from projects.services import do_create_project
+
+    other = do_create_project("Other", owner=make_user("dora")).project
+    foreign = other.memberships.get()
+    client.force_login(world.alice)
+    response = client.post(reverse("projects:member_remove", args=[world.app_id, foreign.pk]))
+    assert response.status_code == 404
+
+
+def test_audit_log_lists_events_without_secrets(client, world):
+    client.force_login(world.alice)
+    client.post(reverse("projects:regenerate_app_key", args=[world.app_id]))
+    page = client.get(reverse("projects:audit", args=[world.app_id])).content.decode()
+    assert "App key regenerated" in page
+    assert world.created.app_key not in page
