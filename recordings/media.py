@@ -180,12 +180,16 @@ def probe(path: str | os.PathLike) -> MediaInfo:
 
 
 def _measure_duration(path: Path) -> float:
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0",
-         "-c", "copy", "-f", "null", "-"],
-        stdin=subprocess.DEVNULL, capture_output=True, timeout=600, check=False,
-    )  # fmt: skip
-    times = _TIME.findall(proc.stderr.decode("utf-8", "replace"))
+    # Copying every packet to the null muxer reads the whole file but decodes
+    # nothing; the last progress line holds the end time.
+    with tempfile.TemporaryFile() as stderr_file:
+        subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0",
+             "-c", "copy", "-f", "null", "-"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_file,
+            timeout=3600, check=False,
+        )  # fmt: skip
+        times = _TIME.findall(_tail(stderr_file, lines=40))
     return _seconds(*times[-1]) if times else 0.0
 
 
@@ -388,7 +392,9 @@ def composite_command(
     Each input is probed (unless ``infos`` is given): inputs without audio are left
     out of the mix (silence is generated when none has audio), inputs without video
     get a dark tile, and shorter inputs hold their last frame so the result lasts
-    as long as the longest input.
+    as long as the longest input. Every input starts at time zero; within a file the
+    offset between its audio and video is kept (a late video track shows its first
+    frame until it starts, a late audio track is preceded by silence).
     """
     inputs = [Path(p) for p in inputs]
     if not 1 <= len(inputs) <= 16:
@@ -407,7 +413,7 @@ def composite_command(
     for i, info in enumerate(infos):
         if info.has_video:
             graph.append(
-                f"[{i}:v:0]setpts=PTS-STARTPTS,fps={fps},"
+                f"[{i}:v:0]fps={fps}:start_time=0,"
                 f"scale={cell_w}:{cell_h}:force_original_aspect_ratio=decrease,"
                 f"pad={cell_w}:{cell_h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,"
                 f"format=yuv420p,tpad=stop=-1:stop_mode=clone[v{i}]"
@@ -426,7 +432,7 @@ def composite_command(
 
     voiced = [i for i, info in enumerate(infos) if info.has_audio]
     for i in voiced:
-        graph.append(f"[{i}:a:0]asetpts=PTS-STARTPTS,aresample=48000[a{i}]")
+        graph.append(f"[{i}:a:0]aresample=48000:async=1:first_pts=0[a{i}]")
     if not voiced:
         graph.append("anullsrc=r=48000:cl=stereo[aout]")
     elif len(voiced) == 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,42 @@ def test_a_composite_ffmpeg_rejects_leaves_no_partial_file_and_says_why(particip
     assert caught.value.message.startswith("Compositing 3 recording(s) into transcoded.mp4 failed")
     assert "preset" in caught.value.message.lower()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_probe_measures_a_live_written_webm_that_has_no_duration_header(tmp_path):
+    path = tmp_path / "live.webm"
+    with path.open("wb") as out:
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:d=3",
+             "-f", "lavfi", "-i", "sine=d=3", "-c:v", "libvpx", "-deadline", "realtime",
+             "-c:a", "libopus", "-f", "webm", "pipe:1"],
+            stdout=out, check=True,
+        )  # fmt: skip
+    info = probe(path)
+    assert (info.video_codec, info.audio_codec, info.width) == ("vp8", "opus", 160)
+    assert info.duration == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("count", [9, 16])
+def test_composite_of_up_to_sixteen_participants(participants, silent, count, tmp_path):
+    inputs = ([*participants, silent] * 4)[:count]
+    info = make_composite(inputs, tmp_path / "grid.mp4", **COMPOSITE)
+    assert info.has_video and info.has_audio
+    assert info.duration == pytest.approx(6.0, abs=0.5)
+
+
+def test_a_video_track_starting_late_is_held_on_its_first_frame_from_time_zero(tmp_path):
+    late = tmp_path / "late_video.mp4"
+    run_ffmpeg(
+        [ffmpeg_exe(), "-v", "error", "-itsoffset", "0.5", "-f", "lavfi",
+         "-i", "testsrc2=s=160x90:d=3", "-f", "lavfi", "-i", "sine=d=3.5",
+         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(late)],
+        "making a file whose video starts late",
+    )  # fmt: skip
+    output = tmp_path / "transcoded.mp4"
+    info = make_composite([late], output, **COMPOSITE)
+    assert info.duration == pytest.approx(3.5, abs=0.1)
+    summary = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(output)], capture_output=True, text=True
+    ).stderr
+    assert "start 0.5" not in summary  # the input's video stream says "start 0.520000"
