@@ -102,6 +102,28 @@ def test_following_consent_and_exchanging_the_code_gives_refresh_token_and_email
     assert [f.name for f in gdrive.walk("Recordings", email="alice@example.com")] == ["Recordings"]
 
 
+def connect(double, state: str = "s") -> google_oauth.ConnectedAccount:
+    url = google_oauth.authorization_url(REDIRECT, state)
+    location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    return google_oauth.exchange_code(REDIRECT, query["code"], query["state"])
+
+
+def test_extra_previously_granted_scopes_are_accepted(gdrive):
+    gdrive.consent_scopes = ["openid", "email", google_oauth.DRIVE_FILE_SCOPE]
+    account = connect(gdrive)
+    assert account.email == DEFAULT_EMAIL
+
+
+def test_a_grant_without_drive_access_is_refused_and_revoked(gdrive):
+    gdrive.consent_scopes = ["openid"]  # the user unticked Drive on the consent screen
+    with pytest.raises(
+        google_oauth.GoogleOAuthError, match="Access to Google Drive was not granted"
+    ):
+        connect(gdrive)
+    assert all(grant.revoked for grant in gdrive.grants.values())
+
+
 def test_a_code_exchanged_with_another_state_fails_pkce_and_says_to_connect_again(gdrive):
     url = google_oauth.authorization_url(REDIRECT, "state-1")
     location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
@@ -235,7 +257,7 @@ def test_check_writes_and_removes_a_probe_file(gdrive):
     assert gdrive.children(gdrive.walk("Recordings/probe-here")[0].id) == []
 
 
-@pytest.mark.parametrize("mode", ["drop", "503"])
+@pytest.mark.parametrize("mode", ["drop", "503", "lost_response"])
 def test_an_interrupted_upload_resumes_and_arrives_intact(gdrive, tmp_path, mode):
     local = make_file(tmp_path, "big.mp4", 5 * CHUNK + 99)
     dest = open_dest(gdrive)
@@ -247,6 +269,18 @@ def test_an_interrupted_upload_resumes_and_arrives_intact(gdrive, tmp_path, mode
     assert sum(sent) == local.size
     assert gdrive.counts["upload.status"] >= 2  # asked Google where to resume
     assert gdrive.counts["upload.start"] == 1  # one upload session, resumed
+
+
+def test_a_lost_answer_to_the_last_chunk_leaves_one_complete_file(gdrive, tmp_path):
+    local = make_file(tmp_path, "last.mp4", 2 * CHUNK)
+    dest = open_dest(gdrive)
+    gdrive.fail_next_chunks(2, "lost_response")  # both chunks stored, both answers lost
+
+    deliver(dest, local, "r/1/last.mp4")
+
+    assert content(gdrive, "r/1/last.mp4") == local.path.read_bytes()
+    assert gdrive.counts["files.create"] == 1
+    assert gdrive.counts["upload.chunk"] == 2  # the status query found the file complete
 
 
 def test_an_upload_that_keeps_failing_gives_up_with_a_transient_error(gdrive, tmp_path):

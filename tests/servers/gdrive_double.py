@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -171,17 +171,18 @@ def select(value: Any, tree: dict[str, Any] | None) -> Any:
     return {k: select(value[k], sub) for k, sub in tree.items() if k in value}
 
 
+def _rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _now_rfc3339(previous: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    if stamp <= previous:  # strictly increasing, like distinct server-side timestamps
+    """Now, in Drive's format, strictly after ``previous`` (distinct creations
+    get distinct times, as they do in Drive)."""
+    now = datetime.now(UTC)
+    if previous and _rfc3339(now) <= previous:
         last = datetime.strptime(previous, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        stamp = (
-            datetime.fromtimestamp(last.timestamp() + 0.001, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[
-                :-3
-            ]
-            + "Z"
-        )
-    return stamp
+        now = last + timedelta(milliseconds=1)
+    return _rfc3339(now)
 
 
 class DriveDouble:
@@ -196,6 +197,7 @@ class DriveDouble:
     def reset(self) -> None:
         with self.lock:
             self.consent_email = DEFAULT_EMAIL
+            self.consent_scopes: list[str] | None = None  # what the user grants; None: as asked
             self.grants: dict[str, Grant] = {}  # refresh token -> grant
             self.access: dict[str, tuple[str, float]] = {}  # access token -> (refresh, expiry)
             self.codes: dict[str, dict[str, Any]] = {}
@@ -211,8 +213,10 @@ class DriveDouble:
     # -- knobs ------------------------------------------------------------------------------
     def fail_next_chunks(self, n: int, mode: str = "drop") -> None:
         """The next ``n`` chunk PUTs fail: ``drop`` reads half the chunk, keeps
-        those bytes and resets the connection; ``503`` reads it and answers 503."""
-        assert mode in ("drop", "503")
+        those bytes and resets the connection; ``503`` reads it and answers 503;
+        ``lost_response`` stores the whole chunk (completing the file if it was
+        the last) and resets the connection instead of answering."""
+        assert mode in ("drop", "503", "lost_response")
         with self.lock:
             self.chunk_failures = [mode] * n
 
@@ -230,11 +234,11 @@ class DriveDouble:
         pass), so concurrent find-or-create really races."""
         self.folder_barrier = threading.Barrier(parties, timeout=5)
 
-    def grant(self, email: str = DEFAULT_EMAIL, scopes: tuple[str, ...] = ()) -> str:
+    def grant(self, email: str = DEFAULT_EMAIL, scopes: tuple[str, ...] | None = None) -> str:
         """Issue a refresh token without the browser dance."""
         token = "1//" + secrets.token_urlsafe(24)
         with self.lock:
-            self.grants[token] = Grant(email, list(scopes) or [DRIVE_FILE])
+            self.grants[token] = Grant(email, [DRIVE_FILE] if scopes is None else list(scopes))
         return token
 
     # -- inspection -------------------------------------------------------------------------
@@ -268,14 +272,17 @@ class DriveDouble:
         if params.get("client_id") != self.client_id:
             raise DriveApiError(400, "invalid_client")
         code = "4/" + secrets.token_urlsafe(24)
+        scopes = self.consent_scopes
+        if scopes is None:
+            scopes = params.get("scope", "").split()
         with self.lock:
             self.codes[code] = {
                 "redirect_uri": params["redirect_uri"],
-                "scopes": params.get("scope", "").split(),
+                "scopes": scopes,
                 "challenge": params.get("code_challenge"),
                 "email": self.consent_email,
             }
-        query = {"code": code, "state": params.get("state", ""), "scope": params.get("scope", "")}
+        query = {"code": code, "state": params.get("state", ""), "scope": " ".join(scopes)}
         return params["redirect_uri"] + "?" + urlencode(query)
 
     def token(self, form: dict[str, str], basic: tuple[str, str] | None) -> tuple[int, dict]:
@@ -405,6 +412,8 @@ class DriveDouble:
 
     def finish_upload(self, session: UploadSession) -> dict[str, Any]:
         with self.lock:
+            if session.result is not None:
+                return session.result
             if session.file_id:
                 f = self._get(session.owner, session.file_id)
                 f.content = bytes(session.data)
@@ -579,13 +588,8 @@ class _Handler(BaseHTTPRequestHandler):
         if m and m.group(3) != "*":
             session.total = int(m.group(3))
         if failure == "drop":
-            data = self.rfile.read(length // 2)
-            self._append(session, start, data)
-            # Reset rather than close: the client sees a lost connection mid-request.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
-            return None
+            self._append(session, start, self.rfile.read(length // 2))
+            return self._reset()
         data = self._body()
         if failure == "503":
             raise DriveApiError(503, "Service Unavailable", "backendError")
@@ -594,7 +598,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._append(session, start, data)
         if m is None:
             session.total = len(session.data)
+        if failure == "lost_response":
+            self._progress(session, send=False)
+            return self._reset()
         return self._progress(session)
+
+    def _reset(self) -> None:
+        # A reset rather than a close: the client sees a lost connection, not a short answer.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
     def _append(self, session: UploadSession, start: int, data: bytes) -> None:
         with self.double.lock:
@@ -602,9 +615,11 @@ class _Handler(BaseHTTPRequestHandler):
             if 0 <= skip < len(data):
                 session.data += data[skip:]
 
-    def _progress(self, session: UploadSession) -> None:
-        if session.result is None and session.total == len(session.data):
+    def _progress(self, session: UploadSession, *, send: bool = True) -> None:
+        if session.total == len(session.data):
             self.double.finish_upload(session)
+        if not send:
+            return None
         if session.result is not None:
             return self._send(200, session.result)
         headers = {"Range": f"bytes=0-{len(session.data) - 1}"} if session.data else {}
