@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import security_views, views
+from . import security_views, views, webhook_views
 
 app_name = "projects"
 
@@ -26,4 +26,20 @@ urlpatterns = [
         name="member_remove",
     ),
     path("<str:app_id>/audit/", security_views.audit_log, name="audit"),
+    path("<str:app_id>/settings/webhook/", webhook_views.webhook_settings, name="webhook"),
+    path(
+        "<str:app_id>/settings/webhook/test/",
+        webhook_views.webhook_send_test,
+        name="webhook_send_test",
+    ),
+    path(
+        "<str:app_id>/settings/webhook/rotate-secret/",
+        webhook_views.webhook_rotate_secret,
+        name="webhook_rotate_secret",
+    ),
+    path(
+        "<str:app_id>/settings/webhook/messages/<str:msg_id>/resend/",
+        webhook_views.webhook_resend,
+        name="webhook_resend",
+    ),
 ]

@@ -1,0 +1,95 @@
+"""Changes to a project's webhook endpoint. Secrets are returned to the caller
+once (to be shown once) and never written to the audit log."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from django.db import transaction
+
+from .audit import log_audit
+from .models import AuditEvent, Project, WebhookEndpoint
+
+KEEP = object()  # "leave the stored Basic password as it is"
+
+
+def generate_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def url_for_audit(url: str) -> str:
+    """The URL without query or fragment, which some receivers use for tokens."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class WebhookChange:
+    endpoint: WebhookEndpoint
+    new_secret: str | None  # set only when generated or rotated by this change
+    changed: tuple[str, ...]
+
+
+@transaction.atomic
+def do_configure_webhook(
+    project: Project,
+    *,
+    url: str,
+    enabled: bool = True,
+    basic_username: str = "",
+    basic_password=KEEP,
+    rotate_secret: bool = False,
+    acting_user=None,
+    ip: str | None = None,
+) -> WebhookChange:
+    """Create or update the endpoint. ``basic_password`` is KEEP (leave it),
+    "" (remove it) or a new password. A secret is generated on first save
+    and when ``rotate_secret`` is set."""
+    endpoint = WebhookEndpoint.objects.select_for_update().filter(project=project).first()
+    created = endpoint is None
+    if created:
+        endpoint = WebhookEndpoint(project=project)
+    changed = []
+    for field, value in (("url", url), ("enabled", enabled), ("basic_username", basic_username)):
+        if created or getattr(endpoint, field) != value:
+            setattr(endpoint, field, value)
+            changed.append(field)
+    if not basic_username and endpoint.basic_password:
+        basic_password = ""
+    if basic_password is not KEEP and basic_password != endpoint.basic_password:
+        endpoint.basic_password = basic_password
+        changed.append("basic_password_removed" if basic_password == "" else "basic_password_set")
+    new_secret = None
+    if created or rotate_secret:
+        new_secret = generate_secret()
+        endpoint.secret = new_secret
+        changed.append("secret_generated" if created else "secret_rotated")
+    if changed:
+        endpoint.save()
+        log_audit(
+            project,
+            AuditEvent.Action.WEBHOOK_CHANGED,
+            actor=acting_user,
+            ip=ip,
+            changed=changed,
+            url=url_for_audit(endpoint.url),
+            enabled=endpoint.enabled,
+            basic_username=endpoint.basic_username,
+        )
+    return WebhookChange(endpoint, new_secret, tuple(changed))
+
+
+@transaction.atomic
+def do_rotate_webhook_secret(project: Project, *, acting_user=None, ip: str | None = None) -> str:
+    endpoint = WebhookEndpoint.objects.select_for_update().get(project=project)
+    new_secret = generate_secret()
+    endpoint.secret = new_secret
+    endpoint.save(update_fields=["secret", "updated_at"])
+    log_audit(
+        project, AuditEvent.Action.WEBHOOK_CHANGED, actor=acting_user, ip=ip, changed=["secret_rotated"]
+    )
+    return new_secret

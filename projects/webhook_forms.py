@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django import forms
+from django.core.validators import URLValidator
+
+from .models import WebhookEndpoint
+
+
+class WebhookForm(forms.Form):
+    """Webhook settings. The Basic password is write-only: it is never
+    rendered back, blank keeps the stored one, "clear" removes it."""
+
+    url = forms.URLField(
+        label="Webhook URL",
+        max_length=500,
+        assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
+        error_messages={"invalid": "Enter a full http:// or https:// URL, e.g. https://example.com/hooks."},
+        help_text="Events are POSTed here as JSON, signed per the Standard Webhooks spec.",
+    )
+    enabled = forms.BooleanField(label="Send events", required=False, initial=True)
+    basic_username = forms.CharField(
+        label="Basic auth username",
+        max_length=150,
+        required=False,
+        help_text="Optional HTTP Basic credentials sent with every event.",
+    )
+    basic_password = forms.CharField(
+        label="Basic auth password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+    clear_basic_password = forms.BooleanField(label="Remove the stored password", required=False)
+
+    def __init__(self, *args, endpoint: WebhookEndpoint | None = None, **kwargs):
+        if endpoint is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "url": endpoint.url,
+                "enabled": endpoint.enabled,
+                "basic_username": endpoint.basic_username,
+            }
+        super().__init__(*args, **kwargs)
+        self.has_stored_password = bool(endpoint and endpoint.basic_password)
+        self.fields["basic_password"].help_text = (
+            "A password is stored; leave blank to keep it."
+            if self.has_stored_password
+            else "No password stored."
+        )
+        if not self.has_stored_password:
+            del self.fields["clear_basic_password"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if "@" in urlsplit(url).netloc:
+            raise forms.ValidationError(
+                "Put credentials in the Basic auth fields, not in the URL."
+            )
+        return url
+
+    def clean(self):
+        cleaned = super().clean()
+        username = cleaned.get("basic_username", "")
+        password = cleaned.get("basic_password", "")
+        clearing = cleaned.get("clear_basic_password", False)
+        if password and not username:
+            self.add_error("basic_username", "Give the username that goes with the password.")
+        if password and clearing:
+            self.add_error("basic_password", "Either give a new password or remove it, not both.")
+        keeps_password = self.has_stored_password and not clearing
+        if username and not password and not keeps_password:
+            self.add_error("basic_password", "Give the password for this Basic auth username.")
+        return cleaned
+
+    def password_change(self):
+        """What do_configure_webhook should do with the stored password."""
+        from .webhook_config import KEEP
+
+        if self.cleaned_data.get("clear_basic_password"):
+            return ""
+        return self.cleaned_data.get("basic_password") or KEEP
