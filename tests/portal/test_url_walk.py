@@ -20,6 +20,9 @@ ROLE_FOR_URL: dict[str, tuple[str, str]] = {
     "projects:access": (Role.STAFF, "get"),
     "projects:members": (Role.OWNER, "get"),
     "projects:audit": (Role.ADMIN, "get"),
+    "projects:webhook": (Role.ADMIN, "get"),
+    "projects:webhook_send_test": (Role.ADMIN, "post"),
+    "projects:webhook_rotate_secret": (Role.ADMIN, "post"),
 }
 
 # Project URLs that are not portal pages (they have their own auth or are
