@@ -1,0 +1,324 @@
+"""Business rules of the ingest API (the media server's side): sessions,
+recording and live-recording state, file storage and the end of a session.
+
+Every transition locks the session row (select_for_update) so concurrent calls
+see each other's state. Errors are IngestError with the platform's result code."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, storages
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.http import Http404
+from django.utils import timezone
+
+from delivery import services as delivery_services
+from projects.models import Project, Room
+
+from .events import queue_session_event
+from .models import RecordingFile, Session
+from .uploads import raise_for_disk_error
+
+log = logging.getLogger(__name__)
+
+State = Session.RecordingState
+NAME_MAX = 120
+RESERVED_NAMES = {"transcoded.mp4", "transcoded.jpg"}
+DEFAULT_NAMES = {
+    "individual": "individual.mp4",
+    "live": "live.mp4",
+    "chat": "chat.json",
+    "metadata": "metadata.json",
+}
+UPLOAD_TYPES = tuple(DEFAULT_NAMES)
+_UNSAFE = re.compile(r"[^\w.\-+@()]")
+_url = URLValidator(schemes=["http", "https"])
+
+
+@dataclass
+class IngestError(Exception):
+    result: int
+    message: str
+    status: int = 409
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def recordings_storage():
+    return storages["recordings"]
+
+
+def get_room(project: Project, room_id: str) -> Room:
+    room = Room.objects.filter(project=project, room_id=room_id).first()
+    if room is None:
+        raise Http404(f"No room {room_id} in this project")
+    return room
+
+
+def get_session(project: Project, conf_num: str, *, lock: bool = False) -> Session:
+    sessions = Session.objects.select_related("room", "project")
+    if lock:
+        sessions = sessions.select_for_update()
+    session = sessions.filter(project=project, conf_num=conf_num).first()
+    if session is None:
+        raise Http404(f"No session {conf_num} in this project")
+    return session
+
+
+def _refuse_if_ended(session: Session) -> None:
+    if session.is_ended:
+        raise IngestError(1009, f"Session {session.conf_num} has ended; start a new session.")
+
+
+@transaction.atomic
+def do_start_session(project: Project, room_id: str) -> Session:
+    room = get_room(project, room_id)
+    return Session.objects.create(
+        project=project,
+        room=room,
+        recording=State.ON if room.auto_recording else State.OFF,
+        live_recording=State.ON if room.auto_live_recording else State.OFF,
+        live_recording_config=(
+            {"url": room.settings["live_recording"]["url"]} if room.auto_live_recording else {}
+        ),
+    )
+
+
+def _check_role(role, code: int, what: str) -> None:
+    if role is not None and role != "moderator":
+        raise IngestError(code, f"Only a moderator may {what} (role was {role!r}).", 403)
+
+
+@transaction.atomic
+def do_start_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
+    session = get_session(project, conf_num, lock=True)
+    _check_role(role, 5007, "start recording")
+    _refuse_if_ended(session)
+    if session.recording == State.STARTING:
+        raise IngestError(5033, "Recording is starting already; wait for it.")
+    if session.recording in (State.ON, State.STOPPING):
+        raise IngestError(5034, "Recording has already started.")
+    session.recording = State.ON
+    session.save(update_fields=["recording"])
+    return session
+
+
+@transaction.atomic
+def do_stop_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
+    session = get_session(project, conf_num, lock=True)
+    _check_role(role, 5008, "stop recording")
+    _refuse_if_ended(session)
+    if session.recording == State.STOPPING:
+        raise IngestError(5035, "Recording is stopping already; wait for it.")
+    if session.recording in (State.OFF, State.STARTING):
+        raise IngestError(5036, "Recording was not started, so it cannot be stopped.")
+    session.recording = State.OFF
+    session.save(update_fields=["recording"])
+    return session
+
+
+def clean_live_config(config, room: Room) -> dict:
+    if config is None:
+        url = room.settings.get("live_recording", {}).get("url", "")
+        return {"url": url} if url else {}
+    if not isinstance(config, dict):
+        raise IngestError(5138, "Invalid live recording configuration: must be an object.", 400)
+    if "url" in config:
+        try:
+            if not isinstance(config["url"], str):
+                raise ValidationError("not a string")
+            _url(config["url"])
+        except ValidationError:
+            raise IngestError(
+                5138, "Invalid live recording configuration: config.url must be an http(s) URL.",
+                400,
+            ) from None  # fmt: skip
+    return config
+
+
+@transaction.atomic
+def do_start_live_recording(
+    project: Project, conf_num: str, *, role: str | None = None, config=None
+) -> Session:
+    session = get_session(project, conf_num, lock=True)
+    _check_role(role, 5007, "start live recording")
+    _refuse_if_ended(session)
+    if session.room.chat_only:
+        raise IngestError(5097, "Live recording is not available in a chat-only room.")
+    clean = clean_live_config(config, session.room)
+    if session.live_recording == State.STARTING:
+        raise IngestError(5122, "Live recording is starting already; wait for it.")
+    if session.live_recording in (State.ON, State.STOPPING):
+        raise IngestError(5139, "Live recording is already running.")
+    session.live_recording = State.ON
+    session.live_recording_config = clean
+    session.save(update_fields=["live_recording", "live_recording_config"])
+    return session
+
+
+@transaction.atomic
+def do_stop_live_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
+    session = get_session(project, conf_num, lock=True)
+    _check_role(role, 5008, "stop live recording")
+    _refuse_if_ended(session)
+    if session.room.chat_only:
+        raise IngestError(5097, "Live recording is not available in a chat-only room.")
+    if session.live_recording == State.STOPPING:
+        raise IngestError(5141, "Live recording is stopping already; wait for it.")
+    if session.live_recording == State.STARTING:
+        raise IngestError(5122, "Live recording is still starting; stop it once it runs.")
+    if session.live_recording == State.OFF:
+        raise IngestError(5140, "Live recording is not running in this session.")
+    session.live_recording = State.OFF
+    session.save(update_fields=["live_recording"])
+    return session
+
+
+# --- files ---------------------------------------------------------------------
+
+
+def clean_file_name(raw: str, file_type: str) -> str:
+    """A safe file name: no folders, no control characters, at most NAME_MAX long."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())
+    name = _UNSAFE.sub("_", name.strip()).lstrip(".")
+    if not name.strip("._"):
+        name = DEFAULT_NAMES[file_type]
+    stem, ext = os.path.splitext(name)
+    ext = ext[:16]
+    return stem[: NAME_MAX - len(ext)] + ext
+
+
+def session_folder(session: Session) -> str:
+    return f"{session.project.app_id}/{session.room.room_id}/{session.conf_num}"
+
+
+def unique_name(session: Session, name: str, storage) -> str:
+    """``name``, or ``name-2.ext``, ``name-3.ext``... not yet used in the session."""
+    taken = set(session.files.values_list("name", flat=True)) | RESERVED_NAMES
+    stem, ext = os.path.splitext(name)
+    candidate, counter = name, 1
+    while candidate in taken or storage.exists(f"{session_folder(session)}/{candidate}"):
+        counter += 1
+        suffix = f"-{counter}"
+        candidate = stem[: NAME_MAX - len(ext) - len(suffix)] + suffix + ext
+    return candidate
+
+
+def store_local_file(storage, name: str, source_path: str, *, move: bool) -> str:
+    """Put ``source_path`` into ``storage`` under ``name`` and return the stored
+    name. On a local store the file is renamed into place (no copy)."""
+    try:
+        if isinstance(storage, FileSystemStorage):
+            final = storage.path(name)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            if move:
+                try:
+                    os.replace(source_path, final)
+                    os.chmod(final, storage.file_permissions_mode or 0o644)
+                    return name
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+        with open(source_path, "rb") as fh:
+            saved = storage.save(name, File(fh, name=os.path.basename(name)))
+        if saved != name:
+            storage.delete(saved)
+            raise IngestError(1009, f"{name} exists in the recording store already; retry.")
+        if move:
+            os.unlink(source_path)
+        return saved
+    except OSError as exc:
+        raise_for_disk_error(exc)
+        raise
+
+
+def do_store_file(
+    project: Project,
+    conf_num: str,
+    *,
+    file_type: str,
+    source_path: str,
+    original_name: str,
+    size: int,
+    sha256: str,
+    participant: str = "",
+    content_type: str = "",
+    move: bool = True,
+) -> RecordingFile:
+    """Keep an uploaded file (already hashed) as a RecordingFile of the session.
+    Nothing stays in the store if the database row cannot be written."""
+    if file_type not in UPLOAD_TYPES:
+        raise IngestError(1001, f"type must be one of {', '.join(UPLOAD_TYPES)}", 400)
+    storage = recordings_storage()
+    stored = None
+    try:
+        with transaction.atomic():
+            session = get_session(project, conf_num, lock=True)
+            _refuse_if_ended(session)
+            name = unique_name(session, clean_file_name(original_name, file_type), storage)
+            stored = store_local_file(
+                storage, f"{session_folder(session)}/{name}", source_path, move=move
+            )
+            file = RecordingFile.objects.create(
+                session=session,
+                project=project,
+                type=file_type,
+                name=name,
+                size=size,
+                sha256=sha256,
+                storage_path=stored,
+                participant=participant[:200],
+                content_type=content_type[:100],
+            )
+            if file_type == RecordingFile.Type.LIVE:
+                queue_session_event(
+                    session, "live_recording", [file], dedupe_key=f"file:{file.pk}:live_recording"
+                )
+                transaction.on_commit(
+                    lambda: delivery_services.schedule_deliveries_for_session(session.pk, {"live"})
+                )
+    except BaseException:
+        if stored:
+            storage.delete(stored)
+        raise
+    log.info("stored %s (%d bytes) for session %s", stored, size, conf_num)
+    return file
+
+
+@transaction.atomic
+def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool = True) -> Session:
+    """End the session: refuse further files, announce the individual recordings,
+    hand chat/metadata to delivery and queue processing after commit."""
+    session = get_session(project, conf_num, lock=True)
+    _refuse_if_ended(session)
+    session.ended_at = timezone.now()
+    session.state = Session.State.PROCESSING
+    session.recording = State.OFF
+    session.live_recording = State.OFF
+    session.save(update_fields=["ended_at", "state", "recording", "live_recording"])
+    individual = list(session.files.filter(type=RecordingFile.Type.INDIVIDUAL))
+    if individual:
+        queue_session_event(
+            session, "recording", individual, dedupe_key=f"session:{session.pk}:recording"
+        )
+    session_id = session.pk
+    transaction.on_commit(
+        lambda: delivery_services.schedule_deliveries_for_session(session_id, {"chat", "metadata"})
+    )
+    if schedule_processing:
+        from django_q.tasks import async_task
+
+        transaction.on_commit(
+            lambda: async_task("recordings.tasks.process_session_task", session_id)
+        )
+    return session

@@ -1,0 +1,226 @@
+"""Ingest API v1: the media server starts sessions, switches recording on and
+off, uploads files and ends sessions. Views are thin: ``recordings.ingest``
+holds the rules; ``recordings.uploads`` streams file bodies to disk."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.views import APIView
+
+from portal.api import ApiError, ok
+from projects.api import error_responses, json_object
+
+from . import ingest
+from .uploads import FORM_OVERHEAD, StreamingUploadHandler, UploadTooLarge
+
+# Replaceable so tests can observe the handler (see tests/recordings/test_ingest.py).
+UPLOAD_HANDLER_CLASS = StreamingUploadHandler
+
+
+def session_data(session) -> dict:
+    return {
+        "conf_num": session.conf_num,
+        "room_id": session.room.room_id,
+        "state": session.state,
+        "recording": session.recording,
+        "live_recording": session.live_recording,
+    }
+
+
+SessionEnvelope = inline_serializer(
+    "SessionEnvelope",
+    {
+        "result": serializers.IntegerField(help_text="0"),
+        "conf_num": serializers.CharField(),
+        "room_id": serializers.CharField(),
+        "state": serializers.ChoiceField(choices=["live", "processing", "ready", "failed"]),
+        "recording": serializers.CharField(help_text="off, starting, on or stopping"),
+        "live_recording": serializers.CharField(help_text="off, starting, on or stopping"),
+    },
+)
+RoleRequest = inline_serializer(
+    "RecordingRequest",
+    {"role": serializers.CharField(required=False, help_text="Only `moderator` may.")},
+)
+LiveRequest = inline_serializer(
+    "LiveRecordingRequest",
+    {
+        "role": serializers.CharField(required=False, help_text="Only `moderator` may."),
+        "config": inline_serializer(
+            "LiveRecordingConfig",
+            {"url": serializers.URLField(required=False, help_text="http(s) viewer URL")},
+            required=False,
+        ),
+    },
+)
+UploadRequest = inline_serializer(
+    "FileUpload",
+    {
+        "type": serializers.ChoiceField(choices=list(ingest.UPLOAD_TYPES)),
+        "file": serializers.FileField(),
+        "participant": serializers.CharField(required=False),
+    },
+)
+FileEnvelope = inline_serializer(
+    "StoredFileEnvelope",
+    {
+        "result": serializers.IntegerField(help_text="0"),
+        "file": inline_serializer(
+            "StoredFile",
+            {
+                "name": serializers.CharField(help_text="Name in the session (made unique)."),
+                "type": serializers.CharField(),
+                "size": serializers.IntegerField(),
+                "sha256": serializers.CharField(),
+                "participant": serializers.CharField(),
+            },
+        ),
+    },
+)
+
+
+def _run(call):
+    try:
+        return call()
+    except ingest.IngestError as exc:
+        raise ApiError(exc.result, exc.message, status=exc.status) from None
+
+
+class SessionStartView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="ingest_session_start",
+        summary="Start a session in a room (auto recording honoured)",
+        request=None,
+        responses={201: SessionEnvelope, **error_responses(401, 404)},
+    )
+    def post(self, request, room_id: str):
+        session = ingest.do_start_session(request.auth, room_id)
+        return ok(session_data(session), status_code=status.HTTP_201_CREATED)
+
+
+def _transition_view(service, operation_id: str, summary: str, codes: str, *, live: bool):
+    class TransitionView(APIView):
+        parser_classes = [JSONParser]
+
+        @extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            description=f"Error results: {codes}.",
+            request=LiveRequest if live else RoleRequest,
+            responses={
+                200: SessionEnvelope,
+                **error_responses(400, 401, 403, 404, 409),
+            },
+        )
+        def post(self, request, conf_num: str):
+            data = json_object(request.data) if request.data else {}
+            kwargs = {"role": data.get("role")}
+            if live and service is ingest.do_start_live_recording:
+                kwargs["config"] = data.get("config")
+            session = _run(lambda: service(request.auth, conf_num, **kwargs))
+            return ok(session_data(session))
+
+    TransitionView.__name__ = TransitionView.__qualname__ = "".join(
+        part.title() for part in operation_id.split("_")
+    )
+    return TransitionView.as_view()
+
+
+recording_start = _transition_view(
+    ingest.do_start_recording, "ingest_recording_start", "Start recording",
+    "5007 not a moderator, 5033 start in progress, 5034 already started", live=False,
+)  # fmt: skip
+recording_stop = _transition_view(
+    ingest.do_stop_recording, "ingest_recording_stop", "Stop recording",
+    "5008 not a moderator, 5035 stop in progress, 5036 not started", live=False,
+)  # fmt: skip
+live_recording_start = _transition_view(
+    ingest.do_start_live_recording, "ingest_live_recording_start", "Start live recording",
+    "5007 not a moderator, 5097 chat-only room, 5138 invalid config, 5122 start in progress, "
+    "5139 already running", live=True,
+)  # fmt: skip
+live_recording_stop = _transition_view(
+    ingest.do_stop_live_recording, "ingest_live_recording_stop", "Stop live recording",
+    "5008 not a moderator, 5097 chat-only room, 5140 not running, 5141 stop in progress",
+    live=True,
+)  # fmt: skip
+
+
+class FileUploadView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="ingest_file_upload",
+        summary="Upload one file of the session (streamed to the recording store)",
+        request={"multipart/form-data": UploadRequest},
+        responses={
+            201: FileEnvelope,
+            **error_responses(400, 401, 404, 409, 413, 507),
+        },
+    )
+    def post(self, request, conf_num: str):
+        session = ingest.get_session(request.auth, conf_num)
+        _run(lambda: ingest._refuse_if_ended(session))
+        limit = settings.UPLOAD_MAX_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit + FORM_OVERHEAD:
+            raise UploadTooLarge(limit)
+        handler = UPLOAD_HANDLER_CLASS(request._request, max_bytes=limit)
+        request._request.upload_handlers = [handler]
+        try:
+            upload = request.FILES.get("file")
+            if upload is None or handler.upload is None:
+                raise ApiError(1001, "file: attach the recording in the `file` field", status=400)
+            file_type = request.data.get("type", "")
+            stored = _run(
+                lambda: ingest.do_store_file(
+                    request.auth,
+                    conf_num,
+                    file_type=file_type,
+                    source_path=upload.temporary_file_path(),
+                    original_name=upload.name,
+                    size=upload.size,
+                    sha256=upload.sha256,
+                    participant=request.data.get("participant", ""),
+                    content_type=upload.content_type or "",
+                )
+            )
+        finally:
+            handler.discard()
+        return ok(
+            {
+                "file": {
+                    "name": stored.name,
+                    "type": stored.type,
+                    "size": stored.size,
+                    "sha256": stored.sha256,
+                    "participant": stored.participant,
+                }
+            },
+            status_code=status.HTTP_201_CREATED,
+        )
+
+
+class SessionEndView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="ingest_session_end",
+        summary="End the session: processing, webhooks and delivery follow",
+        request=None,
+        responses={
+            200: SessionEnvelope,
+            **error_responses(401, 404, 409),
+        },
+    )
+    def post(self, request, conf_num: str):
+        session = _run(lambda: ingest.do_end_session(request.auth, conf_num))
+        return ok(session_data(session))

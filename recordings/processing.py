@@ -1,0 +1,180 @@
+"""Processing of an ended session: merge the individual recordings into one
+``transcoded.mp4`` with a poster, record durations and sizes, then announce the
+result (``transcoded`` webhook) and hand every file type to delivery.
+
+Failures are kept on the session (state ``failed`` + ``processing_error``) and
+logged; they are never swallowed silently."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from delivery import services as delivery_services
+
+from . import media
+from .events import queue_session_event
+from .ingest import recordings_storage, session_folder, store_local_file
+from .models import RecordingFile, Session
+
+log = logging.getLogger(__name__)
+
+TRANSCODED_NAME = "transcoded.mp4"
+POSTER_NAME = "transcoded.jpg"
+ALL_TYPES = set(RecordingFile.Type.values)
+COPY_CHUNK = 1024 * 1024
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _local_copy(storage, name: str, workdir: Path, stack: ExitStack) -> str:
+    """A local path of a stored file: the file itself on a local store, else a
+    streamed copy in ``workdir``."""
+    if isinstance(storage, FileSystemStorage):
+        return storage.path(name)
+    target = workdir / os.path.basename(name)
+    with storage.open(name, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, COPY_CHUNK)
+    return str(target)
+
+
+def _work_dir() -> str:
+    base = Path(settings.DATA_DIR) / "tmp" / "processing"
+    base.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(dir=base)
+
+
+def process_session(session_id: int) -> Session:
+    """Process an ended session once; a session not in ``processing`` is left as is."""
+    session = Session.objects.select_related("project", "room").get(pk=session_id)
+    if session.state != Session.State.PROCESSING:
+        log.info("session %s is %s; nothing to process", session.conf_num, session.state)
+        return session
+    individual = list(session.files.filter(type=RecordingFile.Type.INDIVIDUAL).order_by("id"))
+    if not individual:
+        return _finish(session, None)
+    workdir = _work_dir()
+    try:
+        with ExitStack() as stack:
+            storage = recordings_storage()
+            inputs = [_local_copy(storage, f.storage_path, Path(workdir), stack) for f in individual]
+            output = Path(workdir) / TRANSCODED_NAME
+            info = media.make_composite(inputs, output)
+            poster = Path(workdir) / POSTER_NAME
+            media.make_poster(output, poster)
+            return _finish(session, (output, poster, info.duration), participants=len(individual))
+    except media.MediaError as exc:
+        return _fail(session, exc.message)
+    except Exception as exc:
+        log.exception("processing session %s failed", session.conf_num)
+        _fail(session, f"Processing failed unexpectedly: {exc.__class__.__name__}: {exc}")
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fail(session: Session, message: str) -> Session:
+    log.error("processing of session %s failed: %s", session.conf_num, message)
+    with transaction.atomic():
+        session = Session.objects.select_for_update().select_related("project", "room").get(
+            pk=session.pk
+        )
+        session.state = Session.State.FAILED
+        session.processing_error = message[:4000]
+        session.processed_at = timezone.now()
+        session.participant_count = session.files.filter(
+            type=RecordingFile.Type.INDIVIDUAL
+        ).count()
+        session.total_size = session.files.aggregate(total=Sum("size"))["total"] or 0
+        session.save(
+            update_fields=[
+                "state", "processing_error", "processed_at", "participant_count", "total_size",
+            ]
+        )  # fmt: skip
+        session_id = session.pk
+        transaction.on_commit(
+            lambda: delivery_services.schedule_deliveries_for_session(
+                session_id, ALL_TYPES - {"transcoded"}
+            )
+        )
+    return session
+
+
+def _finish(session: Session, result, *, participants: int = 0) -> Session:
+    storage = recordings_storage()
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            session = Session.objects.select_for_update().select_related("project", "room").get(
+                pk=session.pk
+            )
+            if session.state != Session.State.PROCESSING:
+                return session
+            duration = None
+            if result is not None:
+                output, poster, duration = result
+                folder = session_folder(session)
+                size, digest = output.stat().st_size, sha256_of(output)
+                poster_path = store_local_file(
+                    storage, f"{folder}/{POSTER_NAME}", str(poster), move=True
+                )
+                stored.append(poster_path)
+                video_path = store_local_file(
+                    storage, f"{folder}/{TRANSCODED_NAME}", str(output), move=True
+                )
+                stored.append(video_path)
+                transcoded = RecordingFile.objects.create(
+                    session=session,
+                    project=session.project,
+                    type=RecordingFile.Type.TRANSCODED,
+                    name=TRANSCODED_NAME,
+                    size=size,
+                    sha256=digest,
+                    storage_path=video_path,
+                    content_type="video/mp4",
+                    duration_seconds=duration,
+                    poster_path=poster_path,
+                )
+                queue_session_event(
+                    session, "transcoded", [transcoded],
+                    dedupe_key=f"session:{session.pk}:transcoded",
+                )  # fmt: skip
+            session.state = Session.State.READY
+            session.processing_error = ""
+            session.processed_at = timezone.now()
+            session.duration_seconds = duration
+            session.participant_count = participants
+            session.total_size = session.files.aggregate(total=Sum("size"))["total"] or 0
+            session.save(
+                update_fields=[
+                    "state", "processing_error", "processed_at", "duration_seconds",
+                    "participant_count", "total_size",
+                ]
+            )  # fmt: skip
+            session_id = session.pk
+            transaction.on_commit(
+                lambda: delivery_services.schedule_deliveries_for_session(session_id, ALL_TYPES)
+            )
+    except BaseException:
+        for name in stored:
+            storage.delete(name)
+        raise
+    log.info("session %s processed: %s", session.conf_num, session.state)
+    return session
