@@ -53,6 +53,11 @@ class SFTPDestination(SSHDestination):
             self.sftp = None
         super().close()
 
+    @property
+    def connected(self) -> bool:
+        channel = self.sftp.get_channel() if self.sftp is not None else None
+        return super().connected and channel is not None and not channel.closed
+
     # -- the interface ------------------------------------------------------------
     def check(self) -> str:
         folder = self.root or "."
@@ -124,7 +129,9 @@ class SFTPDestination(SSHDestination):
         except PermissionError:
             raise self.denied(folder) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            if not self.connected:
+            # EOF or a protocol error means the SFTP channel is gone, even if
+            # the transport has not noticed yet.
+            if isinstance(exc, (paramiko.SSHException, EOFError)) or not self.connected:
                 raise self.lost(doing) from None
             reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:

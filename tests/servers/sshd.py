@@ -185,6 +185,18 @@ Match User {NOSHELL_USER}
 """
 
 
+def _test_password(name: str) -> str:
+    """One random password per account and machine, kept root-only on disk so
+    test sessions running at once agree on it."""
+    HOMES.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path = HOMES / f".{name}.password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(16))
+    return path.read_text().strip()
+
+
 def _ensure_user(name: str, password: str) -> None:
     home = HOMES / name
     try:
@@ -213,7 +225,7 @@ def _prepare(workdir: Path) -> SSHServer:
     )
     (workdir / "authorized_keys").mkdir()
     for user in (SHELL_USER, NOSHELL_USER):
-        server.passwords[user] = secrets.token_urlsafe(12)
+        server.passwords[user] = _test_password(user)
         _ensure_user(user, server.passwords[user])
         entry = pwd.getpwnam(user)
         upload = server.upload_dir(user)
@@ -231,7 +243,10 @@ def _prepare(workdir: Path) -> SSHServer:
 @pytest.fixture(scope="session")
 def sshd_server():
     if not os.path.exists(SSHD) or not shutil.which("ssh-keygen"):
-        pytest.skip("OpenSSH server not installed (apt-get install openssh-server)")
+        missing = "OpenSSH server not installed (apt-get install openssh-server)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     if os.geteuid() != 0:
         pytest.skip("the sshd fixture creates local test users and must run as root")
     workdir = Path(tempfile.mkdtemp(prefix="portal-sshd-"))
