@@ -1,0 +1,78 @@
+"""Signed, time-limited download links of the Recordings report (``/dl/<token>``).
+
+The token is ``django.core.signing`` output (HMAC with SECRET_KEY, salted,
+timestamped) holding the file id, and for posters a marker. It needs no login
+and works for ``RECORDING_LINK_MAX_AGE_HOURS``; afterwards it answers 410.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.storage import storages
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from .models import RecordingFile
+from .serving import StoredFile, expired_response, stored_file_response
+
+SALT = "recordings.download-link"
+POSTER = "poster"
+
+
+def make_token(file_id: int, *, poster: bool = False) -> str:
+    payload: list = [file_id, POSTER] if poster else [file_id]
+    return signing.dumps(payload, salt=SALT, compress=False)
+
+
+def link_for(rf: RecordingFile, *, poster: bool = False, inline: bool = False) -> str:
+    url = reverse("recordings:download", args=[make_token(rf.pk, poster=poster)])
+    return f"{url}?inline=1" if inline else url
+
+
+def max_age_seconds() -> int:
+    return settings.RECORDING_LINK_MAX_AGE_HOURS * 3600
+
+
+def _refused(request, title: str, message: str, status: int):
+    return render(
+        request, "recordings/gone.html", {"title": title, "message": message}, status=status
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+def download(request, token: str):
+    try:
+        payload = signing.loads(token, salt=SALT, max_age=max_age_seconds())
+    except signing.SignatureExpired:
+        hours = settings.RECORDING_LINK_MAX_AGE_HOURS
+        return _refused(
+            request,
+            "This link expired",
+            f"Download links work for {hours} hours. This link expired; ask for a new one "
+            "in the Recordings report of the project (open the report and copy the link again).",
+            410,
+        )
+    except signing.BadSignature:
+        return _refused(
+            request,
+            "This link is not valid",
+            "The link was changed or cut short. Copy it again from the Recordings report.",
+            400,
+        )
+    if not isinstance(payload, list) or not payload or not isinstance(payload[0], int):
+        return _refused(request, "This link is not valid", "Copy it again from the report.", 400)
+    rf = RecordingFile.objects.filter(pk=payload[0]).first()
+    if rf is None:
+        return _refused(
+            request, "No such recording", "The recording this link points to was deleted.", 404
+        )
+    if rf.is_expired:
+        return expired_response(request, rf.name)
+    inline = request.GET.get("inline") == "1"
+    if payload[1:] == [POSTER]:
+        if not rf.poster_path or not storages["recordings"].exists(rf.poster_path):
+            return _refused(request, "No poster", "This recording has no poster image.", 404)
+        return stored_file_response(request, StoredFile.of_poster(rf))
+    return stored_file_response(request, StoredFile.of_recording(rf), attachment=not inline)

@@ -1,0 +1,289 @@
+"""Serving recording files: HTTP Basic guard, conditional and Range requests.
+
+``stored_file_response`` is shared by the protected URL and the signed portal
+links. It streams from the "recordings" storage in chunks (bounded memory),
+honours a single ``Range``, ``If-Range``, ``If-None-Match`` and
+``If-Modified-Since``, and hands the bytes to nginx with ``X-Accel-Redirect``
+when ``RECORDINGS_X_ACCEL_PREFIX`` is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils.http import http_date, parse_http_date_safe
+from django.views.decorators.http import require_http_methods
+
+from projects.audit import client_ip, log_audit
+from projects.models import AuditEvent, Project
+
+from . import throttle
+from .models import RecordingFile
+
+CHUNK_SIZE = 256 * 1024
+REALM = "Recordings"
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """What is needed to serve bytes of the recordings storage."""
+
+    storage_path: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+    content_type: str
+    filename: str
+
+    @classmethod
+    def of_recording(cls, rf: RecordingFile) -> StoredFile:
+        tag = rf.sha256[:40] if rf.sha256 else f"{rf.pk}-{rf.size}"
+        content_type = rf.content_type or mimetypes.guess_type(rf.name)[0]
+        return cls(
+            storage_path=rf.storage_path,
+            size=rf.size,
+            etag=f'"{tag}"',
+            last_modified=rf.created_at,
+            content_type=content_type or "application/octet-stream",
+            filename=rf.name,
+        )
+
+    @classmethod
+    def of_poster(cls, rf: RecordingFile) -> StoredFile:
+        storage = storages["recordings"]
+        size = storage.size(rf.poster_path)
+        name = rf.poster_path.rsplit("/", 1)[-1]
+        return cls(
+            storage_path=rf.poster_path,
+            size=size,
+            etag=f'"poster-{rf.sha256[:24] or rf.pk}-{size}"',
+            last_modified=rf.created_at,
+            content_type=mimetypes.guess_type(name)[0] or "image/jpeg",
+            filename=name,
+        )
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    weakless = etag.removeprefix("W/")
+    return "*" in tags or any(t.removeprefix("W/") == weakless for t in tags)
+
+
+def _not_modified(request: HttpRequest, f: StoredFile) -> bool:
+    inm = request.headers.get("If-None-Match")
+    if inm is not None:
+        return _etag_matches(inm, f.etag)
+    ims = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+    if ims is not None and f.last_modified is not None:
+        return int(f.last_modified.timestamp()) <= ims
+    return False
+
+
+def _range_applies(request: HttpRequest, f: StoredFile) -> bool:
+    if_range = request.headers.get("If-Range")
+    if if_range is None:
+        return True
+    if if_range.startswith('"') or if_range.startswith("W/"):
+        return if_range == f.etag  # strong comparison only
+    when = parse_http_date_safe(if_range)
+    return bool(when and f.last_modified and int(f.last_modified.timestamp()) <= when)
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+    """(start, end) inclusive for a single satisfiable range, None to ignore the
+    header (malformed or several ranges: serve the whole file), False when
+    unsatisfiable."""
+    match = _RANGE.match(header.strip())
+    if not match:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            return False
+        return max(0, size - length), size - 1
+    start = int(first)
+    if start >= size:
+        return False
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def iter_stored(path: str, start: int, length: int) -> Iterator[bytes]:
+    with storages["recordings"].open(path, "rb") as handle:
+        if start:
+            handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def stored_file_response(
+    request: HttpRequest, f: StoredFile, *, attachment: bool = False
+) -> HttpResponse:
+    headers = {
+        "ETag": f.etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=0, must-revalidate",
+    }
+    if f.last_modified is not None:
+        headers["Last-Modified"] = http_date(f.last_modified.timestamp())
+    if _not_modified(request, f):
+        return HttpResponse(status=304, headers=headers)
+
+    disposition = "attachment" if attachment else "inline"
+    headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(f.filename)}"
+    headers["Content-Type"] = f.content_type
+    if settings.RECORDINGS_X_ACCEL_PREFIX:
+        # nginx serves the bytes, ranges and HEAD itself; Django sends no body.
+        prefix = settings.RECORDINGS_X_ACCEL_PREFIX.rstrip("/")
+        headers["X-Accel-Redirect"] = f"{prefix}/{quote(f.storage_path)}"
+        return HttpResponse(headers=headers)
+
+    start, length, status = 0, f.size, 200
+    header = request.headers.get("Range")
+    if header and _range_applies(request, f):
+        parsed = parse_range(header, f.size)
+        if parsed is False:
+            headers["Content-Range"] = f"bytes */{f.size}"
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+            return HttpResponse(
+                f"Range {header!r} is outside the file ({f.size} bytes).",
+                status=416,
+                headers=headers,
+            )
+        if parsed:
+            start, end = parsed
+            length, status = end - start + 1, 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{f.size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return HttpResponse(status=status, headers=headers)
+    return StreamingHttpResponse(
+        iter_stored(f.storage_path, start, length), status=status, headers=headers
+    )
+
+
+def expired_response(request: HttpRequest, name: str, *, status: int = 410) -> HttpResponse:
+    return render(
+        request,
+        "recordings/gone.html",
+        {
+            "title": "This recording was removed",
+            "message": (
+                f"{name} was removed from the portal's storage after the retention "
+                "period. Copies delivered to your own storage are not affected."
+            ),
+        },
+        status=status,
+    )
+
+
+def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        username, sep, password = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")
+    return (username, password) if sep else (username, "")
+
+
+def _wants_html(request: HttpRequest) -> bool:
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _challenge(message: str) -> HttpResponse:
+    response = HttpResponse(message, status=401, content_type="text/plain; charset=utf-8")
+    response["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+    return response
+
+
+def _record_failure(ip: str | None, project: Project | None, username: str) -> None:
+    count = throttle.note_failure(ip)
+    if count == throttle.FAILURE_LIMIT and project is not None:
+        log_audit(
+            project,
+            AuditEvent.Action.BASIC_AUTH_FAILURES,
+            ip=ip,
+            failures=count,
+            window_seconds=throttle.WINDOW_SECONDS,
+            username=username[:64],
+        )
+
+
+@require_http_methods(["GET", "HEAD"])
+def protected_file(request, app_id: str, room_id: str, conf_num: str, name: str):
+    ip = client_ip(request)
+    if throttle.is_throttled(ip):
+        response = HttpResponse(
+            "Too many failed logins from your address; wait a few minutes and try again.",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(throttle.WINDOW_SECONDS)
+        return response
+    given = _basic_credentials(request)
+    if given is None:
+        if _wants_html(request):
+            return _challenge("Log in with the project's recording username and password.")
+        return HttpResponse(
+            "Recording files need HTTP Basic with the project's recording credentials.",
+            status=403,
+            content_type="text/plain; charset=utf-8",
+        )
+    project = Project.objects.select_related("recording_credentials").filter(app_id=app_id).first()
+    credentials = getattr(project, "recording_credentials", None) if project else None
+    if credentials is None or not credentials.matches(*given):
+        _record_failure(ip, project, given[0])
+        return _challenge("Wrong recording username or password for this project.")
+    rf = (
+        RecordingFile.objects.filter(
+            project=project, session__room__room_id=room_id, session__conf_num=conf_num, name=name
+        )
+        .only(*_SERVED_FIELDS)
+        .first()
+    )
+    if rf is None:
+        return HttpResponse(
+            f"No file {name!r} in session {conf_num} of room {room_id}.",
+            status=404,
+            content_type="text/plain; charset=utf-8",
+        )
+    if rf.is_expired:
+        return expired_response(request, rf.name)
+    return stored_file_response(request, StoredFile.of_recording(rf))
+
+
+_SERVED_FIELDS = (
+    "id",
+    "name",
+    "size",
+    "sha256",
+    "storage_path",
+    "content_type",
+    "poster_path",
+    "created_at",
+    "expired_at",
+)

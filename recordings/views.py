@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import storages
+from django.http import Http404
+from django.shortcuts import render
+
+from projects.access import get_project_for
+from projects.context import project_context
+from projects.models import RecordingCredentials
+
+from .models import RecordingFile
+from .report import ReportFilterForm, day_chart, file_entry, filtered_sessions, session_page
+
+# Chat and metadata files are parsed in memory to render them; bigger ones are
+# offered as downloads only.
+MAX_PARSED_BYTES = 5 * 1024 * 1024
+
+
+@login_required
+def report(request, app_id):
+    project = get_project_for(request.user, app_id)
+    rooms = list(project.rooms.order_by("name", "id").values_list("pk", "room_id", "name"))
+    form = ReportFilterForm(request.GET, rooms=[(rid, name) for _, rid, name in rooms])
+    page = chart = None
+    if form.is_valid():
+        data = form.cleaned_data
+        room_pk = next((pk for pk, rid, _ in rooms if rid == data["room"]), None)
+        sessions = filtered_sessions(project, data["from"], data["to"], room_pk)
+        page = session_page(
+            sessions,
+            data["per_page"],
+            older_than=request.GET.get("older"),
+            newer_than=request.GET.get("newer"),
+        )
+        chart = day_chart(sessions, data["from"], data["to"])
+    credentials = RecordingCredentials.objects.filter(project=project).first()
+    query = request.GET.copy()
+    for key in ("older", "newer"):
+        query.pop(key, None)
+    return render(
+        request,
+        "recordings/report.html",
+        project_context(
+            request,
+            project,
+            form=form,
+            page=page,
+            chart=chart,
+            credentials=credentials,
+            has_rooms=bool(rooms),
+            filter_query=query.urlencode(),
+            link_hours=settings.RECORDING_LINK_MAX_AGE_HOURS,
+        ),
+    )
+
+
+def _load_json(rf: RecordingFile):
+    if rf.size > MAX_PARSED_BYTES:
+        return None, f"{rf.name} is too big to show here ({rf.size} bytes); download it instead."
+    try:
+        with storages["recordings"].open(rf.storage_path, "rb") as handle:
+            return json.load(handle), ""
+    except FileNotFoundError:
+        return None, f"{rf.name} is missing from the portal's storage."
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"{rf.name} is not valid JSON ({exc}); download it to inspect it."
+
+
+def _chat_rows(data) -> list[dict]:
+    if not isinstance(data, list):
+        raise ValueError("a chat transcript is a JSON list of messages")
+    return [
+        {
+            "timestamp": item.get("timestamp", ""),
+            "from": item.get("from", ""),
+            "message": item.get("message", ""),
+        }
+        for item in data
+        if isinstance(item, dict)
+    ]
+
+
+def _metadata_rows(data) -> tuple[dict, list[dict]]:
+    if not isinstance(data, dict) or not isinstance(data.get("events", []), list):
+        raise ValueError("a metadata log is a JSON object with an 'events' list")
+    summary = {k: v for k, v in data.items() if k != "events" and not isinstance(v, dict | list)}
+    rows = []
+    for event in data.get("events", []):
+        if not isinstance(event, dict):
+            continue
+        known = ("timestamp", "event", "participant")
+        rows.append(
+            {
+                "timestamp": event.get("timestamp", ""),
+                "event": event.get("event", ""),
+                "participant": event.get("participant", ""),
+                "details": ", ".join(f"{k}={v}" for k, v in event.items() if k not in known),
+            }
+        )
+    return summary, rows
+
+
+@login_required
+def file_page(request, app_id, file_id: int):
+    project = get_project_for(request.user, app_id)
+    rf = (
+        RecordingFile.objects.select_related("session__room")
+        .filter(project=project, pk=file_id)
+        .first()
+    )
+    if rf is None:
+        raise Http404("No such recording file in this project")
+    context = {"file": rf, "entry": file_entry(rf), "session": rf.session}
+    if not rf.is_expired and rf.type in (RecordingFile.Type.CHAT, RecordingFile.Type.METADATA):
+        data, problem = _load_json(rf)
+        if data is not None:
+            try:
+                if rf.type == RecordingFile.Type.CHAT:
+                    context["chat"] = _chat_rows(data)
+                else:
+                    context["summary"], context["events"] = _metadata_rows(data)
+            except ValueError as exc:
+                problem = f"{rf.name} does not look like {exc}."
+        context["problem"] = problem
+    return render(request, "recordings/file.html", project_context(request, project, **context))
