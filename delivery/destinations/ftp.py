@@ -20,8 +20,8 @@ import secrets
 import socket
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from typing import Any, NoReturn
 
 from django import forms
 
@@ -103,13 +103,12 @@ def _unverified_context() -> ssl.SSLContext:
 def tls_certificate_fingerprint(host: str, port: int = 21, timeout: float = TIMEOUT) -> str:
     """Connect, start TLS and return the fingerprint of the certificate the
     server presents, without logging in (for "trust this certificate")."""
-    ftp = _FTPS(context=_unverified_context(), timeout=timeout)
-    try:
-        ftp.connect(host, port)
-        ftp.auth()
-        return certificate_fingerprint(ftp.sock.getpeercert(True))
-    finally:
-        ftp.close()
+    dest = FTPDestination({"host": host, "port": port, "tls": "explicit"})
+    dest.timeout = timeout
+    with dest._errors("reading the TLS certificate"):
+        ftps, der = dest._start_tls(_unverified_context())
+    ftps.close()
+    return certificate_fingerprint(der)
 
 
 class FTPDestination(Destination):
@@ -145,7 +144,7 @@ class FTPDestination(Destination):
     # -- connection --------------------------------------------------------------
     def open(self) -> None:
         self.close()
-        with self._errors(f"connecting to {self.host}:{self.port}"):
+        with self._errors("opening the FTP session"):
             ftp = self._connect()
             try:
                 self._login(ftp)
@@ -164,60 +163,50 @@ class FTPDestination(Destination):
         ftp, self._ftp = self._ftp, None
         if ftp is None:
             return
-        try:
+        with suppress(Exception):
             ftp.quit()
-        except Exception:
-            pass
-        try:
+        with suppress(Exception):
             ftp.close()
-        except Exception:
-            pass
 
     def _connect(self) -> ftplib.FTP:
         if not self.tls:
             ftp = ftplib.FTP(timeout=self.timeout)
             ftp.connect(self.host, self.port)
             return ftp
-        ftps = _FTPS(context=ssl.create_default_context(), timeout=self.timeout)
         try:
-            ftps.connect(self.host, self.port)
-            self._start_tls(ftps)
-            self.presented_fingerprint = certificate_fingerprint(ftps.sock.getpeercert(True))
+            ftps, der = self._start_tls(ssl.create_default_context())
+            self.presented_fingerprint = certificate_fingerprint(der)
             return ftps
         except ssl.SSLCertVerificationError:
+            pass  # self-signed, private CA or another name: the pin decides
+        ftps, der = self._start_tls(_unverified_context())
+        self.presented_fingerprint = fingerprint = certificate_fingerprint(der)
+        pinned = self.pinned_fingerprint
+        if not (pinned and _same_fingerprint(fingerprint, pinned)):
             ftps.close()
-        except BaseException:
-            ftps.close()
-            raise
-        # Not signed by a CA we know (self-signed, private CA, name mismatch): pin.
-        ftps = _FTPS(context=_unverified_context(), timeout=self.timeout)
+            raise UntrustedHostKey(fingerprint, pinned=pinned or None, what="TLS certificate")
+        ftps.pinned_der = der
+        return ftps
+
+    def _start_tls(self, context: ssl.SSLContext) -> tuple[_FTPS, bytes]:
+        """Connect and send AUTH TLS; return the session and the server's DER certificate."""
+        ftps = _FTPS(context=context, timeout=self.timeout)
         try:
             ftps.connect(self.host, self.port)
-            self._start_tls(ftps)
-            der = ftps.sock.getpeercert(True)
-            fingerprint = certificate_fingerprint(der)
-            self.presented_fingerprint = fingerprint
-            if not (
-                self.pinned_fingerprint and _same_fingerprint(fingerprint, self.pinned_fingerprint)
-            ):
-                raise UntrustedHostKey(
-                    fingerprint, pinned=self.pinned_fingerprint or None, what="TLS certificate"
-                )
-            ftps.pinned_der = der
-            return ftps
+            try:
+                ftps.auth()
+            except ftplib.error_perm as exc:
+                raise self._error(
+                    f"The server at {self.host}:{self.port} does not accept explicit FTPS "
+                    f"(AUTH TLS): {_reply(exc)}. Enable TLS on the server or choose plain FTP.",
+                    permanent=True,
+                ) from None
+            sock = ftps.sock
+            assert isinstance(sock, ssl.SSLSocket)
+            return ftps, sock.getpeercert(True) or b""
         except BaseException:
             ftps.close()
             raise
-
-    def _start_tls(self, ftps: _FTPS) -> None:
-        try:
-            ftps.auth()
-        except ftplib.error_perm as exc:
-            raise self._error(
-                f"The server at {self.host}:{self.port} does not accept explicit FTPS "
-                f"(AUTH TLS): {_reply(exc)}. Enable TLS on the server or choose plain FTP.",
-                permanent=True,
-            ) from None
 
     def _login(self, ftp: ftplib.FTP) -> None:
         try:
@@ -230,8 +219,9 @@ class FTPDestination(Destination):
                     f"check the username and password (server said: {reply[4:]})",
                     permanent=True,
                 ) from None
+            hint = "; choose explicit FTPS" if not self.tls and "TLS" in reply.upper() else ""
             raise self._error(
-                f"{reply} while logging in as '{self.username}' on {self.host}:{self.port}",
+                f"{reply} while logging in as '{self.username}' on {self.host}:{self.port}{hint}",
                 permanent=True,
             ) from None
 
@@ -274,7 +264,8 @@ class FTPDestination(Destination):
         if size != local.size:
             self._delete_quietly(temp)
             raise self._error(
-                f"{temp} has {size} bytes after upload, expected {local.size}; uploading again"
+                f"{temp} has {size or 0} bytes after upload instead of {local.size}; "
+                f"check free space on {self.host}"
             )
         self._rename(temp, final)
 
@@ -291,6 +282,8 @@ class FTPDestination(Destination):
 
     def _make_folders(self, folder: str) -> None:
         ftp = self._conn()
+        if folder not in self._folders and self._is_folder(folder):
+            self._folders.add(folder)
         missing = []
         while folder not in self._folders and folder not in ("/", ""):
             missing.append(folder)
@@ -306,11 +299,12 @@ class FTPDestination(Destination):
 
     def _is_folder(self, path: str) -> bool:
         ftp = self._conn()
-        try:
-            ftp.cwd(path)
-        except ftplib.error_perm:
-            return False
-        ftp.cwd(self._home)
+        with self._errors(f"opening folder {path}"):
+            try:
+                ftp.cwd(path)
+            except ftplib.error_perm:
+                return False
+            ftp.cwd(self._home)
         return True
 
     def _size(self, path: str) -> int | None:
@@ -382,10 +376,8 @@ class FTPDestination(Destination):
                 ftp.rename(temp, final)
 
     def _delete_quietly(self, path: str) -> None:
-        try:
+        with suppress(ftplib.Error, OSError):
             self._conn().delete(path)
-        except (ftplib.Error, OSError):
-            pass
 
     # -- errors ----------------------------------------------------------------------
     def _error(self, message: str, *, permanent: bool = False) -> TransferError:
@@ -404,29 +396,38 @@ class FTPDestination(Destination):
         except TransferError:
             raise
         except ftplib.error_perm as exc:  # 5xx: retrying will not help
-            raise self._error(f"{_reply(exc)} while {doing} on {where}", permanent=True) from None
+            self._fail(f"{_reply(exc)} while {doing} on {where}", permanent=True)
         except ftplib.error_temp as exc:  # 4xx, e.g. 421, 425, 426, 450, 451
-            raise self._error(f"{_reply(exc)} while {doing} on {where}") from None
+            self._fail(f"{_reply(exc)} while {doing} on {where}", lost=_reply(exc)[:3] == "421")
         except (ftplib.error_reply, ftplib.error_proto, EOFError) as exc:
-            raise self._error(f"Unexpected reply while {doing} on {where}: {exc}") from None
+            self._fail(f"Unexpected reply while {doing} on {where}: {exc}", lost=True)
         except socket.gaierror:
-            raise self._error(
-                f"Cannot resolve host name {self.host!r}: check the host", permanent=True
-            ) from None
+            self._fail(f"Cannot resolve host name {self.host!r}", permanent=True, lost=True)
         except ConnectionRefusedError:
-            raise self._error(
-                f"Connection refused by {where} while {doing}: is the FTP server running "
-                "on that port?"
-            ) from None
+            self._fail(
+                f"Connection refused by {where} while {doing}: is the FTP server up?", lost=True
+            )
         except TimeoutError:
-            raise self._error(f"Timed out while {doing} on {where}") from None
+            self._fail(f"Timed out while {doing} on {where}", lost=True)
         except ssl.SSLError as exc:
-            raise self._error(f"TLS error while {doing} on {where}: {exc.reason or exc}") from None
+            self._fail(f"TLS error while {doing} on {where}: {exc.reason or exc}", lost=True)
         except OSError as exc:
-            raise self._error(
-                f"Connection to {where} lost while {doing}: {exc.strerror or exc}"
-            ) from None
+            self._fail(
+                f"Connection to {where} lost while {doing}: {exc.strerror or exc}", lost=True
+            )
+
+    def _fail(self, message: str, *, permanent: bool = False, lost: bool = False) -> NoReturn:
+        if lost:
+            self._drop()
+        raise self._error(message, permanent=permanent) from None
+
+    def _drop(self) -> None:
+        """Forget a broken connection without QUIT (which could wait for the
+        timeout); the next call reconnects."""
+        ftp, self._ftp = self._ftp, None
+        if ftp is not None:
+            ftp.close()
 
 
 def _reply(exc: BaseException) -> str:
-    return str(exc.args[0] if exc.args else exc).strip().splitlines()[0]
+    return str(exc.args[0] if exc.args else exc).strip().splitlines()[0].rstrip(".")

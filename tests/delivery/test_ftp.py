@@ -151,21 +151,20 @@ def test_connection_refused_is_transient(tmp_path):
     assert f"Connection refused by 127.0.0.1:{port}" in info.value.message
 
 
-@pytest.mark.slow
 def test_a_cut_upload_resumes_with_rest_and_ends_intact(ftp_server: FTPServer, tmp_path):
     size = 40 * 1024 * 1024
     local = make_file(tmp_path / "big.mp4", size)
-    config = ftp_server.config(root="resume")
+    dest = destination_for("ftp", ftp_server.config(root="resume"))
 
     def kill_midway(total: int) -> None:
-        if total >= 16 * 1024 * 1024 and ftp_server.proc.poll() is None:
+        if total >= 16 * 1024 * 1024 and ftp_server.proc and ftp_server.proc.poll() is None:
             ftp_server.kill()
 
     try:
         with pytest.raises(TransferError) as info:
-            with destination_for("ftp", config) as dest:
-                dest.upload(local, "r/c/big.mp4", Progress(kill_midway))
+            dest.upload(local, "r/c/big.mp4", Progress(kill_midway))
         assert not info.value.permanent
+        assert "lost while uploading /resume/r/c/.big.mp4.part" in info.value.message
     finally:
         ftp_server.restart()
     partial = ftp_server.read("resume/r/c/.big.mp4.part").stat().st_size
@@ -173,7 +172,7 @@ def test_a_cut_upload_resumes_with_rest_and_ends_intact(ftp_server: FTPServer, t
     assert not ftp_server.read("resume/r/c/big.mp4").exists()
 
     progress = Progress()
-    with destination_for("ftp", config) as dest:
+    with dest:  # the same instance reconnects
         dest.upload(local, "r/c/big.mp4", progress)
         assert dest.verify(local, "r/c/big.mp4")
     assert progress.total == size - partial  # only the missing part was sent
@@ -208,7 +207,8 @@ def test_ftps_refuses_an_unknown_certificate_and_names_its_fingerprint(ftps_serv
 def test_ftps_uploads_once_the_certificate_is_pinned(ftps_server: FTPServer, tmp_path):
     local = make_file(tmp_path / "rec.mp4", 2 * 1024 * 1024 + 5)
     config = ftps_server.config(root="secure", pinned_fingerprint=ftps_server.fingerprint)
-    with destination_for("ftp", config) as dest:
+    dest = FTPDestination(config)
+    with dest:
         assert dest.presented_fingerprint == ftps_server.fingerprint
         dest.check()
         dest.upload(local, "r/c/rec.mp4", Progress())
@@ -233,6 +233,7 @@ def test_plain_ftp_to_a_tls_only_server_fails_permanently(ftps_server: FTPServer
         with destination_for("ftp", ftps_server.config(tls="none")):
             pass
     assert info.value.permanent
+    assert info.value.message.endswith("; choose explicit FTPS")
     assert FTP_PASSWORD not in info.value.message
 
 
@@ -261,3 +262,18 @@ def test_the_form_keeps_the_password_write_only():
 
 def test_the_registry_finds_the_ftp_kind():
     assert isinstance(destination_for("ftp", {"host": "h", "username": "u"}), FTPDestination)
+
+
+def test_a_server_that_never_answers_times_out_as_transient():
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts TCP connections but never sends a banner
+        port = silent.getsockname()[1]
+        dest = destination_for("ftp", {"host": "127.0.0.1", "port": port, "username": "rec"})
+        dest.timeout = 0.3
+        with pytest.raises(TransferError) as info:
+            dest.open()
+    assert not info.value.permanent
+    assert info.value.message == f"Timed out while opening the FTP session on 127.0.0.1:{port}"
