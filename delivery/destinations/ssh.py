@@ -294,7 +294,7 @@ class SSHDestination(Destination):
         if self._shell is None:
             try:
                 status, out, _err = self.run(f"echo {SHELL_PROBE}", timeout=30)
-                self._shell = status == 0 and out.strip() == SHELL_PROBE
+                self._shell = status == 0 and out.strip().endswith(SHELL_PROBE)
             except (paramiko.SSHException, EOFError, OSError):
                 if not self.connected:
                     raise self.lost("probing the shell") from None
