@@ -90,6 +90,10 @@ def do_rotate_webhook_secret(project: Project, *, acting_user=None, ip: str | No
     endpoint.secret = new_secret
     endpoint.save(update_fields=["secret", "updated_at"])
     log_audit(
-        project, AuditEvent.Action.WEBHOOK_CHANGED, actor=acting_user, ip=ip, changed=["secret_rotated"]
+        project,
+        AuditEvent.Action.WEBHOOK_CHANGED,
+        actor=acting_user,
+        ip=ip,
+        changed=["secret_rotated"],
     )
     return new_secret

@@ -17,7 +17,9 @@ class WebhookForm(forms.Form):
         max_length=500,
         assume_scheme="https",
         validators=[URLValidator(schemes=["http", "https"])],
-        error_messages={"invalid": "Enter a full http:// or https:// URL, e.g. https://example.com/hooks."},
+        error_messages={
+            "invalid": "Enter a full http:// or https:// URL, e.g. https://example.com/hooks."
+        },
         help_text="Events are POSTed here as JSON, signed per the Standard Webhooks spec.",
     )
     enabled = forms.BooleanField(label="Send events", required=False, initial=True)
@@ -55,9 +57,7 @@ class WebhookForm(forms.Form):
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
         if "@" in urlsplit(url).netloc:
-            raise forms.ValidationError(
-                "Put credentials in the Basic auth fields, not in the URL."
-            )
+            raise forms.ValidationError("Put credentials in the Basic auth fields, not in the URL.")
         return url
 
     def clean(self):

@@ -54,7 +54,9 @@ def webhook_settings(request, app_id):
             # must not travel through the session or a message cookie.
             form = WebhookForm(endpoint=change.endpoint)
             return _render(request, project, form, new_secret=change.new_secret)
-        messages.success(request, "Webhook settings saved." if change.changed else "Nothing changed.")
+        messages.success(
+            request, "Webhook settings saved." if change.changed else "Nothing changed."
+        )
         return redirect("projects:webhook", app_id=project.app_id)
     return _render(request, project, form)
 
@@ -75,7 +77,9 @@ def _report(request, logged, what: str) -> None:
     if logged is None:
         messages.error(request, f"{what} is being sent right now; try again in a moment.")
     elif logged.ok:
-        messages.success(request, f"{what} delivered: HTTP {logged.status_code} in {logged.duration_ms} ms.")
+        messages.success(
+            request, f"{what} delivered: HTTP {logged.status_code} in {logged.duration_ms} ms."
+        )
     else:
         messages.error(request, f"{what} failed: {logged.error}")
 

@@ -117,7 +117,9 @@ def enqueue_send(message_pk: int) -> None:
     from django_q.tasks import async_task
 
     try:
-        async_task("projects.webhooks.send_message_task", message_pk, task_name=f"webhook-{message_pk}")
+        async_task(
+            "projects.webhooks.send_message_task", message_pk, task_name=f"webhook-{message_pk}"
+        )
     except Exception:
         logger.warning("Could not queue webhook message %s; the sweep will send it", message_pk)
 
@@ -215,7 +217,9 @@ def post(endpoint: WebhookEndpoint, message: WebhookMessage) -> Outcome:
             excerpt = raw.decode("utf-8", "replace")
             status = response.status_code
     except requests.exceptions.ConnectTimeout:
-        return Outcome(None, elapsed(), f"Timed out connecting to {where} after {CONNECT_TIMEOUT:g} s")
+        return Outcome(
+            None, elapsed(), f"Timed out connecting to {where} after {CONNECT_TIMEOUT:g} s"
+        )
     except requests.exceptions.ReadTimeout:
         return Outcome(None, elapsed(), f"{where} did not answer within {READ_TIMEOUT:g} s")
     except requests.exceptions.SSLError:
