@@ -198,7 +198,8 @@ class GoogleDriveDestination(Destination):
 
     def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
         folder, name = self._parent_and_name(remote_path, create=True)
-        assert folder is not None
+        if folder is None:  # cannot happen with create=True; keeps the type checker honest
+            raise TransferError(f"Could not create the folders of {remote_path} on Google Drive.")
         existing = self._files_named(folder, name)
         mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         media = _ChunkedFileUpload(
