@@ -75,8 +75,9 @@ class RoomListView(APIView):
             OpenApiParameter("name", str, description="Only rooms with exactly this name."),
             OpenApiParameter("page", int, description="1-based page number (default 1)."),
             OpenApiParameter(
-                "per_page", int, description=f"Rooms per page (default {PER_PAGE_DEFAULT}, "
-                f"at most {PER_PAGE_MAX})."
+                "per_page",
+                int,
+                description=f"Rooms per page (default {PER_PAGE_DEFAULT}, at most {PER_PAGE_MAX}).",
             ),
         ],
         responses={200: RoomListEnvelopeSerializer, **error_responses(400, 401)},

@@ -17,7 +17,7 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
     fields = serializers.DictField(
         child=serializers.CharField(),
         required=False,
-        help_text="Per-field messages, e.g. {\"settings.mode\": \"must be one of group, lecture\"}.",
+        help_text='Per-field messages, e.g. {"settings.mode": "must be one of group, lecture"}.',
     )
 
 
@@ -50,9 +50,7 @@ class RoomCreateSerializer(serializers.Serializer):
 class RoomPatchSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     owner_ref = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    settings = RoomSettingsSerializer(
-        required=False, help_text="Merged over the current settings."
-    )
+    settings = RoomSettingsSerializer(required=False, help_text="Merged over the current settings.")
 
 
 class RoomSerializer(serializers.ModelSerializer):

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 
 from django.conf import settings
@@ -44,7 +43,7 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _local_copy(storage, name: str, workdir: Path, stack: ExitStack) -> str:
+def _local_copy(storage, name: str, workdir: Path) -> str:
     """A local path of a stored file: the file itself on a local store, else a
     streamed copy in ``workdir``."""
     if isinstance(storage, FileSystemStorage):
@@ -72,14 +71,13 @@ def process_session(session_id: int) -> Session:
         return _finish(session, None)
     workdir = _work_dir()
     try:
-        with ExitStack() as stack:
-            storage = recordings_storage()
-            inputs = [_local_copy(storage, f.storage_path, Path(workdir), stack) for f in individual]
-            output = Path(workdir) / TRANSCODED_NAME
-            info = media.make_composite(inputs, output)
-            poster = Path(workdir) / POSTER_NAME
-            media.make_poster(output, poster)
-            return _finish(session, (output, poster, info.duration), participants=len(individual))
+        storage = recordings_storage()
+        inputs = [_local_copy(storage, f.storage_path, Path(workdir)) for f in individual]
+        output = Path(workdir) / TRANSCODED_NAME
+        info = media.make_composite(inputs, output)
+        poster = Path(workdir) / POSTER_NAME
+        media.make_poster(output, poster)
+        return _finish(session, (output, poster, info.duration), participants=len(individual))
     except media.MediaError as exc:
         return _fail(session, exc.message)
     except Exception as exc:
@@ -93,15 +91,13 @@ def process_session(session_id: int) -> Session:
 def _fail(session: Session, message: str) -> Session:
     log.error("processing of session %s failed: %s", session.conf_num, message)
     with transaction.atomic():
-        session = Session.objects.select_for_update().select_related("project", "room").get(
-            pk=session.pk
+        session = (
+            Session.objects.select_for_update().select_related("project", "room").get(pk=session.pk)
         )
         session.state = Session.State.FAILED
         session.processing_error = message[:4000]
         session.processed_at = timezone.now()
-        session.participant_count = session.files.filter(
-            type=RecordingFile.Type.INDIVIDUAL
-        ).count()
+        session.participant_count = session.files.filter(type=RecordingFile.Type.INDIVIDUAL).count()
         session.total_size = session.files.aggregate(total=Sum("size"))["total"] or 0
         session.save(
             update_fields=[
@@ -122,8 +118,10 @@ def _finish(session: Session, result, *, participants: int = 0) -> Session:
     stored: list[str] = []
     try:
         with transaction.atomic():
-            session = Session.objects.select_for_update().select_related("project", "room").get(
-                pk=session.pk
+            session = (
+                Session.objects.select_for_update()
+                .select_related("project", "room")
+                .get(pk=session.pk)
             )
             if session.state != Session.State.PROCESSING:
                 return session

@@ -35,7 +35,8 @@ class UploadTooLarge(ApiError):
 class StoreFull(ApiError):
     def __init__(self):
         super().__init__(
-            1507, "The recording store is full (no space left on device); free space and retry.",
+            1507,
+            "The recording store is full (no space left on device); free space and retry.",
             status=507,
         )
 

@@ -81,7 +81,9 @@ def test_it_gets_patches_and_deletes_a_room(api):
         "room_id"
     ]
     assert api("get", f"/rooms/{room_id}").json()["room"]["settings"]["mode"] == "lecture"
-    patched = api("patch", f"/rooms/{room_id}", {"name": "r2", "settings": {"auto_recording": True}})
+    patched = api(
+        "patch", f"/rooms/{room_id}", {"name": "r2", "settings": {"auto_recording": True}}
+    )
     assert patched.status_code == 200
     settings = patched.json()["room"]["settings"]
     assert settings["mode"] == "lecture" and settings["auto_recording"] is True

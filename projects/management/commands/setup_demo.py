@@ -32,8 +32,12 @@ class Command(BaseCommand):
         project = Project.objects.filter(name=DEMO_PROJECT, memberships__user=user).first()
         created = False
         if project is None:
-            project = do_create_project(DEMO_PROJECT, owner=user).project
-            created = True
+            new = do_create_project(DEMO_PROJECT, owner=user)
+            project, created = new.project, True
+            # For `manage.py simulate_session ... --app-key $(cat DATA_DIR/secrets/demo_app_key)`.
+            key_file = settings.DATA_DIR / "secrets" / "demo_app_key"
+            key_file.write_text(new.app_key + "\n")
+            key_file.chmod(0o600)
         self.stdout.write(f"DEMO_USERNAME={DEMO_USERNAME}")
         self.stdout.write(f"DEMO_PASSWORD={password}")
         self.stdout.write(f"DEMO_APP_ID={project.app_id}")
