@@ -19,6 +19,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -115,6 +116,12 @@ def run_ffmpeg(cmd: Sequence[str], what: str, timeout: float | None = None) -> N
             raise MediaError(f"{what} failed (ffmpeg exit {proc.returncode}): {_tail(stderr_file)}")
 
 
+def _arg(path: str | os.PathLike) -> str:
+    """A path as an ffmpeg argument: absolute, so a name like ``-x.mp4`` or
+    ``http:x.mp4`` is never taken for an option or a protocol."""
+    return os.path.abspath(path)
+
+
 def _temp_sibling(path: Path, suffix: str) -> Path:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
@@ -151,7 +158,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _arg(path)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=120,
@@ -184,7 +191,7 @@ def _measure_duration(path: Path) -> float:
     # nothing; the last progress line holds the end time.
     with tempfile.TemporaryFile() as stderr_file:
         subprocess.run(
-            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0",
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _arg(path), "-map", "0",
              "-c", "copy", "-f", "null", "-"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_file,
             timeout=3600, check=False,
@@ -248,7 +255,7 @@ def generate_participant_media(
             "-t", f"{seconds:.3f}", "-movflags", "+faststart", "-f", "mp4"]  # fmt: skip
     tmp = _temp_sibling(out_path, ".part")
     try:
-        run_ffmpeg([*cmd, str(tmp)], f"Generating {out_path.name}")
+        run_ffmpeg([*cmd, _arg(tmp)], f"Generating {out_path.name}")
         _publish(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -399,7 +406,9 @@ def composite_command(
     inputs = [Path(p) for p in inputs]
     if not 1 <= len(inputs) <= 16:
         raise MediaError(f"A composite takes 1 to 16 recordings, got {len(inputs)}")
-    infos = list(infos) if infos is not None else [probe(p) for p in inputs]
+    if infos is None:
+        with ThreadPoolExecutor(max_workers=min(8, len(inputs))) as pool:
+            infos = list(pool.map(probe, inputs))
     if not any(info.has_video or info.has_audio for info in infos):
         raise MediaError("None of the recordings has a video or audio stream")
     longest = max(info.duration for info in infos)
@@ -448,12 +457,12 @@ def composite_command(
 
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     for path in inputs:
-        cmd += ["-i", str(path)]
+        cmd += ["-i", _arg(path)]
     cmd += [
         "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-g", str(2 * fps), "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
-        "-t", f"{longest:.3f}", "-movflags", "+faststart", "-f", "mp4", str(output),
+        "-t", f"{longest:.3f}", "-movflags", "+faststart", "-f", "mp4", _arg(output),
     ]  # fmt: skip
     return cmd
 
@@ -498,13 +507,18 @@ def make_poster(
     at = at_seconds if info.duration > at_seconds else 0.0
     tmp = _temp_sibling(poster_path, ".part")
     try:
+        # A seek near the end can yield no frame; the first frame always exists.
         for seek in dict.fromkeys((at, 0.0)):
-            run_ffmpeg(
-                [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                 "-ss", f"{seek:.3f}", "-i", str(video_path), "-frames:v", "1", "-q:v", "3",
-                 "-update", "1", "-f", "image2", "-c:v", "mjpeg", str(tmp)],
-                f"Making a poster of {video_path.name}",
-            )  # fmt: skip
+            try:
+                run_ffmpeg(
+                    [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                     "-ss", f"{seek:.3f}", "-i", _arg(video_path), "-frames:v", "1",
+                     "-q:v", "3", "-update", "1", "-f", "image2", "-c:v", "mjpeg", _arg(tmp)],
+                    f"Making a poster of {video_path.name}",
+                )  # fmt: skip
+            except MediaError:
+                if seek == 0.0:
+                    raise
             if tmp.stat().st_size > 0:
                 break
         _publish(tmp, poster_path)

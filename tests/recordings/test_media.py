@@ -297,3 +297,13 @@ def test_a_video_track_starting_late_is_held_on_its_first_frame_from_time_zero(t
         [ffmpeg_exe(), "-hide_banner", "-i", str(output)], capture_output=True, text=True
     ).stderr
     assert "start 0.5" not in summary  # the input's video stream says "start 0.520000"
+
+
+def test_odd_file_names_are_not_taken_for_options_or_protocols(participants, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("-dash.mp4").write_bytes(participants[0].read_bytes())
+    Path("http:colon.mp4").write_bytes(participants[1].read_bytes())
+    info = make_composite(["-dash.mp4", "http:colon.mp4"], "-out.mp4", **COMPOSITE)
+    assert info.duration == pytest.approx(5.0, abs=0.5)
+    make_poster("-out.mp4", "-poster.jpg")
+    assert Path("-poster.jpg").stat().st_size > 0
