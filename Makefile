@@ -35,6 +35,7 @@ run: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	@$(PY) manage.py setup_demo > "$(DATA_DIR)/demo.env"
+	@$(PY) manage.py fill_demo || echo "demo session could not be simulated; the portal still runs"
 	@. "$(DATA_DIR)/demo.env"; $(PY) manage.py runportal --login "Log in as $$DEMO_USERNAME / $$DEMO_PASSWORD (demo project APP_ID $$DEMO_APP_ID)"
 
 test: install-test-deps test-sqlite test-postgres
