@@ -1,0 +1,240 @@
+"""Archive API (Video API v2): a project's recordings by period, room,
+room + period and conference number, in the EnableX response shape.
+
+Pages add ``total``, ``page``, ``per_page`` and ``next`` next to ``archive``;
+clients that only read ``archive`` keep working. A page costs the same four
+queries whatever its size: count, sessions (+ room), files, and the room
+lookup where a room is named.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db.models import Prefetch
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+from portal.api import ApiError, ok
+from projects.api import _int_param, error_responses
+from projects.models import Project, Room
+
+from .models import RecordingFile, Session
+from .report import day_bounds
+
+PER_PAGE_DEFAULT = 100
+PER_PAGE_MAX = 500
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_URL_SAFE = "!$&'()*+,;=/~:@"
+FILE_FIELDS = (
+    "id", "session_id", "type", "name", "size", "sha256", "participant", "content_type",
+    "duration_seconds", "created_at", "expired_at",
+)  # fmt: skip
+LISTS = {
+    RecordingFile.Type.INDIVIDUAL: "recording",
+    RecordingFile.Type.TRANSCODED: "transcoded",
+    RecordingFile.Type.LIVE: "live_recording",
+}
+
+
+class ArchiveFileSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        allow_null=True, help_text="HTTP Basic with the recording credentials; null once expired."
+    )
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    content_type = serializers.CharField()
+    participant = serializers.CharField(allow_blank=True)
+    duration = serializers.FloatField(allow_null=True, help_text="Seconds, for media files.")
+    created_at = serializers.DateTimeField()
+    expired = serializers.BooleanField(help_text="Removed from the portal's storage.")
+
+
+class ArchiveEntrySerializer(serializers.Serializer):
+    _id = serializers.CharField(help_text="Archive entry id (24 hex digits).")
+    trans_date = serializers.DateTimeField(help_text="When processing finished (UTC).")
+    conf_num = serializers.CharField()
+    app_id = serializers.CharField()
+    room_id = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    recording = ArchiveFileSerializer(many=True, help_text="Individual recordings.")
+    transcoded = ArchiveFileSerializer(many=True)
+    live_recording = ArchiveFileSerializer(many=True)
+    chatdata = serializers.URLField(allow_null=True)
+    metadata = serializers.URLField(allow_null=True)
+
+
+class ArchiveEnvelopeSerializer(serializers.Serializer):
+    result = serializers.IntegerField(help_text="0 on success.")
+    archive = ArchiveEntrySerializer(many=True)
+    total = serializers.IntegerField(help_text="Sessions matching, over all pages.")
+    page = serializers.IntegerField()
+    per_page = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
+
+
+def parse_day(raw: str, name: str) -> date:
+    try:
+        if _DATE.match(raw):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise ApiError(1001, f"{name} date {raw!r} is not a valid YYYY-MM-DD date (UTC)", status=400)
+
+
+def period(date_from: str, date_to: str):
+    start, end = parse_day(date_from, "From"), parse_day(date_to, "To")
+    if start > end:
+        raise ApiError(
+            1001, f"The period starts ({start}) after it ends ({end}); swap the dates", status=400
+        )
+    return day_bounds(start, end)
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _file(rf: RecordingFile, prefix: str) -> dict:
+    expired = rf.expired_at is not None
+    return {
+        "url": None if expired else prefix + quote(rf.name, safe=_URL_SAFE),
+        "name": rf.name,
+        "size": rf.size,
+        "sha256": rf.sha256,
+        "content_type": rf.content_type,
+        "participant": rf.participant,
+        "duration": rf.duration_seconds,
+        "created_at": _iso(rf.created_at),
+        "expired": expired,
+    }
+
+
+def archive_entry(session: Session, app_id: str) -> dict:
+    path = reverse(
+        "recordings:protected_file", args=[app_id, session.room.room_id, session.conf_num, "_"]
+    )
+    prefix = settings.PUBLIC_BASE_URL + path[:-1]
+    entry: dict = {
+        "_id": f"{session.pk:024x}",
+        "trans_date": _iso(session.processed_at or session.ended_at or session.started_at),
+        "conf_num": session.conf_num,
+        "app_id": app_id,
+        "room_id": session.room.room_id,
+        "started_at": _iso(session.started_at),
+        "ended_at": _iso(session.ended_at),
+        "recording": [],
+        "transcoded": [],
+        "live_recording": [],
+        "chatdata": None,
+        "metadata": None,
+    }
+    for rf in session.files.all():
+        item = _file(rf, prefix)
+        if rf.type in LISTS:
+            entry[LISTS[rf.type]].append(item)
+        elif rf.type == RecordingFile.Type.CHAT and entry["chatdata"] is None:
+            entry["chatdata"] = item["url"]
+        elif rf.type == RecordingFile.Type.METADATA and entry["metadata"] is None:
+            entry["metadata"] = item["url"]
+    return entry
+
+
+def archive_page(request, sessions, project: Project):
+    page = _int_param(request, "page", 1, 1, 10**6)
+    per_page = _int_param(request, "per_page", PER_PAGE_DEFAULT, 1, PER_PAGE_MAX)
+    total = sessions.count()
+    start = (page - 1) * per_page
+    files = RecordingFile.objects.only(*FILE_FIELDS).order_by("type", "name")
+    chunk = (
+        sessions.select_related("room")
+        .prefetch_related(Prefetch("files", queryset=files))
+        .order_by("started_at", "id")[start : start + per_page]
+    )
+    next_url = None
+    if start + per_page < total:
+        query = request.query_params.copy()
+        query["page"] = str(page + 1)
+        next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return ok(
+        {
+            "archive": [archive_entry(s, project.app_id) for s in chunk],
+            "total": total,
+            "page": page,
+            "per_page": per_page,
+            "next": next_url,
+        }
+    )
+
+
+def room_of(project: Project, room_id: str) -> Room:
+    room = Room.objects.filter(project=project, room_id=room_id).only("id").first()
+    if room is None:
+        raise ApiError(1004, f"No room {room_id!r} in this project", status=404)
+    return room
+
+
+PAGING = [
+    OpenApiParameter("page", int, description="1-based page number (default 1)."),
+    OpenApiParameter(
+        "per_page",
+        int,
+        description=f"Sessions per page (default {PER_PAGE_DEFAULT}, at most {PER_PAGE_MAX}).",
+    ),
+]
+PERIOD = [
+    OpenApiParameter("date_from", str, OpenApiParameter.PATH, description="YYYY-MM-DD (UTC)"),
+    OpenApiParameter("date_to", str, OpenApiParameter.PATH, description="YYYY-MM-DD, inclusive"),
+]
+
+
+def _schema(operation_id: str, summary: str, extra=(), errors=(400, 401)):
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        tags=["archive"],
+        parameters=[*extra, *PAGING],
+        responses={200: ArchiveEnvelopeSerializer, **error_responses(*errors)},
+    )
+
+
+class ArchivePeriodView(APIView):
+    @_schema("archive_period", "Recordings of sessions started in a period", PERIOD)
+    def get(self, request, date_from: str, date_to: str):
+        low, high = period(date_from, date_to)
+        sessions = Session.objects.filter(
+            project=request.auth, started_at__gte=low, started_at__lt=high
+        )
+        return archive_page(request, sessions, request.auth)
+
+
+class ArchiveRoomView(APIView):
+    @_schema("archive_room", "Recordings of a room", errors=(400, 401, 404))
+    def get(self, request, room_id: str):
+        room = room_of(request.auth, room_id)
+        return archive_page(request, Session.objects.filter(room=room), request.auth)
+
+
+class ArchiveRoomPeriodView(APIView):
+    @_schema("archive_room_period", "Recordings of a room in a period", PERIOD, (400, 401, 404))
+    def get(self, request, room_id: str, date_from: str, date_to: str):
+        low, high = period(date_from, date_to)
+        room = room_of(request.auth, room_id)
+        sessions = Session.objects.filter(room=room, started_at__gte=low, started_at__lt=high)
+        return archive_page(request, sessions, request.auth)
+
+
+class ArchiveConfNumView(APIView):
+    @_schema("archive_conf_num", "Recordings of one session", errors=(401, 404))
+    def get(self, request, conf_num: str):
+        sessions = Session.objects.filter(project=request.auth, conf_num=conf_num)
+        if not sessions.exists():
+            raise ApiError(1004, f"No session {conf_num!r} in this project", status=404)
+        return archive_page(request, sessions, request.auth)
