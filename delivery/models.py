@@ -43,7 +43,8 @@ class DeliveryDestination(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
     def merged_config(self) -> dict:
-        return {**(self.config or {}), **(self.secrets or {})}
+        secrets: dict = self.secrets or {}  # type: ignore[assignment]
+        return {**(self.config or {}), **secrets}
 
 
 class Delivery(models.Model):
@@ -74,6 +75,13 @@ class Delivery(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     log = models.JSONField(default=list, blank=True)
+    # Bumped when files are added to a delivered delivery, so the next
+    # file_transfer webhook is a new event rather than a duplicate.
+    generation = models.PositiveIntegerField(default=1)
+    manifest_written_at = models.DateTimeField(null=True, blank=True)
+    webhook_sent_at = models.DateTimeField(null=True, blank=True)
+    # Average bytes per second of the current or last run.
+    speed = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

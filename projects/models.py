@@ -25,7 +25,8 @@ class Role(models.TextChoices):
 
     @classmethod
     def rank(cls, role: str) -> int:
-        return {cls.VIEWER: 0, cls.STAFF: 1, cls.ADMIN: 2, cls.OWNER: 3}[role]
+        ranks: dict[str, int] = {cls.VIEWER: 0, cls.STAFF: 1, cls.ADMIN: 2, cls.OWNER: 3}
+        return ranks[role]
 
 
 class Project(models.Model):
