@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import security_views, views, webhook_views
+from . import room_views, security_views, views, webhook_views
 
 app_name = "projects"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("new/", views.project_create, name="create"),
     path("<str:app_id>/", views.project_detail, name="detail"),
     path("<str:app_id>/app-key/", views.regenerate_app_key, name="regenerate_app_key"),
+    path("<str:app_id>/rooms/", room_views.rooms, name="rooms"),
     path(
         "<str:app_id>/settings/access/",
         security_views.recording_access_control,

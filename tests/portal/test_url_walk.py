@@ -16,6 +16,7 @@ from tests.factories import make_recording
 # url name -> (least role, method that shows the page)
 ROLE_FOR_URL: dict[str, tuple[str, str]] = {
     "projects:detail": (Role.VIEWER, "get"),
+    "projects:rooms": (Role.VIEWER, "get"),
     "recordings:report": (Role.VIEWER, "get"),
     "projects:regenerate_app_key": (Role.OWNER, "post"),
     "projects:access": (Role.STAFF, "get"),
