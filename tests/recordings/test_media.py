@@ -307,3 +307,10 @@ def test_odd_file_names_are_not_taken_for_options_or_protocols(participants, tmp
     assert info.duration == pytest.approx(5.0, abs=0.5)
     make_poster("-out.mp4", "-poster.jpg")
     assert Path("-poster.jpg").stat().st_size > 0
+
+
+def test_without_a_font_the_participant_media_is_made_without_the_name(tmp_path, monkeypatch):
+    monkeypatch.setattr("recordings.media.font_file", lambda: None)
+    path = tmp_path / "nameless.mp4"
+    generate_participant_media(path, name="Eve", seconds=1, index=5, **SMALL)
+    assert probe(path).has_video
