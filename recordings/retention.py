@@ -1,0 +1,77 @@
+"""Retention: files stay on the portal's storage for RECORDING_RETENTION_HOURS
+(0 keeps them), then their bytes are removed and the row is marked expired so
+the report and the Archive API say so instead of showing a dead link.
+
+A file is kept while a delivery of it is still to happen (pending, uploading,
+or retrying) and while its session is still live or being processed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from .models import RecordingFile, Session
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+SCHEDULE_NAME = "recordings-retention"
+
+
+def expirable_files(now: datetime):
+    from delivery.models import DeliveredFile, Delivery
+
+    cutoff = now - timedelta(hours=settings.RECORDING_RETENTION_HOURS)
+    busy_delivery = DeliveredFile.objects.filter(
+        recording_file=OuterRef("pk"),
+        delivery__state__in=[
+            Delivery.State.QUEUED,
+            Delivery.State.RUNNING,
+            Delivery.State.RETRY_WAIT,
+        ],
+    ).exclude(state__in=[DeliveredFile.State.VERIFIED, DeliveredFile.State.FAILED])
+    return (
+        RecordingFile.objects.filter(expired_at__isnull=True, created_at__lt=cutoff)
+        .exclude(session__state__in=[Session.State.LIVE, Session.State.PROCESSING])
+        .exclude(Exists(busy_delivery))
+        .order_by("created_at", "id")
+    )
+
+
+def expire_old_files(now: datetime | None = None) -> int:
+    """Mark files past retention expired, then remove their bytes; returns how
+    many. Marking first, with the rule re-checked in the UPDATE, means a
+    delivery queued in between keeps its file."""
+    if settings.RECORDING_RETENTION_HOURS <= 0:
+        return 0
+    now = now or timezone.now()
+    storage = storages["recordings"]
+    done = 0
+    while True:
+        ids = list(expirable_files(now).values_list("id", flat=True)[:BATCH])
+        if not ids:
+            return done
+        expirable_files(now).filter(pk__in=ids).update(expired_at=now)
+        marked = RecordingFile.objects.filter(pk__in=ids, expired_at=now)
+        for pk, *paths in marked.values_list("id", "storage_path", "poster_path"):
+            for path in paths:
+                try:
+                    if path:
+                        storage.delete(path)  # a missing file is not an error
+                except OSError as exc:
+                    logger.warning("Retention could not remove %s of file %s: %s", path, pk, exc)
+            done += 1
+
+
+def run_retention() -> int:
+    """django-q2 scheduled task (see migration 0002_retention_schedule)."""
+    count = expire_old_files()
+    if count:
+        logger.info("Retention removed %d recording files", count)
+    return count
