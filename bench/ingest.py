@@ -1,0 +1,202 @@
+"""Does a huge upload keep the server's memory flat?
+
+Starts a real server (gunicorn portal.wsgi, one gthread worker) on a free
+loopback port with a temporary DATA_DIR and SQLite, creates a project, a room
+and a session, then streams one multipart upload of ``--size-mib`` (default
+2048 = 2 GiB) to ``POST /ingest/v1/sessions/{conf_num}/files`` with
+http.client, 1 MiB at a time, hashing it on the way. Meanwhile psutil samples
+the resident memory (RSS) of the gunicorn master and its worker every 50 ms.
+Prints the peak RSS of the worker and of master + worker, the throughput, and
+checks that the server's size and sha256 match. Target: peak under 100 MB.
+
+    .venv/bin/python bench/ingest.py [--size-mib 2048]
+
+The script exits 1 if the worker's peak RSS is 100 MB or more, or the upload fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_MB = 100
+BLOCK = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(data_dir: Path, size: int) -> dict:
+    from cryptography.fernet import Fernet
+
+    return {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "SECRET_KEY": "bench-" + os.urandom(16).hex(),
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DEBUG": "false",
+        "UPLOAD_MAX_BYTES": str(size + BLOCK),
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",
+    }
+
+
+SETUP = """
+from django.contrib.auth import get_user_model
+from projects.models import Room
+from projects.services import do_create_project
+user = get_user_model().objects.create_user("bench")
+new = do_create_project("Bench", owner=user)
+room = Room.objects.create(project=new.project, name="bench")
+print(new.project.app_id, new.app_key, room.room_id)
+"""
+
+
+class Sampler(threading.Thread):
+    def __init__(self, master_pid: int):
+        super().__init__(daemon=True)
+        self.master = psutil.Process(master_pid)
+        self.peak_worker = self.peak_total = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                workers = self.master.children(recursive=True)
+                rss = [p.memory_info().rss for p in workers]
+                total = self.master.memory_info().rss + sum(rss)
+            except psutil.Error:
+                rss, total = [], 0
+            self.peak_worker = max([self.peak_worker, *rss])
+            self.peak_total = max(self.peak_total, total)
+            self.stop.wait(0.05)
+
+
+def upload(port: int, auth: str, conf_num: str, size: int) -> tuple[dict, str, float]:
+    boundary = "bench" + os.urandom(8).hex()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="type"\r\n\r\nindividual\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="participant"\r\n\r\nBench\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    block = os.urandom(BLOCK)
+    digest = hashlib.sha256()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.putrequest("POST", f"/ingest/v1/sessions/{conf_num}/files")
+    conn.putheader("Authorization", f"Basic {auth}")
+    conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+    conn.putheader("Content-Length", str(len(head) + size + len(tail)))
+    conn.endheaders()
+    started = time.perf_counter()
+    conn.send(head)
+    sent = 0
+    while sent < size:
+        piece = block[: min(BLOCK, size - sent)]
+        digest.update(piece)
+        conn.send(piece)
+        sent += len(piece)
+    conn.send(tail)
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    elapsed = time.perf_counter() - started
+    conn.close()
+    if response.status != 201:
+        raise SystemExit(f"upload failed: {response.status} {body}")
+    return body["file"], digest.hexdigest(), elapsed
+
+
+def wait_for(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("gunicorn exited during start-up")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start within 30 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=2048)
+    args = parser.parse_args()
+    size = args.size_mib * BLOCK
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    (data_dir / "static").mkdir()  # whitenoise warns about a missing STATIC_ROOT
+    env = server_env(data_dir, size)
+    python = sys.executable
+    server = None
+    try:
+        subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        out = subprocess.run(
+            [python, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=env, check=True,
+            capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        app_id, app_key, room_id = out[-3:]
+        port = free_port()
+        server = subprocess.Popen(
+            [python, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--workers", "1", "--worker-class", "gthread", "--threads", "4",
+             "--timeout", "900", "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        wait_for(port, server)
+        auth = base64.b64encode(f"{app_id}:{app_key}".encode()).decode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request(
+            "POST",
+            f"/ingest/v1/rooms/{room_id}/sessions",
+            headers={"Authorization": f"Basic {auth}"},
+        )
+        conf_num = json.loads(conn.getresponse().read())["conf_num"]
+        conn.close()
+
+        sampler = Sampler(server.pid)
+        sampler.start()
+        time.sleep(0.3)
+        idle_worker = sampler.peak_worker
+        stored, sha256, elapsed = upload(port, auth, conf_num, size)
+        time.sleep(0.3)
+        sampler.stop.set()
+        sampler.join()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    mb = 1024 * 1024
+    ok = stored["size"] == size and stored["sha256"] == sha256
+    print(f"upload: {size / mb:.0f} MiB in {elapsed:.1f} s ({size / mb / elapsed:.0f} MiB/s)")
+    print(f"server checksum matches: {'yes' if ok else 'NO'}")
+    print(f"worker RSS: idle {idle_worker / mb:.1f} MiB, peak {sampler.peak_worker / mb:.1f} MiB")
+    print(f"master + worker peak RSS: {sampler.peak_total / mb:.1f} MiB")
+    print(f"target: worker peak < {TARGET_MB} MB -> "
+          f"{'PASS' if sampler.peak_worker < TARGET_MB * 1000**2 and ok else 'FAIL'}")  # fmt: skip
+    return 0 if ok and sampler.peak_worker < TARGET_MB * 1000**2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
