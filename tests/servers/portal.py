@@ -1,0 +1,126 @@
+"""The real portal as separate processes: gunicorn (web) and qcluster
+(workers) sharing a temporary DATA_DIR and database, as in production.
+
+Used by tests that need what a single test process cannot show: nginx in
+front of gunicorn, workers killed with SIGKILL, several workers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_FERNET_KEY = "dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLWl0LTAwMDA="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+class PortalProcesses:
+    """A portal installation in a temporary folder. ``DATABASE_URL`` may name
+    a PostgreSQL database; SQLite in DATA_DIR otherwise."""
+
+    def __init__(self, *, database_url: str | None = None, extra_env: dict | None = None):
+        self.data_dir = Path(tempfile.mkdtemp(prefix="portal-"))
+        os.chmod(self.data_dir, 0o755)  # nginx workers read recordings from here
+        self.port = free_port()
+        self.public_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO"))},
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DATA_DIR": str(self.data_dir),
+            "SECRET_KEY": "portal-process-test-secret-key-" + "k" * 30,
+            "FIELD_ENCRYPTION_KEYS": TEST_FERNET_KEY,
+            "PUBLIC_BASE_URL": self.public_url,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DEBUG": "false",
+            "Q_WORKERS": "2",
+            **({"DATABASE_URL": database_url} if database_url else {}),
+            **(extra_env or {}),
+        }
+        self.web: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.logs = self.data_dir / "logs"
+        self.logs.mkdir()
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300, check=check,
+        )
+
+    def setup(self) -> None:
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage("collectstatic", "--noinput", "-v0")
+        self.manage("shell", "-c", (
+            "from django.contrib.auth import get_user_model;"
+            "get_user_model().objects.create_user('ops', 'ops@example.com', 'ops-password-123')"
+        ))  # fmt: skip
+
+    def create_project(self, name: str = "Proc") -> dict[str, str]:
+        out = self.manage("createproject", name, "--owner", "ops").stdout
+        return dict(line.split("=", 1) for line in out.split() if "=" in line)
+
+    def start_web(self, *, bind_port: int | None = None) -> None:
+        port = bind_port or self.port
+        log = open(self.logs / "web.log", "ab")
+        self.web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--timeout", "300"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for_port(port)
+
+    def start_worker(self) -> subprocess.Popen:
+        log = open(self.logs / f"worker-{len(self.workers)}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.workers.append(proc)
+        return proc
+
+    @staticmethod
+    def kill(proc: subprocess.Popen) -> None:
+        """SIGKILL the process and its children (a qcluster forks workers)."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                self.kill(proc)
+        if self.web and self.web.poll() is None:
+            self.web.terminate()
+            try:
+                self.web.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.web.kill()
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.public_url + path, timeout=30, **kwargs)
