@@ -1,0 +1,469 @@
+"""Runs one Delivery: claim the row under a lease, push its files, verify each
+one, write the manifest last, then announce the result.
+
+The row is the truth. A worker owns a delivery only while its lease holds: it
+is taken with a conditional UPDATE (so two workers never both win, on SQLite
+and PostgreSQL alike), extended by a heartbeat thread every second, and every
+write the worker makes afterwards is conditional on still owning it. A worker
+killed mid-transfer simply stops extending the lease; the sweep wakes the row
+again once the lease ran out and the next run skips files already verified.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .destinations import destination_for
+from .destinations.base import Destination, TransferError
+from .local_files import local_copy, mb, remote_path_for
+from .manifest import manifest_file
+from .models import DeliveredFile, Delivery
+
+logger = logging.getLogger(__name__)
+
+State = Delivery.State
+FileState = DeliveredFile.State
+HEARTBEAT_SECONDS = 1.0
+LOG_CAP = 200
+# Passes over files added while a run is under way, before yielding.
+MAX_ROUNDS = 5
+ERROR_CAP = 2000
+
+
+class LeaseLost(Exception):
+    """Someone else took the delivery (our lease ran out, or a person asked for
+    a redelivery); stop without writing anything."""
+
+
+def new_lease_owner() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def due(now: datetime) -> Q:
+    """Rows a worker may take now: waiting and due, or running with a dead lease."""
+    waiting = Q(state__in=[State.QUEUED, State.RETRY_WAIT]) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    abandoned = Q(state=State.RUNNING) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    )
+    return waiting | abandoned
+
+
+def lease_seconds() -> int:
+    return int(settings.DELIVERY_LEASE_SECONDS)
+
+
+def claim(delivery_id: int, owner: str) -> bool:
+    """Take the delivery for ``owner`` if it is due. Exactly one concurrent
+    caller gets True."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            # On PostgreSQL, skip a row another worker is claiming instead of
+            # queueing behind it; SQLite serialises writers anyway.
+            locked = Delivery.objects.select_for_update(skip_locked=True).filter(
+                due(now), pk=delivery_id
+            )
+            if not list(locked.values_list("pk", flat=True)):
+                return False
+            updated = Delivery.objects.filter(due(now), pk=delivery_id).update(
+                state=State.RUNNING,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds()),
+                heartbeat_at=now,
+                started_at=now,
+                attempts=F("attempts") + 1,
+                next_attempt_at=None,
+            )
+    except OperationalError as exc:
+        # SQLite: another writer holds the database past the busy timeout. The
+        # row stays due, so the sweep offers it again; nothing is lost.
+        if "locked" not in str(exc):
+            raise
+        logger.info("delivery %s: database busy; leaving the claim to a later wake", delivery_id)
+        return False
+    return updated == 1
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay after the ``attempts``-th failed attempt: base, doubling, capped."""
+    base = int(settings.DELIVERY_RETRY_BASE_SECONDS)
+    cap = int(settings.DELIVERY_RETRY_MAX_SECONDS)
+    return timedelta(seconds=min(cap, base * 2 ** max(0, min(attempts - 1, 30))))
+
+
+def log_entry(event: str, message: str) -> dict:
+    return {"at": timezone.now().isoformat(timespec="seconds"), "event": event, "message": message}
+
+
+def capped_log(entries: Iterable[dict]) -> list[dict]:
+    return list(entries)[-LOG_CAP:]
+
+
+class Scrubber:
+    """Removes secret values from texts of unknown origin (library exceptions,
+    tracebacks) before they reach the log or the database."""
+
+    def __init__(self, secrets: dict):
+        self.values = sorted(
+            (str(v) for v in (secrets or {}).values() if v and len(str(v)) >= 4),
+            key=len,
+            reverse=True,
+        )
+
+    def __call__(self, text: str) -> str:
+        for value in self.values:
+            text = text.replace(value, "********")
+        return text
+
+
+class DeliveryRun:
+    """One attempt of one delivery by one worker."""
+
+    def __init__(self, delivery: Delivery, owner: str):
+        self.delivery = delivery
+        self.owner = owner
+        self.destination = delivery.destination
+        self.session = delivery.session
+        self.scrub = Scrubber(self.destination.secrets)
+        self.log = list(delivery.log or [])
+        self.lost = threading.Event()
+        self.stop = threading.Event()
+        # Serialises this process's DB access between the heartbeat thread and
+        # the main thread (SQLite's shared-cache test database needs it).
+        self.db_lock = threading.RLock()
+        self.state_lock = threading.Lock()
+        self.file_bytes: dict[int, int] = {}
+        self.dirty: dict[int, dict] = {}
+        self.sent_this_run = 0
+        self.started = time.monotonic()
+        self.abort = threading.Event()
+
+    # -- bookkeeping shared with the heartbeat ----------------------------------
+    def note(self, event: str, message: str) -> None:
+        message = self.scrub(message)
+        logger.info("delivery %s: %s", self.delivery.pk, message)
+        with self.state_lock:
+            self.log.append(log_entry(event, message))
+
+    def set_file(self, df: DeliveredFile, **fields) -> None:
+        with self.state_lock:
+            self.dirty.setdefault(df.pk, {}).update(fields)
+            if "bytes_sent" in fields:
+                self.file_bytes[df.pk] = fields["bytes_sent"]
+
+    def progress_for(self, df: DeliveredFile):
+        def progress(count: int) -> None:
+            if self.lost.is_set():
+                raise LeaseLost(f"lease of delivery {self.delivery.pk} lost")
+            with self.state_lock:
+                self.file_bytes[df.pk] = self.file_bytes.get(df.pk, 0) + count
+                self.dirty.setdefault(df.pk, {})["bytes_sent"] = self.file_bytes[df.pk]
+                self.sent_this_run += count
+
+        return progress
+
+    def speed(self) -> float:
+        return self.sent_this_run / max(time.monotonic() - self.started, 1e-3)
+
+    def flush(self, *, beat: bool = False, **extra) -> bool:
+        """Write progress, log and per-file states and extend the lease (or
+        apply ``extra``, e.g. the final state). Returns False (and sets
+        ``lost``) if the row is no longer ours."""
+        with self.db_lock:
+            if beat and self.stop.is_set():
+                return True
+            now = timezone.now()
+            with self.state_lock:
+                dirty, self.dirty = self.dirty, {}
+                fields = {
+                    "bytes_sent": sum(self.file_bytes.values()),
+                    "log": capped_log(self.log),
+                    "heartbeat_at": now,
+                    "lease_expires_at": now + timedelta(seconds=lease_seconds()),
+                    **extra,
+                }
+                if self.sent_this_run:
+                    fields["speed"] = self.speed()
+            with transaction.atomic():
+                # Files first: the final write below may give up the lease.
+                for pk, changes in dirty.items():
+                    DeliveredFile.objects.filter(pk=pk, delivery__lease_owner=self.owner).update(
+                        **changes
+                    )
+                ours = Delivery.objects.filter(pk=self.delivery.pk, lease_owner=self.owner)
+                if ours.update(**fields) != 1:
+                    self.lost.set()
+                    return False
+        return True
+
+    def heartbeat(self) -> None:
+        try:
+            while not self.stop.wait(HEARTBEAT_SECONDS):
+                if not self.flush(beat=True):
+                    logger.warning("delivery %s: lease lost; stopping", self.delivery.pk)
+                    return
+        except Exception:
+            logger.error(
+                "delivery %s: heartbeat failed:\n%s",
+                self.delivery.pk,
+                self.scrub(traceback.format_exc()),
+            )
+        finally:
+            connection.close()
+
+    # -- the work ---------------------------------------------------------------
+    def pending_files(self) -> list[DeliveredFile]:
+        with self.db_lock:
+            return list(
+                self.delivery.files.exclude(state=FileState.VERIFIED)
+                .select_related("recording_file")
+                .order_by("id")
+            )
+
+    def deliver_file(self, dest: Destination, df: DeliveredFile) -> None:
+        rf = df.recording_file
+        remote = remote_path_for(self.session, rf.name)
+        with local_copy(rf) as local:
+            if dest.verify(local, remote):
+                self.set_file(df, state=FileState.VERIFIED, bytes_sent=rf.size,
+                              remote_path=dest.final_path(remote),
+                              verified_at=timezone.now(), error="")  # fmt: skip
+                self.note("skipped", f"{rf.name} is already at the destination and intact")
+                return
+            self.set_file(df, state=FileState.UPLOADING, bytes_sent=0, error="")
+            started = time.monotonic()
+            dest.upload(local, remote, self.progress_for(df))
+            seconds = time.monotonic() - started
+            if not dest.verify(local, remote):
+                raise TransferError(
+                    f"{rf.name} does not match after upload (size or checksum differ); "
+                    "it will be sent again"
+                )
+        self.set_file(df, state=FileState.VERIFIED, bytes_sent=rf.size, seconds=seconds,
+                      remote_path=dest.final_path(remote), verified_at=timezone.now())  # fmt: skip
+        rate = rf.size / max(seconds, 1e-3)
+        self.note(
+            "uploaded",
+            f"uploaded and verified {rf.name} ({mb(rf.size)} in {seconds:.1f} s, {mb(rate)}/s)",
+        )
+
+    def deliver_files(self, dest: Destination, files: list[DeliveredFile]) -> None:
+        """Deliver ``files`` (``parallel_files`` at a time). A transient error of
+        one file does not stop the others, so a retry has less to do; a
+        permanent error or a lost lease stops everything not yet started."""
+        self.abort = threading.Event()
+        workers = max(1, min(int(getattr(dest, "parallel_files", 1) or 1), len(files)))
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"delivery-{self.delivery.pk}") as pool:
+            futures = [pool.submit(self._guarded, dest, df) for df in files]
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+        stops = [e for e in errors if not isinstance(e, TransferError) or e.permanent]
+        if stops or errors:
+            raise (stops or errors)[0]
+
+    def _guarded(self, dest: Destination, df: DeliveredFile) -> None:
+        if self.lost.is_set():
+            raise LeaseLost("lease lost")
+        if self.abort.is_set():
+            return
+        try:
+            self.deliver_file(dest, df)
+        except TransferError as exc:
+            self.set_file(df, state=FileState.FAILED, error=self.scrub(exc.message)[:ERROR_CAP])
+            if exc.permanent:
+                self.abort.set()
+            raise
+        except BaseException:
+            self.abort.set()
+            raise
+
+    def write_manifest(self, dest: Destination) -> None:
+        with self.db_lock:
+            files = list(self.delivery.files.select_related("recording_file").order_by("id"))
+        remote = remote_path_for(self.session, "manifest.json")
+        with manifest_file(self.delivery, files) as local:
+            if not dest.verify(local, remote):
+                dest.upload(local, remote, lambda _n: None)
+                if not dest.verify(local, remote):
+                    raise TransferError("manifest.json does not match after upload; retrying")
+        self.note("manifest", f"wrote manifest.json ({len(files)} files) last")
+
+    def run(self) -> str:
+        kind = self.destination.kind
+        beat = threading.Thread(
+            target=self.heartbeat, name=f"lease-{self.delivery.pk}", daemon=True
+        )
+        self.note("started", f"attempt {self.delivery.attempts} by {self.owner}")
+        beat.start()
+        try:
+            with destination_for(kind, self.destination.merged_config()) as dest:
+                self.note("connected", f"connected to {dest.describe()}")
+                for _round in range(MAX_ROUNDS):
+                    if files := self.pending_files():
+                        self.deliver_files(dest, files)
+                    if self.lost.is_set():
+                        raise LeaseLost("lease lost")
+                    mode = getattr(dest, "placement_mode", "")
+                    if mode and files:
+                        self.note("placement", f"SCP placement: {mode}")
+                    if self.destination.write_manifest:
+                        self.write_manifest(dest)
+                    if self._finish_if_complete(dest):
+                        return "delivered"
+                raise TransferError("files keep being added to this delivery; trying again later")
+        except LeaseLost:
+            logger.warning("delivery %s: lease lost; another worker carries on", self.delivery.pk)
+            return "lease lost"
+        except TransferError as exc:
+            return self._failed(self.scrub(exc.message), permanent=exc.permanent)
+        except Exception as exc:
+            logger.error(
+                "delivery %s failed unexpectedly:\n%s",
+                self.delivery.pk,
+                self.scrub(traceback.format_exc()),
+            )
+            return self._failed(
+                self.scrub(f"Unexpected error ({type(exc).__name__}: {exc})")[:500]
+                + "; it will be retried", permanent=False)  # fmt: skip
+        finally:
+            self.stop.set()
+            beat.join()
+
+    # -- endings ----------------------------------------------------------------
+    def _finish_if_complete(self, dest: Destination) -> bool:
+        """Mark delivered and queue the file_transfer webhook, unless files
+        were added meanwhile (then the caller loops)."""
+        with self.db_lock, transaction.atomic():
+            row = (
+                Delivery.objects.select_for_update()
+                .filter(pk=self.delivery.pk, lease_owner=self.owner)
+                .first()
+            )
+            if row is None or not self.flush():
+                raise LeaseLost("lease lost")
+            if row.files.exclude(state=FileState.VERIFIED).exists():
+                return False
+            self.stop.set()
+            now = timezone.now()
+            self.note("delivered", "all files verified; delivery complete")
+            done = self.flush(state=State.DELIVERED, finished_at=now, lease_owner="",
+                              lease_expires_at=None, next_attempt_at=None, last_error="",
+                              manifest_written_at=now if self.destination.write_manifest else None,
+                              webhook_sent_at=now)  # fmt: skip
+            if not done:
+                raise LeaseLost("lease lost")
+            self._announce(row, dest)
+        return True
+
+    def _announce(self, row: Delivery, dest: Destination) -> None:
+        from projects.webhooks import queue_event
+
+        files = row.files.select_related("recording_file").order_by("id")
+        session = self.session
+        payload = {
+            "type": "file_transfer",
+            "app_id": session.project.app_id,
+            "room_id": session.room.room_id,
+            "conf_num": session.conf_num,
+            "destination": {"name": self.destination.name, "kind": self.destination.kind},
+            "files": [
+                {
+                    "type": f.recording_file.type,
+                    "name": f.recording_file.name,
+                    "path": f.remote_path,
+                    "size": f.recording_file.size,
+                    "sha256": f.recording_file.sha256,
+                }
+                for f in files
+            ],
+        }
+        key = f"delivery:{row.pk}:file_transfer"
+        if row.generation > 1:
+            key += f":{row.generation}"
+        queue_event(session.project, "file_transfer", payload, dedupe_key=key)
+
+    def _failed(self, reason: str, *, permanent: bool) -> str:
+        self.stop.set()
+        attempts = self.delivery.attempts
+        now = timezone.now()
+        give_up = permanent or attempts >= int(settings.DELIVERY_MAX_ATTEMPTS)
+        if give_up:
+            why = "permanent error" if permanent else f"gave up after {attempts} attempts"
+            self.note("failed", f"{reason} ({why})")
+            extra = {"state": State.FAILED, "finished_at": now, "next_attempt_at": None}
+        else:
+            retry_at = now + backoff(attempts)
+            self.note("retry", f"{reason}; retrying at {retry_at:%Y-%m-%d %H:%M:%S} UTC")
+            extra = {"state": State.RETRY_WAIT, "next_attempt_at": retry_at}
+        with self.db_lock, transaction.atomic():
+            ok = self.flush(lease_owner="", lease_expires_at=None, last_error=reason[:ERROR_CAP],
+                            **extra)  # fmt: skip
+            if ok and give_up:
+                self._announce_failure(reason, attempts)
+        if not ok:
+            return "lease lost"
+        return "failed" if give_up else "retry_wait"
+
+    def _announce_failure(self, reason: str, attempts: int) -> None:
+        from projects.webhooks import queue_event
+
+        session = self.session
+        missing = self.delivery.files.exclude(state=FileState.VERIFIED).select_related(
+            "recording_file"
+        )
+        payload = {
+            "type": "delivery_failed",
+            "app_id": session.project.app_id,
+            "room_id": session.room.room_id,
+            "conf_num": session.conf_num,
+            "destination": {"name": self.destination.name, "kind": self.destination.kind},
+            "error": reason,
+            "attempts": attempts,
+            "files": [
+                {"type": f.recording_file.type, "name": f.recording_file.name} for f in missing
+            ],  # fmt: skip
+        }
+        queue_event(session.project, "delivery_failed", payload,
+                    dedupe_key=f"delivery:{self.delivery.pk}:delivery_failed:{attempts}")  # fmt: skip
+
+
+def run_delivery(delivery_id: int) -> str:
+    """Claim and run one delivery. Returns what happened (for the task log)."""
+    owner = new_lease_owner()
+    if not claim(delivery_id, owner):
+        return "not due or taken by another worker"
+    delivery = Delivery.objects.select_related(
+        "destination", "session__project", "session__room"
+    ).get(pk=delivery_id)
+    return DeliveryRun(delivery, owner).run()
+
+
+def due_delivery_ids(limit: int = 200) -> list[int]:
+    """Deliveries a sweep should wake: retries that are due, rows whose worker
+    died during its lease, and queued rows whose wake-up got lost."""
+    now = timezone.now()
+    grace = timedelta(seconds=60)
+    lost_wake = Q(state=State.QUEUED) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - grace)
+    )
+    retry = Q(state=State.RETRY_WAIT, next_attempt_at__lte=now)
+    abandoned = Q(state=State.RUNNING) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    )
+    rows = Delivery.objects.filter(lost_wake | retry | abandoned).order_by("next_attempt_at", "id")
+    return list(rows.values_list("pk", flat=True)[:limit])
