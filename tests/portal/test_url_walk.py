@@ -25,6 +25,11 @@ ROLE_FOR_URL: dict[str, tuple[str, str]] = {
     "projects:webhook": (Role.ADMIN, "get"),
     "projects:webhook_send_test": (Role.ADMIN, "post"),
     "projects:webhook_rotate_secret": (Role.ADMIN, "post"),
+    "delivery:settings": (Role.ADMIN, "get"),
+    "delivery:deliveries": (Role.VIEWER, "get"),
+    "delivery:progress": (Role.VIEWER, "get"),
+    "delivery:retry_failed": (Role.ADMIN, "post"),
+    "delivery:past_sessions": (Role.ADMIN, "post"),
 }
 
 # Project URLs that are not portal pages (they have their own auth or are
