@@ -1,0 +1,179 @@
+"""The Deliveries page: every delivery of the project with its progress, and
+the actions Redeliver, Retry all failed and Deliver past sessions. Progress
+updates come from a small JSON endpoint polled by static/portal/delivery.js;
+without JavaScript the page is simply refreshed."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from projects.access import get_project_for
+from projects.context import project_context
+from projects.models import Role, WebhookMessage
+
+from . import services
+from .forms import PastSessionsForm
+from .models import DeliveredFile, Delivery
+
+PAGE_SIZE = 50
+ACTIVE = (Delivery.State.QUEUED, Delivery.State.RUNNING, Delivery.State.RETRY_WAIT)
+WEBHOOK_EVENTS = ("file_transfer", "delivery_failed")
+
+
+def _listed(project, ids=None):
+    rows = Delivery.objects.filter(destination__project=project).select_related(
+        "destination", "session__room"
+    )
+    if ids is not None:
+        rows = rows.filter(pk__in=ids)
+    verified = Count("files", filter=Q(files__state=DeliveredFile.State.VERIFIED))
+    rows = rows.annotate(files_total=Count("files"), files_verified=verified)
+    if ids is None:
+        rows = rows.prefetch_related("files__recording_file")
+    return list(rows.order_by("-created_at", "-id")[:PAGE_SIZE])
+
+
+def progress_of(delivery: Delivery) -> dict:
+    return {
+        "id": delivery.pk,
+        "state": delivery.state,
+        "state_label": delivery.get_state_display(),
+        "active": delivery.state in ACTIVE,
+        "percent": delivery.percent,
+        "bytes_sent": delivery.bytes_sent,
+        "bytes_total": delivery.bytes_total,
+        "bytes_text": f"{_size(delivery.bytes_sent)} / {_size(delivery.bytes_total)}",
+        "files_verified": delivery.files_verified,
+        "files_total": delivery.files_total,
+        "speed_text": _speed(delivery),
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "next_attempt_at": (
+            delivery.next_attempt_at.isoformat()
+            if delivery.state == Delivery.State.RETRY_WAIT and delivery.next_attempt_at
+            else None
+        ),
+    }
+
+
+def _size(n: int | None) -> str:
+    value = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def _speed(delivery: Delivery) -> str:
+    speed = getattr(delivery, "speed", None)
+    if not speed and delivery.started_at and delivery.finished_at and delivery.bytes_sent:
+        seconds = (delivery.finished_at - delivery.started_at).total_seconds()
+        speed = delivery.bytes_sent / seconds if seconds > 0 else None
+    return f"{_size(int(speed))}/s" if speed else ""
+
+
+def _webhooks_by_delivery(project, deliveries) -> dict[int, list[WebhookMessage]]:
+    keys = {f"delivery:{d.pk}:{event}": d.pk for d in deliveries for event in WEBHOOK_EVENTS}
+    found: dict[int, list[WebhookMessage]] = {}
+    for message in WebhookMessage.objects.filter(project=project, dedupe_key__in=keys):
+        found.setdefault(keys[message.dedupe_key], []).append(message)
+    return found
+
+
+@login_required
+@require_GET
+def deliveries(request, app_id):
+    project = get_project_for(request.user, app_id, role=Role.VIEWER)
+    rows = _listed(project)
+    hooks = _webhooks_by_delivery(project, rows)
+    listed = [{"obj": d, "progress": progress_of(d), "webhooks": hooks.get(d.pk, [])} for d in rows]
+    can_act = project.membership.has_role(Role.ADMIN)
+    context = project_context(
+        request,
+        project,
+        deliveries=listed,
+        summary=services.delivery_summary(project),
+        can_act=can_act,
+        past_form=PastSessionsForm(project=project) if can_act else None,
+        any_active=any(d.state in ACTIVE for d in rows),
+    )
+    return render(request, "delivery/deliveries.html", context)
+
+
+@login_required
+@require_GET
+def deliveries_progress(request, app_id):
+    project = get_project_for(request.user, app_id, role=Role.VIEWER)
+    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:PAGE_SIZE]
+    rows = _listed(project, ids or None)
+    return JsonResponse(
+        {
+            "deliveries": [progress_of(d) for d in rows],
+            "active": any(d.state in ACTIVE for d in rows),
+        }
+    )
+
+
+@login_required
+@require_POST
+def redeliver(request, app_id, delivery_id):
+    project = get_project_for(request.user, app_id, role=Role.ADMIN)
+    delivery = get_object_or_404(Delivery, pk=delivery_id, destination__project=project)
+    services.do_redeliver(delivery, acting_user=request.user)
+    messages.success(
+        request,
+        f"Session {delivery.session.conf_num} queued again for “{delivery.destination.name}”.",
+    )
+    return redirect("delivery:deliveries", app_id=project.app_id)
+
+
+@login_required
+@require_POST
+def retry_failed(request, app_id):
+    project = get_project_for(request.user, app_id, role=Role.ADMIN)
+    count = services.do_retry_failed(project, acting_user=request.user)
+    if count:
+        messages.success(
+            request, f"{count} failed deliver{'y' if count == 1 else 'ies'} queued again."
+        )
+    else:
+        messages.info(request, "No failed deliveries to retry.")
+    return redirect("delivery:deliveries", app_id=project.app_id)
+
+
+@login_required
+@require_POST
+def past_sessions(request, app_id):
+    project = get_project_for(request.user, app_id, role=Role.ADMIN)
+    form = PastSessionsForm(request.POST, project=project)
+    if not form.is_valid():
+        problems = "; ".join(
+            f"{form.fields[name].label if name in form.fields else name}: {' '.join(errs)}"
+            for name, errs in form.errors.items()
+        )
+        messages.error(request, f"Past sessions not delivered: {problems}")
+        return redirect("delivery:deliveries", app_id=project.app_id)
+    try:
+        count = services.do_deliver_past_sessions(
+            project,
+            since=form.cleaned_data["since"],
+            until=form.cleaned_data["until"],
+            destination=form.cleaned_data["destination"],
+            acting_user=request.user,
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"{count} deliver{'y' if count == 1 else 'ies'} of past sessions queued."
+            if count
+            else "Nothing to deliver: no finished session in that range needs these files.",
+        )
+    return redirect("delivery:deliveries", app_id=project.app_id)
