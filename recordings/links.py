@@ -7,11 +7,13 @@ and works for ``RECORDING_LINK_MAX_AGE_HOURS``; afterwards it answers 410.
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import storages
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.views.decorators.http import require_http_methods
 
 from .models import RecordingFile
@@ -26,8 +28,14 @@ def make_token(file_id: int, *, poster: bool = False) -> str:
     return signing.dumps(payload, salt=SALT, compress=False)
 
 
+@functools.lru_cache(maxsize=8)
+def _link_prefix(script_prefix: str) -> str:
+    # reverse() once per prefix: a report page makes hundreds of links.
+    return reverse("recordings:download", args=["_"])[:-1]
+
+
 def link_for(rf: RecordingFile, *, poster: bool = False, inline: bool = False) -> str:
-    url = reverse("recordings:download", args=[make_token(rf.pk, poster=poster)])
+    url = _link_prefix(get_script_prefix()) + make_token(rf.pk, poster=poster)
     return f"{url}?inline=1" if inline else url
 
 

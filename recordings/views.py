@@ -33,6 +33,7 @@ def report(request, app_id):
         page = session_page(
             sessions,
             data["per_page"],
+            app_id=project.app_id,
             older_than=request.GET.get("older"),
             newer_than=request.GET.get("newer"),
         )
