@@ -74,7 +74,7 @@ def get_session(project: Project, conf_num: str, *, lock: bool = False) -> Sessi
     return session
 
 
-def _refuse_if_ended(session: Session) -> None:
+def refuse_if_ended(session: Session) -> None:
     if session.is_ended:
         raise IngestError(1009, f"Session {session.conf_num} has ended; start a new session.")
 
@@ -102,7 +102,7 @@ def _check_role(role, code: int, what: str) -> None:
 def do_start_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
     session = get_session(project, conf_num, lock=True)
     _check_role(role, 5007, "start recording")
-    _refuse_if_ended(session)
+    refuse_if_ended(session)
     if session.recording == State.STARTING:
         raise IngestError(5033, "Recording is starting already; wait for it.")
     if session.recording in (State.ON, State.STOPPING):
@@ -116,7 +116,7 @@ def do_start_recording(project: Project, conf_num: str, *, role: str | None = No
 def do_stop_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
     session = get_session(project, conf_num, lock=True)
     _check_role(role, 5008, "stop recording")
-    _refuse_if_ended(session)
+    refuse_if_ended(session)
     if session.recording == State.STOPPING:
         raise IngestError(5035, "Recording is stopping already; wait for it.")
     if session.recording in (State.OFF, State.STARTING):
@@ -151,7 +151,7 @@ def do_start_live_recording(
 ) -> Session:
     session = get_session(project, conf_num, lock=True)
     _check_role(role, 5007, "start live recording")
-    _refuse_if_ended(session)
+    refuse_if_ended(session)
     if session.room.chat_only:
         raise IngestError(5097, "Live recording is not available in a chat-only room.")
     clean = clean_live_config(config, session.room)
@@ -169,7 +169,7 @@ def do_start_live_recording(
 def do_stop_live_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
     session = get_session(project, conf_num, lock=True)
     _check_role(role, 5008, "stop live recording")
-    _refuse_if_ended(session)
+    refuse_if_ended(session)
     if session.room.chat_only:
         raise IngestError(5097, "Live recording is not available in a chat-only room.")
     if session.live_recording == State.STOPPING:
@@ -264,7 +264,7 @@ def do_store_file(
     try:
         with transaction.atomic():
             session = get_session(project, conf_num, lock=True)
-            _refuse_if_ended(session)
+            refuse_if_ended(session)
             name = unique_name(session, clean_file_name(original_name, file_type), storage)
             stored = store_local_file(
                 storage, f"{session_folder(session)}/{name}", source_path, move=move
@@ -300,7 +300,7 @@ def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool
     """End the session: refuse further files, announce the individual recordings,
     hand chat/metadata to delivery and queue processing after commit."""
     session = get_session(project, conf_num, lock=True)
-    _refuse_if_ended(session)
+    refuse_if_ended(session)
     session.ended_at = timezone.now()
     session.state = Session.State.PROCESSING
     session.recording = State.OFF

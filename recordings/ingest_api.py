@@ -165,7 +165,7 @@ class FileUploadView(APIView):
     )
     def post(self, request, conf_num: str):
         session = ingest.get_session(request.auth, conf_num)
-        _run(lambda: ingest._refuse_if_ended(session))
+        _run(lambda: ingest.refuse_if_ended(session))
         limit = settings.UPLOAD_MAX_BYTES
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
