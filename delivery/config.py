@@ -18,6 +18,7 @@ from projects.audit import log_audit
 from projects.models import AuditEvent, Project
 
 from . import google_oauth
+from .destinations import destination_for
 from .destinations.base import DestinationForm
 from .destinations.ssh import generate_keypair
 from .models import DeliveryDestination
@@ -161,6 +162,14 @@ def do_generate_keypair(
     destination.save(update_fields=["secrets", "config", "updated_at"])
     _audit(destination, "key pair generated", acting_user, ip, changed=["private_key (secret)"])
     return public
+
+
+def describe_destination(destination: DeliveryDestination) -> str:
+    """Short, secret-free description (``s3://bucket/root``) for pages and the CLI."""
+    try:
+        return destination_for(destination.kind, destination.merged_config()).describe()
+    except Exception:  # noqa: BLE001 - an incomplete config must not break a page
+        return destination.get_kind_display()
 
 
 # -- Google account ------------------------------------------------------------------------------

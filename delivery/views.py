@@ -16,7 +16,7 @@ from projects.context import project_context
 from projects.models import Role
 
 from . import config, google_oauth, services
-from .destinations import REGISTRY, destination_for
+from .destinations import REGISTRY
 from .destinations.base import TransferError, UntrustedHostKey
 from .destinations.ssh import generate_keypair
 from .forms import DestinationCommonForm, KindChoiceForm, TrustForm, kind_form
@@ -24,13 +24,6 @@ from .models import Delivery, DeliveryDestination, FileType
 
 SSH_KINDS = ("sftp", "scp")
 TYPE_LABELS = dict(FileType.choices)
-
-
-def describe(destination: DeliveryDestination) -> str:
-    try:
-        return destination_for(destination.kind, destination.merged_config()).describe()
-    except Exception:  # noqa: BLE001 - an incomplete config must not break the page
-        return destination.get_kind_display()
 
 
 def google_account_problem(destination: DeliveryDestination) -> str:
@@ -48,7 +41,7 @@ def google_account_problem(destination: DeliveryDestination) -> str:
 def destination_row(destination: DeliveryDestination) -> dict:
     return {
         "obj": destination,
-        "description": describe(destination),
+        "description": config.describe_destination(destination),
         "types": [TYPE_LABELS.get(t, t) for t in destination.file_types],
         "ssh": destination.kind in SSH_KINDS,
         "gdrive": destination.kind == "gdrive",

@@ -138,9 +138,7 @@ class Command(BaseCommand):
         self.out(kind=destination.kind)
         self.out(types=",".join(destination.file_types))
         self.out(enabled="yes" if destination.enabled else "no")
-        from delivery.views import describe
-
-        self.out(description=describe(destination))
+        self.out(description=config.describe_destination(destination))
 
     # -- test ------------------------------------------------------------------------------------
     def test(self, project, *, name, trust_host_key, **_):
@@ -184,12 +182,10 @@ class Command(BaseCommand):
 
     # -- status ----------------------------------------------------------------------------------
     def status(self, project, **_):
-        from delivery.views import describe
-
         for d in project.destinations.all():
             self.out(
                 destination=d.name, id=d.pk, kind=d.kind, enabled="yes" if d.enabled else "no",
-                types=",".join(d.file_types), description=describe(d),
+                types=",".join(d.file_types), description=config.describe_destination(d),
             )  # fmt: skip
         rows = (
             Delivery.objects.filter(destination__project=project)
