@@ -447,10 +447,35 @@ def run_delivery(delivery_id: int) -> str:
     owner = new_lease_owner()
     if not claim(delivery_id, owner):
         return "not due or taken by another worker"
-    delivery = Delivery.objects.select_related(
-        "destination", "session__project", "session__room"
-    ).get(pk=delivery_id)
-    return DeliveryRun(delivery, owner).run()
+    try:
+        delivery = Delivery.objects.select_related(
+            "destination", "session__project", "session__room"
+        ).get(pk=delivery_id)
+        run = DeliveryRun(delivery, owner)
+    except Exception as exc:
+        # E.g. secrets that no FIELD_ENCRYPTION_KEYS key decrypts: without this
+        # the row would stay claimed and be retried every lease, for ever.
+        logger.exception("delivery %s cannot be loaded", delivery_id)
+        return _unloadable(delivery_id, owner, f"{type(exc).__name__}: {exc}"[:500])
+    return run.run()
+
+
+def _unloadable(delivery_id: int, owner: str, reason: str) -> str:
+    row = Delivery.objects.filter(pk=delivery_id, lease_owner=owner).values("attempts", "log")
+    found = row.first()
+    if found is None:
+        return "lease lost"
+    now = timezone.now()
+    give_up = found["attempts"] >= int(settings.DELIVERY_MAX_ATTEMPTS)
+    fields = {"state": State.FAILED, "finished_at": now, "next_attempt_at": None} if give_up else {
+        "state": State.RETRY_WAIT, "next_attempt_at": now + backoff(found["attempts"])
+    }  # fmt: skip
+    entry = log_entry("failed" if give_up else "retry", f"cannot start: {reason}")
+    row.update(
+        lease_owner="", lease_expires_at=None, last_error=f"Cannot start: {reason}"[:ERROR_CAP],
+        log=capped_log([*(found["log"] or []), entry]), **fields,
+    )  # fmt: skip
+    return str(fields["state"])
 
 
 def due_delivery_ids(limit: int = 200) -> list[int]:

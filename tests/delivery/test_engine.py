@@ -375,3 +375,18 @@ def test_the_sweep_schedule_migration_is_idempotent():
     schedule = Schedule.objects.get(name="delivery-sweep")
     assert schedule.func == "delivery.tasks.sweep" and schedule.minutes == 1
     assert schedule.schedule_type == Schedule.MINUTES and schedule.repeats == -1
+
+
+def test_secrets_that_cannot_be_decrypted_put_the_delivery_in_retry_with_the_reason(
+    world, session, tmp_path
+):
+    dest = local_destination(world.project, tmp_path / "nas", secrets={"password": SECRET})
+    services.schedule_deliveries_for_session(session.pk)
+    with connection.cursor() as cursor:
+        table = dest._meta.db_table
+        cursor.execute(f"UPDATE {table} SET secrets = %s WHERE id = %s", ["not-a-token", dest.pk])
+    delivery = the_delivery()
+    assert engine.run_delivery(delivery.pk) == "retry_wait"
+    delivery.refresh_from_db()
+    assert delivery.state == State.RETRY_WAIT and delivery.lease_owner == ""
+    assert "cannot be decrypted with FIELD_ENCRYPTION_KEYS" in delivery.last_error
