@@ -293,7 +293,12 @@ def do_disconnect_google_account(
 
 def do_record_account_error(destination: DeliveryDestination, message: str) -> None:
     """Remember that the Google grant no longer works, so the settings page
-    offers "Reconnect Google account" until it is connected again."""
-    config = {**destination.config, GOOGLE_ERROR_KEY: message}
+    offers "Reconnect Google account"; an empty ``message`` (a test that
+    passed) forgets it."""
+    if destination.config.get(GOOGLE_ERROR_KEY, "") == message:
+        return
+    config = {k: v for k, v in destination.config.items() if k != GOOGLE_ERROR_KEY}
+    if message:
+        config[GOOGLE_ERROR_KEY] = message
     DeliveryDestination.objects.filter(pk=destination.pk).update(config=config)
     destination.config = config

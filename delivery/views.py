@@ -190,6 +190,7 @@ def _run_test(request, project, destination):
             config.do_record_account_error(destination, exc.message)
         messages.error(request, f"Test of “{destination.name}” failed: {exc.message}")
         return _back(request, project, destination)
+    config.do_record_account_error(destination, "")
     messages.success(request, f"Test of “{destination.name}” passed: {message}")
     return _back(request, project, destination)
 

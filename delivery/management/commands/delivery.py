@@ -177,6 +177,7 @@ class Command(BaseCommand):
             self.out(result="failed", error=exc.message)
             self.stderr.write(f"{destination.name}: {exc.message}")
             return False
+        config.do_record_account_error(destination, "")
         self.out(result="ok", message=message)
         return True
 
