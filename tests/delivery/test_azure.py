@@ -1,0 +1,203 @@
+"""Azure Blob destination against Azurite (tests/servers/azurite.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from delivery.destinations import destination_class
+from delivery.destinations.azure import AzureBlobDestination, AzureBlobForm
+from delivery.destinations.base import TransferError
+from tests.delivery import MB, Progress, random_file
+from tests.servers.azurite import ACCOUNT_KEY, AzuriteServer, azurite, azurite_server  # noqa: F401
+
+BLOCK = 4 * MB
+
+
+@pytest.fixture
+def dest(azurite: AzuriteServer, request: pytest.FixtureRequest) -> AzureBlobDestination:  # noqa: F811
+    d = AzureBlobDestination(azurite.destination_config(root=f"deliveries/{request.node.name}"))
+    d.max_block_size = d.max_single_put_size = BLOCK
+    with d:
+        yield d
+
+
+def content(azurite: AzuriteServer, name: str) -> bytes:  # noqa: F811
+    blob = azurite.service().get_blob_client(azurite.container, name)
+    return blob.download_blob().readall()
+
+
+def test_the_registry_points_at_this_class():
+    assert destination_class("azure") is AzureBlobDestination
+
+
+def test_it_uploads_a_file_to_root_room_conf_name(azurite, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "chat.txt", 3000)
+    progress = Progress()
+    dest.upload(local, "room1/42/chat.txt", progress)
+    name = f"{dest.root}/room1/42/chat.txt"
+    assert content(azurite, name) == local.path.read_bytes()
+    assert progress.total == 3000
+    assert dest.verify(local, "room1/42/chat.txt") is True
+    assert dest.final_path("room1/42/chat.txt") == f"azure://devstoreaccount1/recordings/{name}"
+
+
+def test_it_verifies_a_file_sent_in_many_blocks(azurite, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "transcoded.mp4", 5 * BLOCK + 99)
+    progress = Progress()
+    dest.upload(local, "room1/42/transcoded.mp4", progress)
+    blob = azurite.service().get_blob_client(
+        azurite.container, f"{dest.root}/room1/42/transcoded.mp4"
+    )
+    blocks, _uncommitted = blob.get_block_list()
+    assert len(blocks) == 6
+    assert progress.total == local.size
+    assert dest.verify(local, "room1/42/transcoded.mp4") is True
+
+
+def test_verify_is_false_when_missing_or_different(azurite, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "a.mp4", 2 * BLOCK)
+    assert dest.verify(local, "a.mp4") is False
+    dest.upload(local, "a.mp4", Progress())
+    assert dest.verify(random_file(tmp_path / "b.mp4", local.size), "a.mp4") is False
+    assert dest.verify(random_file(tmp_path / "c.mp4", 10), "a.mp4") is False
+    foreign = azurite.service().get_blob_client(azurite.container, f"{dest.root}/foreign.mp4")
+    foreign.stage_block("b1", local.path.read_bytes())
+    foreign.commit_block_list(["b1"])  # same bytes, but no Content-MD5 to compare
+    assert dest.verify(local, "foreign.mp4") is False
+
+
+def test_check_writes_and_removes_a_probe(azurite, dest):  # noqa: F811
+    assert "azure://devstoreaccount1/recordings" in dest.check()
+    names = list(
+        azurite.service()
+        .get_container_client(azurite.container)
+        .list_blob_names(name_starts_with=dest.root)
+    )
+    assert names == []
+
+
+def test_it_works_with_a_connection_string_and_with_a_sas_url(azurite, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "a.txt", 1000)
+    for config in (
+        {"connection_string": azurite.connection_string, "container": "recordings", "root": "cs"},
+        {"sas_url": azurite.container_sas_url(), "root": "sas"},
+    ):
+        with AzureBlobDestination(config) as dest:
+            dest.upload(local, "room/1/a.txt", Progress())
+            assert dest.verify(local, "room/1/a.txt") is True
+            assert (
+                dest.final_path("room/1/a.txt")
+                == f"azure://devstoreaccount1/recordings/{config['root']}/room/1/a.txt"
+            )
+
+
+def test_it_rejects_a_wrong_key_permanently_without_showing_it(azurite, tmp_path):  # noqa: F811
+    wrong = ACCOUNT_KEY[:-8] + "AAAAAAA="
+    dest = AzureBlobDestination(azurite.destination_config(account_key=wrong))
+    with pytest.raises(TransferError) as caught:
+        dest.upload(random_file(tmp_path / "a.txt", 10), "a.txt", Progress())
+    assert caught.value.permanent
+    assert "Azure rejected the account key for account 'devstoreaccount1'" in caught.value.message
+    for text in (caught.value.message, repr(dest), str(dest), dest.describe()):
+        assert wrong not in text
+    with pytest.raises(TransferError) as caught:
+        dest.check()
+    assert caught.value.permanent
+
+
+def test_it_rejects_a_read_only_sas_permanently_without_showing_it(azurite, tmp_path):  # noqa: F811
+    sas_url = azurite.container_sas_url(write=False)
+    dest = AzureBlobDestination({"sas_url": sas_url})
+    with pytest.raises(TransferError) as caught:
+        dest.check()
+    assert caught.value.permanent
+    assert "SAS URL" in caught.value.message
+    signature = sas_url.split("sig=")[1]
+    for text in (caught.value.message, repr(dest), dest.describe()):
+        assert signature not in text and "sig=" not in text
+
+
+def test_a_missing_container_is_a_permanent_error(azurite, tmp_path):  # noqa: F811
+    dest = AzureBlobDestination(azurite.destination_config(container="no-such-container"))
+    with pytest.raises(TransferError) as caught:
+        dest.upload(random_file(tmp_path / "a.txt", 10), "a.txt", Progress())
+    assert caught.value.permanent
+    assert "Container 'no-such-container' does not exist" in caught.value.message
+
+
+@pytest.mark.slow
+def test_a_server_stopped_mid_transfer_is_transient_and_a_retry_succeeds(azurite, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "transcoded.mp4", 6 * BLOCK)
+    stopped = threading.Event()
+    dest.retry_total = 1
+    dest.close()
+
+    def stop_the_server(count: int) -> None:
+        if not stopped.is_set():
+            stopped.set()
+            azurite.stop()
+
+    with pytest.raises(TransferError) as caught:
+        dest.upload(local, "room1/42/transcoded.mp4", stop_the_server)
+    assert stopped.is_set()
+    assert not caught.value.permanent
+
+    azurite.start()  # same port; Azurite in memory forgets blobs, so the container is new
+    dest.upload(local, "room1/42/transcoded.mp4", Progress())
+    assert dest.verify(local, "room1/42/transcoded.mp4") is True
+
+
+# -- the form ---------------------------------------------------------------------------
+KEY_FORM = {"account_name": "acct", "account_key": "a2V5", "container": "recordings", "root": "/x/"}
+
+
+def test_the_form_accepts_each_single_way_to_authenticate():
+    for data in (
+        KEY_FORM,
+        {
+            "connection_string": "AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net",
+            "container": "c1",
+        },
+        {"sas_url": "https://acct.blob.core.windows.net/recordings?sv=2024&sp=rwdl&sig=abc"},
+    ):
+        form = AzureBlobForm(data)
+        assert form.is_valid(), form.errors
+    assert form.cleaned_data["auth"] == "sas" and form.cleaned_data["container"] == "recordings"
+    public, secrets = form.split()
+    assert set(secrets) == {"sas_url"} and "sas_url" not in public
+
+
+def test_the_form_refuses_two_or_no_ways_to_authenticate():
+    both = AzureBlobForm({**KEY_FORM, "sas_url": "https://acct.blob.core.windows.net/c?sig=abc"})
+    assert not both.is_valid()
+    assert "exactly one way" in str(both.errors)
+    none = AzureBlobForm({"container": "recordings"})
+    assert not none.is_valid()
+    explicit = AzureBlobForm({**KEY_FORM, "auth": "sas"})
+    assert not explicit.is_valid()
+    assert {"sas_url", "account_key"} <= set(explicit.errors)
+
+
+def test_the_form_keeps_a_stored_secret_when_left_blank():
+    form = AzureBlobForm({**KEY_FORM, "account_key": ""}, stored_secrets=frozenset({"account_key"}))
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["auth"] == "key"
+    assert form.split()[1] == {}
+    assert "a2V5" not in form.as_p()
+
+
+def test_the_form_can_switch_from_a_stored_key_to_a_new_sas_url():
+    form = AzureBlobForm(
+        {"sas_url": "https://acct.blob.core.windows.net/recordings?sv=1&sig=abc"},
+        stored_secrets=frozenset({"account_key"}),
+    )
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["auth"] == "sas"
+
+
+def test_the_form_needs_the_account_name_and_container_with_a_key():
+    form = AzureBlobForm({"account_key": "a2V5"})
+    assert not form.is_valid()
+    assert {"account_name", "container"} <= set(form.errors)
