@@ -263,6 +263,22 @@ def delivery_summary(project: Project) -> dict[str, Any]:
     }
 
 
+def webhooks_by_delivery(project: Project, deliveries) -> dict[int, list]:
+    """The file_transfer and delivery_failed webhook messages of each delivery
+    (keys ``delivery:<id>:file_transfer[:<generation>]`` and
+    ``delivery:<id>:delivery_failed:<attempts>``), oldest first."""
+    from projects.models import WebhookMessage
+
+    wanted = {d.pk for d in deliveries}
+    found: dict[int, list] = {}
+    rows = WebhookMessage.objects.filter(project=project, dedupe_key__startswith="delivery:")
+    for message in rows.order_by("created_at", "id"):
+        pk = message.dedupe_key.split(":")[1]
+        if pk.isdigit() and int(pk) in wanted:
+            found.setdefault(int(pk), []).append(message)
+    return found
+
+
 def delivery_progress(delivery: Delivery) -> dict[str, Any]:
     """JSON-ready state of one delivery, for live progress updates."""
     return {

@@ -390,3 +390,17 @@ def test_secrets_that_cannot_be_decrypted_put_the_delivery_in_retry_with_the_rea
     delivery.refresh_from_db()
     assert delivery.state == State.RETRY_WAIT and delivery.lease_owner == ""
     assert "cannot be decrypted with FIELD_ENCRYPTION_KEYS" in delivery.last_error
+
+
+def test_webhooks_of_each_delivery_are_found_by_their_keys(world, tmp_path, sync_queue, hook):
+    session = make_session(world.project, {"live.mp4": ("live", 10)}, state="live")
+    local_destination(world.project, tmp_path / "nas", types=("live", "transcoded"))
+    services.schedule_deliveries_for_session(session.pk, {"live"})
+    add_file(session, "transcoded.mp4", "transcoded", 20)
+    services.schedule_deliveries_for_session(session.pk)
+    delivery = the_delivery()
+    found = services.webhooks_by_delivery(world.project, [delivery])
+    assert [m.dedupe_key for m in found[delivery.pk]] == [
+        f"delivery:{delivery.pk}:file_transfer",
+        f"delivery:{delivery.pk}:file_transfer:2",
+    ]
