@@ -1,0 +1,252 @@
+"""Delivery throughput and memory: our destination classes against rclone.
+
+    .venv/bin/python bench/delivery.py --size-mb 1024 --kinds s3,azure
+
+For each kind it starts the real test server (moto for S3, Azurite for Azure
+Blob) on loopback, writes one file of random bytes, then
+
+1. uploads it through the destination class (upload + verify, with the
+   progress callback) in a child process, whose peak RSS is read from wait4();
+2. copies the same file to the same server with rclone;
+
+and prints MB/s of both, their ratio and the peak RSS of the delivering
+process. Both clients talk to the same single-process test server, so the
+figures compare clients, not clouds.
+
+Adding a kind (FTP, SFTP, ...) = one ``<kind>_target()`` function returning a
+``Target`` and one line in ``TARGETS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MiB = 1024 * 1024
+RCLONE = "/usr/bin/rclone"
+
+
+@dataclass
+class Target:
+    kind: str
+    config: dict[str, Any] = field(repr=False)
+    rclone_env: dict[str, str] = field(repr=False)
+    rclone_path: str
+    stop: Callable[[], None]
+    rclone_flags: list[str] = field(default_factory=list)
+
+
+def s3_target() -> Target:
+    from tests.servers.moto_s3 import start_moto_s3
+
+    server = start_moto_s3()
+    env = {
+        "RCLONE_CONFIG_BENCHS3_TYPE": "s3",
+        "RCLONE_CONFIG_BENCHS3_PROVIDER": "Other",
+        "RCLONE_CONFIG_BENCHS3_ENDPOINT": server.endpoint_url,
+        "RCLONE_CONFIG_BENCHS3_REGION": server.region,
+        "RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID": server.access_key_id,
+        "RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY": server.secret_access_key,
+        "RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE": "true",
+        "RCLONE_CONFIG_BENCHS3_NO_CHECK_BUCKET": "true",
+    }
+    return Target(
+        kind="s3",
+        config=server.destination_config(root="bench/ours"),
+        rclone_env=env,
+        rclone_path=f"benchs3:{server.bucket}/bench/rclone",
+        stop=server.stop,
+    )
+
+
+def azure_target() -> Target:
+    from tests.servers.azurite import start_azurite
+
+    server = start_azurite()
+    # rclone 1.60 builds https://<account>.<endpoint> from account + endpoint, so
+    # reaching Azurite on a free port goes through a container SAS URL instead.
+    env = {
+        "RCLONE_CONFIG_BENCHAZ_TYPE": "azureblob",
+        "RCLONE_CONFIG_BENCHAZ_SAS_URL": server.container_sas_url(hours=6),
+    }
+    return Target(
+        kind="azure",
+        config=server.destination_config(root="bench/ours"),
+        rclone_env=env,
+        rclone_path=f"benchaz:{server.container}/bench/rclone",
+        stop=server.stop,
+    )
+
+
+TARGETS: dict[str, Callable[[], Target]] = {"s3": s3_target, "azure": azure_target}
+
+
+# -- the delivering process ------------------------------------------------------------
+def child(kind: str, tuning: dict[str, int]) -> None:
+    """Runs in a fresh interpreter so its peak RSS is the delivery's alone.
+    Reads {config, path, size, sha256} on stdin, prints a JSON result."""
+    import resource
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import django
+
+    django.setup()
+    from delivery.destinations import destination_for
+    from delivery.destinations.base import LocalFile
+
+    job = json.load(sys.stdin)
+    local = LocalFile(path=Path(job["path"]), size=job["size"], sha256=job["sha256"])
+    dest = destination_for(kind, job["config"])
+    for name, value in tuning.items():
+        setattr(dest, name, value)
+    sent = 0
+
+    def progress(count: int) -> None:
+        nonlocal sent
+        sent += count
+
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with dest:
+        started = time.perf_counter()
+        dest.upload(local, "room/conf/bench.bin", progress)
+        uploaded = time.perf_counter()
+        verified = dest.verify(local, "room/conf/bench.bin")
+        done = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "upload_s": uploaded - started,
+                "verify_s": done - uploaded,
+                "verified": verified,
+                "progress_bytes": sent,
+                "baseline_rss_kb": baseline,
+            }
+        )
+    )
+
+
+def run_ours(target: Target, path: Path, size: int, sha256: str, tuning: dict[str, int]) -> dict:
+    job = json.dumps({"config": target.config, "path": str(path), "size": size, "sha256": sha256})
+    argv = [sys.executable, __file__, "--child", target.kind, "--tuning", json.dumps(tuning)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdin and proc.stdout
+    proc.stdin.write(job.encode())
+    proc.stdin.close()
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{target.kind}: the delivering process failed ({proc.returncode})")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result["peak_rss_kb"] = usage.ru_maxrss
+    return result
+
+
+def run_rclone(target: Target, path: Path) -> dict:
+    # AWS_CA_BUNDLE (set on some machines) makes rclone's S3 backend refuse to start.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env.update(target.rclone_env, RCLONE_CONFIG="/dev/null")
+    argv = [RCLONE, "copyto", str(path), f"{target.rclone_path}/{path.name}", *target.rclone_flags]
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read() if proc.stderr else b""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{target.kind}: rclone failed: {stderr.decode()[-2000:]}")
+    return {"seconds": seconds, "peak_rss_kb": usage.ru_maxrss}
+
+
+def make_file(folder: Path, size: int) -> tuple[Path, str]:
+    path = folder / "bench.bin"
+    digest = hashlib.sha256()
+    block = os.urandom(4 * MiB)  # distinct 4 MiB blocks: cheap to write, still incompressible
+    with open(path, "wb") as fh:
+        left, n = size, 0
+        while left:
+            chunk = (n.to_bytes(8, "big") + block[8:])[: min(left, len(block))]
+            fh.write(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+            n += 1
+    return path, digest.hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=1024, help="file size in MiB")
+    parser.add_argument(
+        "--kinds", default="s3,azure", help=f"comma-separated: {', '.join(TARGETS)}"
+    )
+    parser.add_argument("--concurrency", type=int, help="override max_concurrency")
+    parser.add_argument("--part-mb", type=int, help="override the S3 part / Azure block size (MiB)")
+    parser.add_argument("--skip-rclone", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--tuning", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, json.loads(args.tuning))
+        return
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = set(kinds) - set(TARGETS)
+    if unknown:
+        parser.error(
+            f"unknown kinds {', '.join(sorted(unknown))}; choose from {', '.join(TARGETS)}"
+        )
+    size = args.size_mb * MiB
+    with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
+        path, sha256 = make_file(Path(tmp), size)
+        print(f"file: {args.size_mb} MiB, cpus: {os.cpu_count()}, rclone: {RCLONE}")
+        for kind in kinds:
+            tuning = {}
+            if args.concurrency:
+                tuning["max_concurrency"] = args.concurrency
+            if args.part_mb:
+                names = (
+                    ("multipart_chunksize", "multipart_threshold")
+                    if kind == "s3"
+                    else ("max_block_size", "max_single_put_size")
+                )
+                tuning.update({name: args.part_mb * MiB for name in names})
+            target = TARGETS[kind]()
+            try:
+                ours = run_ours(target, path, size, sha256, tuning)
+                ours_rate = size / MiB / ours["upload_s"]
+                line = (
+                    f"{kind:6} ours: {ours_rate:7.1f} MB/s upload ({ours['upload_s']:.1f} s), "
+                    f"verify {ours['verify_s']:.1f} s ok={ours['verified']}, "
+                    f"peak RSS {ours['peak_rss_kb'] / 1024:.0f} MB "
+                    f"(after imports {ours['baseline_rss_kb'] / 1024:.0f} MB)"
+                )
+                if ours["progress_bytes"] != size:
+                    line += f" progress reported {ours['progress_bytes']} bytes!"
+                print(line, flush=True)
+                if not args.skip_rclone:
+                    theirs = run_rclone(target, path)
+                    rate = size / MiB / theirs["seconds"]
+                    print(
+                        f"{kind:6} rclone: {rate:5.1f} MB/s ({theirs['seconds']:.1f} s), "
+                        f"peak RSS {theirs['peak_rss_kb'] / 1024:.0f} MB; ratio ours/rclone {ours_rate / rate:.2f}",
+                        flush=True,
+                    )
+            finally:
+                target.stop()
+
+
+if __name__ == "__main__":
+    main()
