@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from . import engine
+from . import engine, leases
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def sweep() -> int:
     lost. Waking a row twice is harmless: only one claim succeeds."""
     from .services import wake
 
-    ids = engine.due_delivery_ids()
+    ids = leases.due_delivery_ids()
     for delivery_id in ids:
         wake(delivery_id)
     if ids:
