@@ -42,8 +42,15 @@ class PortalProcesses:
     """A portal installation in a temporary folder. ``DATABASE_URL`` may name
     a PostgreSQL database; SQLite in DATA_DIR otherwise."""
 
-    def __init__(self, *, database_url: str | None = None, extra_env: dict | None = None):
-        self.data_dir = Path(tempfile.mkdtemp(prefix="portal-"))
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        extra_env: dict | None = None,
+        data_dir: Path | None = None,
+    ):
+        # ``data_dir``: an existing folder, e.g. a size-limited mount.
+        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="portal-"))
         os.chmod(self.data_dir, 0o755)  # nginx workers read recordings from here
         self.port = free_port()
         self.public_url = f"http://127.0.0.1:{self.port}"
@@ -63,7 +70,7 @@ class PortalProcesses:
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.logs = self.data_dir / "logs"
-        self.logs.mkdir()
+        self.logs.mkdir(exist_ok=True)
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
