@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +195,7 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, help="override max_concurrency")
     parser.add_argument("--part-mb", type=int, help="override the S3 part / Azure block size (MiB)")
+    parser.add_argument("--repeat", type=int, default=1, help="alternating runs of each")
     parser.add_argument("--skip-rclone", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tuning", default="{}", help=argparse.SUPPRESS)
@@ -225,25 +227,35 @@ def main() -> None:
                 tuning.update({name: args.part_mb * MiB for name in names})
             target = TARGETS[kind]()
             try:
-                ours = run_ours(target, path, size, sha256, tuning)
-                ours_rate = size / MiB / ours["upload_s"]
-                line = (
-                    f"{kind:6} ours: {ours_rate:7.1f} MB/s upload ({ours['upload_s']:.1f} s), "
-                    f"verify {ours['verify_s']:.1f} s ok={ours['verified']}, "
-                    f"peak RSS {ours['peak_rss_kb'] / 1024:.0f} MB "
-                    f"(after imports {ours['baseline_rss_kb'] / 1024:.0f} MB)"
-                )
-                if ours["progress_bytes"] != size:
-                    line += f" progress reported {ours['progress_bytes']} bytes!"
-                print(line, flush=True)
-                if not args.skip_rclone:
-                    theirs = run_rclone(target, path)
-                    rate = size / MiB / theirs["seconds"]
-                    print(
-                        f"{kind:6} rclone: {rate:5.1f} MB/s ({theirs['seconds']:.1f} s), "
-                        f"peak RSS {theirs['peak_rss_kb'] / 1024:.0f} MB; ratio ours/rclone {ours_rate / rate:.2f}",
-                        flush=True,
+                ours_rates, their_rates, rss = [], [], []
+                # Alternate ours and rclone so a busy machine hurts both alike.
+                for _ in range(args.repeat):
+                    ours = run_ours(target, path, size, sha256, tuning)
+                    ours_rates.append(size / MiB / ours["upload_s"])
+                    rss.append(ours["peak_rss_kb"] / 1024)
+                    line = (
+                        f"{kind:6} ours:   {ours_rates[-1]:6.1f} MB/s ({ours['upload_s']:.1f} s), "
+                        f"verify {ours['verify_s']:.1f} s ok={ours['verified']}, "
+                        f"peak RSS {rss[-1]:.0f} MB (after imports {ours['baseline_rss_kb'] / 1024:.0f} MB)"
                     )
+                    if ours["progress_bytes"] != size:
+                        line += f" progress reported {ours['progress_bytes']} bytes!"
+                    print(line, flush=True)
+                    if not args.skip_rclone:
+                        theirs = run_rclone(target, path)
+                        their_rates.append(size / MiB / theirs["seconds"])
+                        print(
+                            f"{kind:6} rclone: {their_rates[-1]:6.1f} MB/s ({theirs['seconds']:.1f} s), "
+                            f"peak RSS {theirs['peak_rss_kb'] / 1024:.0f} MB",
+                            flush=True,
+                        )
+                summary = f"{kind:6} median ours {median(ours_rates):.1f} MB/s, peak RSS max {max(rss):.0f} MB"
+                if their_rates:
+                    summary += (
+                        f"; rclone {median(their_rates):.1f} MB/s; "
+                        f"ratio {median(ours_rates) / median(their_rates):.2f}"
+                    )
+                print(summary, flush=True)
             finally:
                 target.stop()
 
