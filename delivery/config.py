@@ -20,7 +20,7 @@ from projects.models import AuditEvent, Project
 from . import google_oauth
 from .destinations import destination_for
 from .destinations.base import DestinationForm
-from .destinations.ssh import generate_keypair
+from .destinations.keypairs import generate_keypair
 from .models import DeliveryDestination
 
 # Settings that say *where* the server is: changing one drops the pinned key.

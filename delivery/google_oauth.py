@@ -27,19 +27,16 @@ import json
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
-from google.auth.exceptions import GoogleAuthError
-from google.oauth2.credentials import Credentials
-from google_auth_httplib2 import AuthorizedHttp
-from google_auth_oauthlib.flow import Flow
-from googleapiclient.discovery import build_from_document
-from googleapiclient.discovery_cache import get_static_doc
-from googleapiclient.errors import HttpError
-from googleapiclient.http import build_http
-from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+# The Google client libraries cost ~15 MB of memory; they are imported where
+# they are used so web processes that never talk to Google stay small.
+if TYPE_CHECKING:
+    from google.oauth2.credentials import Credentials
+    from google_auth_oauthlib.flow import Flow
 
 DRIVE_FILE_SCOPE = "https://www.googleapis.com/auth/drive.file"
 SCOPES = [DRIVE_FILE_SCOPE]
@@ -86,6 +83,8 @@ def _code_verifier(state: str) -> str:
 
 
 def _flow(redirect_uri: str, state: str) -> Flow:
+    from google_auth_oauthlib.flow import Flow
+
     return Flow.from_client_config(
         _client_config(),
         scopes=SCOPES,
@@ -113,6 +112,8 @@ def exchange_code(redirect_uri: str, code: str, state: str) -> ConnectedAccount:
     """Trade the ``code`` from Google's redirect for a refresh token and the
     account's email. ``redirect_uri`` and ``state`` must be those given to
     ``authorization_url``. Raises GoogleOAuthError with what to do."""
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
     flow = _flow(redirect_uri, state)
     try:
         token = flow.fetch_token(code=code, timeout=HTTP_TIMEOUT)
@@ -180,6 +181,8 @@ def revoke(refresh_token: str) -> bool:
 def credentials_for(refresh_token: str, *, access_token: str | None = None) -> Credentials:
     """Credentials for Drive calls; the access token is fetched and refreshed
     on demand (google.auth.exceptions.RefreshError once the grant is revoked)."""
+    from google.oauth2.credentials import Credentials
+
     return Credentials(
         token=access_token,
         refresh_token=refresh_token,
@@ -199,6 +202,8 @@ def _discovery_doc(api_base: str) -> str:
     only the host of upload URLs (``{rootUrl}upload/drive/v3/files``), keeping
     https; moving ``rootUrl`` moves both, whatever the scheme.
     """
+    from googleapiclient.discovery_cache import get_static_doc
+
     doc = json.loads(get_static_doc("drive", "v3"))
     doc["rootUrl"] = api_base
     doc["mtlsRootUrl"] = api_base
@@ -209,6 +214,10 @@ def _discovery_doc(api_base: str) -> str:
 def drive_service(credentials: Credentials, *, timeout: int = HTTP_TIMEOUT) -> Any:
     """A Drive v3 client at ``GOOGLE_DRIVE_API_BASE``. Not thread-safe (httplib2):
     one per thread."""
+    from google_auth_httplib2 import AuthorizedHttp
+    from googleapiclient.discovery import build_from_document
+    from googleapiclient.http import build_http
+
     api_base = settings.GOOGLE_DRIVE_API_BASE.rstrip("/") + "/"
     http = build_http()  # knows that Drive's 308 means "resume incomplete", not a redirect
     http.timeout = timeout
@@ -219,6 +228,9 @@ def drive_service(credentials: Credentials, *, timeout: int = HTTP_TIMEOUT) -> A
 
 def account_email(credentials: Credentials) -> str:
     """The email of the Google account behind ``credentials``."""
+    from google.auth.exceptions import GoogleAuthError
+    from googleapiclient.errors import HttpError
+
     service = drive_service(credentials)
     try:
         about = service.about().get(fields="user(emailAddress)").execute(num_retries=2)

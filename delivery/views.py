@@ -18,7 +18,7 @@ from projects.models import Role
 from . import config, google_oauth, services
 from .destinations import REGISTRY
 from .destinations.base import TransferError, UntrustedHostKey
-from .destinations.ssh import generate_keypair
+from .destinations.keypairs import generate_keypair
 from .forms import DestinationCommonForm, KindChoiceForm, TrustForm, kind_form
 from .models import Delivery, DeliveryDestination, FileType
 

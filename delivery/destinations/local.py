@@ -9,7 +9,14 @@ from pathlib import Path
 
 from django import forms
 
-from .base import HASH_CHUNK, Destination, DestinationForm, LocalFile, ProgressCallback, TransferError
+from .base import (
+    HASH_CHUNK,
+    Destination,
+    DestinationForm,
+    LocalFile,
+    ProgressCallback,
+    TransferError,
+)
 
 COPY_CHUNK = 8 * 1024 * 1024
 

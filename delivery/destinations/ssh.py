@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django import forms
 
 from .base import Destination, DestinationForm, TransferError, UntrustedHostKey
+from .keypairs import generate_keypair  # noqa: F401  (re-exported for callers)
 
 logger = logging.getLogger(__name__)
 
@@ -44,21 +45,6 @@ class SecretTextarea(forms.Textarea):
 
     def format_value(self, value: Any) -> None:
         return None
-
-
-def generate_keypair(comment: str = "recording-portal") -> tuple[str, str]:
-    """Return (private key in OpenSSH format, public ``authorized_keys`` line)
-    of a new ed25519 key pair."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
-    return private, f"{public} {comment}"
 
 
 def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
