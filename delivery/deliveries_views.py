@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_project_for
 from projects.context import project_context
-from projects.models import Role, WebhookMessage
+from projects.models import Role
 
 from . import services
 from .forms import PastSessionsForm
@@ -22,7 +22,6 @@ from .models import DeliveredFile, Delivery
 
 PAGE_SIZE = 50
 ACTIVE = (Delivery.State.QUEUED, Delivery.State.RUNNING, Delivery.State.RETRY_WAIT)
-WEBHOOK_EVENTS = ("file_transfer", "delivery_failed")
 
 
 def _listed(project, ids=None):
@@ -78,20 +77,12 @@ def _speed(delivery: Delivery) -> str:
     return f"{_size(int(speed))}/s" if speed else ""
 
 
-def _webhooks_by_delivery(project, deliveries) -> dict[int, list[WebhookMessage]]:
-    keys = {f"delivery:{d.pk}:{event}": d.pk for d in deliveries for event in WEBHOOK_EVENTS}
-    found: dict[int, list[WebhookMessage]] = {}
-    for message in WebhookMessage.objects.filter(project=project, dedupe_key__in=keys):
-        found.setdefault(keys[message.dedupe_key], []).append(message)
-    return found
-
-
 @login_required
 @require_GET
 def deliveries(request, app_id):
     project = get_project_for(request.user, app_id, role=Role.VIEWER)
     rows = _listed(project)
-    hooks = _webhooks_by_delivery(project, rows)
+    hooks = services.webhooks_by_delivery(project, rows)
     listed = [{"obj": d, "progress": progress_of(d), "webhooks": hooks.get(d.pk, [])} for d in rows]
     can_act = project.membership.has_role(Role.ADMIN)
     context = project_context(

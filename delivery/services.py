@@ -266,16 +266,22 @@ def delivery_summary(project: Project) -> dict[str, Any]:
 def webhooks_by_delivery(project: Project, deliveries) -> dict[int, list]:
     """The file_transfer and delivery_failed webhook messages of each delivery
     (keys ``delivery:<id>:file_transfer[:<generation>]`` and
-    ``delivery:<id>:delivery_failed:<attempts>``), oldest first."""
+    ``delivery:<id>:delivery_failed:<attempts>``), oldest first. One query,
+    bounded by the deliveries asked about (a page), not the project's history."""
+    from django.db.models import Q
+
     from projects.models import WebhookMessage
 
-    wanted = {d.pk for d in deliveries}
+    wanted = [d.pk for d in deliveries]
+    if not wanted:
+        return {}
+    keys = Q()
+    for pk in wanted:
+        keys |= Q(dedupe_key__startswith=f"delivery:{pk}:")
     found: dict[int, list] = {}
-    rows = WebhookMessage.objects.filter(project=project, dedupe_key__startswith="delivery:")
-    for message in rows.order_by("created_at", "id"):
-        pk = message.dedupe_key.split(":")[1]
-        if pk.isdigit() and int(pk) in wanted:
-            found.setdefault(int(pk), []).append(message)
+    rows = WebhookMessage.objects.filter(keys, project=project).order_by("created_at", "id")
+    for message in rows:
+        found.setdefault(int(message.dedupe_key.split(":")[1]), []).append(message)
     return found
 
 

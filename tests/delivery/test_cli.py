@@ -229,6 +229,13 @@ def test_redeliver_since_a_date_delivers_past_sessions(world, tmp_path):
     assert Delivery.objects.get().session_id == recording.session_id
 
 
+def test_redeliver_since_a_date_also_resends_delivered_sessions(world, deliveries):
+    delivered = deliveries[1]
+    out = run("redeliver", world.app_id, "--since", "2000-01-01")
+    assert int(out["REQUEUED"]) >= 2
+    assert Delivery.objects.get(pk=delivered.pk).state == Delivery.State.QUEUED
+
+
 # -- connect-url ---------------------------------------------------------------------------------------
 
 

@@ -212,26 +212,32 @@ class Command(BaseCommand):
     def redeliver(self, project, *, conf_num, failed, since, name, **_):
         destination = _chosen(project, name)[0] if name else None
         if failed:
-            count = services.do_retry_failed(project)
-        elif since:
+            self.out(requeued=services.do_retry_failed(project))
+            return
+        if since:
+            # Sessions with no delivery yet (e.g. a destination added later)
+            # get one; sessions already delivered are sent again.
             try:
-                count = services.do_deliver_past_sessions(
+                services.do_deliver_past_sessions(
                     project, since=since, until=timezone.now().date(), destination=destination
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
+            rows = Delivery.objects.filter(
+                session__project=project, session__started_at__date__gte=since
+            )
         else:
             session = Session.objects.filter(project=project, conf_num=conf_num).first()
             if session is None:
                 raise CommandError(f"No session with conf_num {conf_num!r} in this project.")
             services.schedule_deliveries_for_session(session.pk)
             rows = Delivery.objects.filter(session=session)
-            if destination is not None:
-                rows = rows.filter(destination=destination)
-            count = 0
-            for delivery in rows:
-                services.do_redeliver(delivery)
-                count += 1
+        if destination is not None:
+            rows = rows.filter(destination=destination)
+        count = 0
+        for delivery in rows.select_related("session", "destination"):
+            services.do_redeliver(delivery)
+            count += 1
         self.out(requeued=count)
 
     # -- connect-url -----------------------------------------------------------------------------
