@@ -2,8 +2,50 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Session
 from .processing import process_session
+
+log = logging.getLogger(__name__)
 
 
 def process_session_task(session_id: int) -> str:
     return process_session(session_id).state
+
+
+def requeue_stalled_processing() -> int:
+    """Queue processing again for sessions stuck in ``processing``.
+
+    A worker killed mid-composite leaves its session in ``processing``. A live
+    task is stopped by django-q2 after Q_CLUSTER["timeout"], so a session still
+    processing after Q_CLUSTER["retry"] (which is longer) has no worker left.
+    Processing is idempotent (``process_session`` finishes a session once)."""
+    from django_q.tasks import async_task
+
+    stalled_since = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
+    # processed_at marks the last re-queue while a session is processing
+    # (and the end of processing afterwards); ended_at is never touched.
+    stalled = list(
+        Session.objects.filter(state=Session.State.PROCESSING)
+        .filter(
+            Q(processed_at__isnull=True, ended_at__lt=stalled_since)
+            | Q(processed_at__lt=stalled_since)
+        )
+        .values_list("pk", "conf_num")[:100]
+    )
+    for pk, conf_num in stalled:
+        log.warning("session %s has been processing since before %s; queuing it again",
+                    conf_num, stalled_since.isoformat(timespec="seconds"))  # fmt: skip
+        # Restart the clock so the session is not queued again before the
+        # new task had its full time.
+        Session.objects.filter(pk=pk, state=Session.State.PROCESSING).update(
+            processed_at=timezone.now()
+        )
+        async_task("recordings.tasks.process_session_task", pk)
+    return len(stalled)
