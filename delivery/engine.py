@@ -269,6 +269,12 @@ class DeliveryRun:
             logger.warning("delivery %s: lease lost; another worker carries on", self.delivery.pk)
             return "lease lost"
         except TransferError as exc:
+            if getattr(exc, "reconnect", False):
+                # e.g. a revoked Google grant: the settings page offers
+                # "Reconnect Google account".
+                from .config import do_record_account_error
+
+                do_record_account_error(self.destination, self.scrub(exc.message))
             return self._failed(self.scrub(exc.message), permanent=exc.permanent)
         except Exception as exc:
             logger.error(

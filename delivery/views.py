@@ -20,7 +20,7 @@ from .destinations import REGISTRY
 from .destinations.base import TransferError, UntrustedHostKey
 from .destinations.keypairs import generate_keypair
 from .forms import DestinationCommonForm, KindChoiceForm, TrustForm, kind_form
-from .models import Delivery, DeliveryDestination, FileType
+from .models import DeliveryDestination, FileType
 
 SSH_KINDS = ("sftp", "scp")
 TYPE_LABELS = dict(FileType.choices)
@@ -30,12 +30,8 @@ def google_account_problem(destination: DeliveryDestination) -> str:
     """Why the Google account must be reconnected, or ""."""
     if destination.kind != "gdrive":
         return ""
-    if destination.config.get(config.GOOGLE_ERROR_KEY):
-        return destination.config[config.GOOGLE_ERROR_KEY]
-    latest = destination.deliveries.order_by("-created_at", "-id").first()
-    if latest and latest.state == Delivery.State.FAILED and "Google account" in latest.last_error:
-        return latest.last_error
-    return ""
+    # Set by a failed connection test or by the delivery engine.
+    return destination.config.get(config.GOOGLE_ERROR_KEY, "")
 
 
 def destination_row(destination: DeliveryDestination) -> dict:

@@ -172,3 +172,23 @@ def test_a_revoked_grant_shows_reconnect_google_account(client, world, destinati
     connect(client, world, destination, gdrive)
     html = client.get(url(world, "edit", destination)).content.decode()
     assert "Reconnect Google account" not in html and EMAIL in html
+
+
+def test_a_delivery_that_finds_the_grant_revoked_asks_to_reconnect(
+    client, world, destination, gdrive
+):
+    from delivery.models import Delivery
+    from delivery.tasks import run_delivery
+    from tests.delivery.engine_support import make_session
+
+    client.force_login(world.alice)
+    connect(client, world, destination, gdrive)
+    gdrive.revoke_all()
+    session = make_session(world.project, {"transcoded.mp4": ("transcoded", b"video bytes")})
+    delivery = Delivery.objects.create(session=session, destination=destination)
+    run_delivery(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.FAILED
+    html = client.get(reverse("delivery:settings", args=[world.app_id])).content.decode()
+    assert "Reconnect Google account" in html
