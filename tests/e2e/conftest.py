@@ -154,7 +154,11 @@ def portal() -> Iterator[Portal]:
                 log = open(data_dir / log_name, "w")  # noqa: SIM115 - closed with the dir
                 portal.processes.append(
                     subprocess.Popen(
-                        command, cwd=ROOT, env=portal.env, stdout=log, stderr=subprocess.STDOUT,
+                        command,
+                        cwd=ROOT,
+                        env=portal.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
                         start_new_session=True,
                     )  # fmt: skip
                 )
@@ -313,7 +317,7 @@ def webhook_sink():
 
 
 @pytest.fixture(scope="session")
-def conference(portal, s3_server, webhook_sink) -> Conference:
+def conference(portal, s3_server, webhook_sink) -> Conference:  # noqa: F811
     """Project "Conference" owned by ada (sam: staff, vera: viewer) delivering
     every file type to the moto S3 bucket under conference/, with its webhook
     pointing at the receiver. Set up through the management commands."""
@@ -338,7 +342,7 @@ def simulate(portal: Portal, conference: Conference, room: str, seconds: float =
     server's view: Video API + ingest API over HTTP)."""
     return portal.popen(
         "simulate_session", conference.app_id, "--base-url", portal.url,
-        "--app-key", conference.app_key, "--room", room, "--participants", "2",
+        f"--app-key={conference.app_key}", "--room", room, "--participants", "2",
         "--seconds", str(seconds), "--width", "320", "--height", "180",
     )  # fmt: skip
 
@@ -363,8 +367,10 @@ def ready_session(portal, conference) -> RecordedSession:
     conf_num = result["CONF_NUM"]
     state = portal.wait_until(
         f"session {conf_num} to be processed",
-        lambda: _session_state(portal, conf_num) in ("ready", "failed")
-        and _session_state(portal, conf_num),
+        lambda: (
+            _session_state(portal, conf_num) in ("ready", "failed")
+            and _session_state(portal, conf_num)
+        ),
         timeout=90,
     )
     assert state == "ready", f"processing failed:\n{portal.logs()}"

@@ -61,7 +61,9 @@ def test_an_admin_creates_a_project_and_sets_up_s3_delivery(contexts, portal, s3
 
     page.get_by_role("link", name="All destinations").click()
     row = page.locator("table.destinations tr", has_text="Customer bucket")
-    expect(row.locator("td[data-label='File types']")).to_have_text("Individual recording, Transcoded, Metadata")
+    expect(row.locator("td[data-label='File types']")).to_have_text(
+        "Individual recording, Transcoded, Metadata"
+    )
     expect(row.get_by_text("On", exact=True)).to_be_visible()
     # The blank secret field kept the stored secret: the test still passes.
     row.get_by_role("button", name="Test connection").click()
