@@ -195,6 +195,7 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.pg
 @pytest.mark.skipif(
     "sqlite" in django_settings.DATABASES["default"]["ENGINE"],
     reason="a worker process needs a database it can share (PostgreSQL); the in-process "
