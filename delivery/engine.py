@@ -25,7 +25,15 @@ from django.utils import timezone
 
 from .destinations import destination_for
 from .destinations.base import Destination, TransferError
-from .leases import backoff, claim, lease_seconds, new_lease_owner
+from .leases import (
+    DB_ERRORS,
+    backoff,
+    claim,
+    drop_broken_connection,
+    lease_seconds,
+    new_lease_owner,
+    patiently,
+)
 from .local_files import local_copy, mb, remote_path_for
 from .manifest import manifest_file
 from .models import DeliveredFile, Delivery
@@ -139,22 +147,44 @@ class DeliveryRun:
                 }
                 if self.sent_this_run:
                     fields["speed"] = self.speed()
-            with transaction.atomic():
-                # Files first: the final write below may give up the lease.
-                for pk, changes in dirty.items():
-                    DeliveredFile.objects.filter(pk=pk, delivery__lease_owner=self.owner).update(
-                        **changes
-                    )
-                ours = Delivery.objects.filter(pk=self.delivery.pk, lease_owner=self.owner)
-                if ours.update(**fields) != 1:
-                    self.lost.set()
-                    return False
+            try:
+                with transaction.atomic():
+                    # Files first: the final write below may give up the lease.
+                    for pk, changes in dirty.items():
+                        DeliveredFile.objects.filter(
+                            pk=pk, delivery__lease_owner=self.owner
+                        ).update(**changes)
+                    ours = Delivery.objects.filter(pk=self.delivery.pk, lease_owner=self.owner)
+                    if ours.update(**fields) != 1:
+                        self.lost.set()
+                        return False
+            except DB_ERRORS:
+                with self.state_lock:  # not written: keep for the next flush
+                    for pk, changes in dirty.items():
+                        self.dirty[pk] = {**changes, **self.dirty.get(pk, {})}
+                raise
         return True
 
     def heartbeat(self) -> None:
+        outage = False
         try:
             while not self.stop.wait(HEARTBEAT_SECONDS):
-                if not self.flush(beat=True):
+                try:
+                    ours = self.flush(beat=True)
+                except DB_ERRORS as exc:
+                    # A database restart must not end the heartbeat: the upload
+                    # goes on, and a lease nobody extends would let the sweep
+                    # hand the same files to a second worker.
+                    if not outage:
+                        logger.warning("delivery %s: database unavailable (%s); the "
+                                       "heartbeat keeps trying", self.delivery.pk, exc)  # fmt: skip
+                    outage = True
+                    drop_broken_connection()
+                    continue
+                if outage:
+                    logger.info("delivery %s: database back; lease extended", self.delivery.pk)
+                    outage = False
+                if not ours:
                     logger.warning("delivery %s: lease lost; stopping", self.delivery.pk)
                     return
         except Exception:
@@ -168,12 +198,15 @@ class DeliveryRun:
 
     # -- the work ---------------------------------------------------------------
     def pending_files(self) -> list[DeliveredFile]:
-        with self.db_lock:
-            return list(
-                self.delivery.files.exclude(state=FileState.VERIFIED)
-                .select_related("recording_file")
-                .order_by("id")
-            )
+        def query() -> list[DeliveredFile]:
+            with self.db_lock:
+                return list(
+                    self.delivery.files.exclude(state=FileState.VERIFIED)
+                    .select_related("recording_file")
+                    .order_by("id")
+                )
+
+        return patiently(query, f"delivery {self.delivery.pk}")
 
     def deliver_file(self, dest: Destination, df: DeliveredFile) -> None:
         rf = df.recording_file
@@ -232,8 +265,11 @@ class DeliveryRun:
             raise
 
     def write_manifest(self, dest: Destination) -> None:
-        with self.db_lock:
-            files = list(self.delivery.files.select_related("recording_file").order_by("id"))
+        def query() -> list[DeliveredFile]:
+            with self.db_lock:
+                return list(self.delivery.files.select_related("recording_file").order_by("id"))
+
+        files = patiently(query, f"delivery {self.delivery.pk}")
         remote = remote_path_for(self.session, "manifest.json")
         with manifest_file(self.delivery, files) as local:
             if not dest.verify(local, remote):
@@ -262,7 +298,9 @@ class DeliveryRun:
                         self.note("placement", f"SCP placement: {mode}")
                     if self.destination.write_manifest:
                         self.write_manifest(dest)
-                    if self._finish_if_complete(dest):
+                    if patiently(
+                        lambda: self._finish_if_complete(dest), f"delivery {self.delivery.pk}"
+                    ):
                         return "delivered"
                 raise TransferError("files keep being added to this delivery; trying again later")
         except LeaseLost:
@@ -305,7 +343,8 @@ class DeliveryRun:
                 return False
             self.stop.set()
             now = timezone.now()
-            self.note("delivered", "all files verified; delivery complete")
+            if not self.log or self.log[-1]["event"] != "delivered":  # not on a retry
+                self.note("delivered", "all files verified; delivery complete")
             done = self.flush(state=State.DELIVERED, finished_at=now, lease_owner="",
                               lease_expires_at=None, next_attempt_at=None, last_error="",
                               manifest_written_at=now if self.destination.write_manifest else None,
@@ -355,11 +394,16 @@ class DeliveryRun:
             retry_at = now + backoff(attempts)
             self.note("retry", f"{reason}; retrying at {retry_at:%Y-%m-%d %H:%M:%S} UTC")
             extra = {"state": State.RETRY_WAIT, "next_attempt_at": retry_at}
-        with self.db_lock, transaction.atomic():
-            ok = self.flush(lease_owner="", lease_expires_at=None, last_error=reason[:ERROR_CAP],
-                            **extra)  # fmt: skip
-            if ok and give_up:
-                self._announce_failure(reason, attempts)
+
+        def write() -> bool:
+            with self.db_lock, transaction.atomic():
+                ok = self.flush(lease_owner="", lease_expires_at=None,
+                                last_error=reason[:ERROR_CAP], **extra)  # fmt: skip
+                if ok and give_up:
+                    self._announce_failure(reason, attempts)
+            return ok
+
+        ok = patiently(write, f"delivery {self.delivery.pk}")
         if not ok:
             return "lease lost"
         return "failed" if give_up else "retry_wait"

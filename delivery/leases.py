@@ -9,14 +9,18 @@ workers pass over a row another is claiming instead of queueing behind it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -25,6 +29,9 @@ from .models import Delivery
 logger = logging.getLogger(__name__)
 
 State = Delivery.State
+T = TypeVar("T")
+# What a database restart or failover raises on a connection that was open.
+DB_ERRORS = (OperationalError, InterfaceError)
 
 
 def new_lease_owner() -> str:
@@ -99,3 +106,31 @@ def due_delivery_ids(limit: int = 200) -> list[int]:
     )
     rows = Delivery.objects.filter(lost_wake | retry | abandoned).order_by("next_attempt_at", "id")
     return list(rows.values_list("pk", flat=True)[:limit])
+
+
+def drop_broken_connection() -> None:
+    """Forget this thread's connection after a database error. Django keeps
+    reusing a connection the server closed (outside the request cycle nothing
+    calls close_old_connections), so without this every later query of a
+    long-running worker fails even once the database is back."""
+    with contextlib.suppress(*DB_ERRORS):
+        connection.close()
+
+
+def patiently(step: Callable[[], T], what: str, budget: float | None = None) -> T:
+    """Run ``step`` (a short database step outside any transaction) again
+    while the database is unreachable, for up to ``budget`` seconds (the
+    lease by default): a restart takes seconds, and giving up would leave the
+    row to wait for its lease to run out although the work is done."""
+    deadline = time.monotonic() + (lease_seconds() if budget is None else budget)
+    delay = 0.25
+    while True:
+        try:
+            return step()
+        except DB_ERRORS as exc:
+            if connection.in_atomic_block or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("%s: database unavailable (%s); trying again", what, exc)
+            drop_broken_connection()
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
