@@ -19,8 +19,8 @@ from .base import Destination, DestinationForm, LocalFile, ProgressCallback, Tra
 
 MB = 1024 * 1024
 # Chosen by measurement with bench/delivery.py (see bench/README.md).
-MAX_BLOCK_SIZE = 8 * MB
-MAX_SINGLE_PUT_SIZE = 8 * MB  # bigger files go up as parallel blocks
+MAX_BLOCK_SIZE = 16 * MB
+MAX_SINGLE_PUT_SIZE = 16 * MB  # bigger files go up as parallel blocks
 MAX_CONCURRENCY = 4
 
 AUTH_CHOICES = [

@@ -322,8 +322,9 @@ class S3Destination(Destination):
                 )
             if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
                 return TransferError(
-                    f"Access denied writing {where} with access key {self.access_key_id!r} ({code}): "
-                    "allow s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucketMultipartUploads "
+                    f"S3 refused access to {where} for access key {self.access_key_id!r} ({code}): "
+                    "check the access key id and secret access key, and that the key may "
+                    "s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucketMultipartUploads "
                     "and s3:AbortMultipartUpload on this bucket.",
                     permanent=True,
                 )

@@ -95,6 +95,10 @@ def test_it_rejects_a_wrong_secret_permanently_without_showing_it(s3, tmp_path):
     with pytest.raises(TransferError) as caught:
         dest.check()
     assert caught.value.permanent and secret not in caught.value.message
+    with pytest.raises(TransferError) as caught:  # HEAD answers a bare 403
+        dest.verify(random_file(tmp_path / "b.txt", 10), "b.txt")
+    assert caught.value.permanent and secret not in caught.value.message
+    assert "check the access key id and secret access key" in caught.value.message
 
 
 def test_it_rejects_an_unknown_access_key_permanently(s3, tmp_path):  # noqa: F811
