@@ -102,6 +102,17 @@ class ReportFilterForm(forms.Form):
         self.default_from = today - timedelta(days=DEFAULT_RANGE_DAYS - 1)
         self.order_fields(["from", "to", "room", "per_page"])
 
+    def room_options(self) -> SafeString:
+        """The room ``<option>``s: a project can have hundreds of rooms."""
+        chosen = str(self["room"].value() or "")
+        return mark_safe(
+            "".join(
+                f'<option value="{escape(str(value))}"{" selected" if str(value) == chosen else ""}>'
+                f"{escape(str(label))}</option>"
+                for value, label in self.fields["room"].choices
+            )
+        )
+
     def clean(self):
         cleaned = super().clean()
         start = cleaned.get("from") or self.default_from
