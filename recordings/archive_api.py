@@ -14,7 +14,6 @@ from datetime import date
 from urllib.parse import quote
 
 from django.conf import settings
-from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -31,8 +30,11 @@ PER_PAGE_DEFAULT = 100
 PER_PAGE_MAX = 500
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _URL_SAFE = "!$&'()*+,;=/~:@"
+SESSION_FIELDS = (
+    "id", "conf_num", "started_at", "ended_at", "processed_at", "room__room_id",
+)  # fmt: skip
 FILE_FIELDS = (
-    "id", "session_id", "type", "name", "size", "sha256", "participant", "content_type",
+    "id", "session_id", "type", "name", "size", "sha256", "content_type", "participant",
     "duration_seconds", "created_at", "expired_at",
 )  # fmt: skip
 LISTS = {
@@ -102,49 +104,59 @@ def _iso(moment) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def _file(rf: RecordingFile, prefix: str) -> dict:
-    expired = rf.expired_at is not None
+def _file(rf: tuple, prefix: str) -> dict:
+    _, _, _, name, size, sha256, content_type, participant, duration, created_at, expired_at = rf
+    expired = expired_at is not None
     return {
-        "url": None if expired else prefix + quote(rf.name, safe=_URL_SAFE),
-        "name": rf.name,
-        "size": rf.size,
-        "sha256": rf.sha256,
-        "content_type": rf.content_type,
-        "participant": rf.participant,
-        "duration": rf.duration_seconds,
-        "created_at": _iso(rf.created_at),
+        "url": None if expired else prefix + quote(name, safe=_URL_SAFE),
+        "name": name,
+        "size": size,
+        "sha256": sha256,
+        "content_type": content_type,
+        "participant": participant,
+        "duration": duration,
+        "created_at": _iso(created_at),
         "expired": expired,
     }
 
 
-def archive_entry(session: Session, app_id: str) -> dict:
-    path = reverse(
-        "recordings:protected_file", args=[app_id, session.room.room_id, session.conf_num, "_"]
-    )
-    prefix = settings.PUBLIC_BASE_URL + path[:-1]
+def archive_entry(session: dict, files: list[tuple], app_id: str, files_base: str) -> dict:
+    """One session in the EnableX shape, from ``SESSION_FIELDS`` and its
+    ``FILE_FIELDS`` rows."""
+    room_id = session["room__room_id"]
+    conf_num = quote(session["conf_num"], safe=_URL_SAFE)
+    prefix = f"{files_base}{quote(room_id, safe=_URL_SAFE)}/{conf_num}/"
+    started_at, ended_at = session["started_at"], session["ended_at"]
     entry: dict = {
-        "_id": f"{session.pk:024x}",
-        "trans_date": _iso(session.processed_at or session.ended_at or session.started_at),
-        "conf_num": session.conf_num,
+        "_id": f"{session['id']:024x}",
+        "trans_date": _iso(session["processed_at"] or ended_at or started_at),
+        "conf_num": session["conf_num"],
         "app_id": app_id,
-        "room_id": session.room.room_id,
-        "started_at": _iso(session.started_at),
-        "ended_at": _iso(session.ended_at),
+        "room_id": room_id,
+        "started_at": _iso(started_at),
+        "ended_at": _iso(ended_at),
         "recording": [],
         "transcoded": [],
         "live_recording": [],
         "chatdata": None,
         "metadata": None,
     }
-    for rf in session.files.all():
+    for rf in files:
+        kind = rf[2]
         item = _file(rf, prefix)
-        if rf.type in LISTS:
-            entry[LISTS[rf.type]].append(item)
-        elif rf.type == RecordingFile.Type.CHAT and entry["chatdata"] is None:
+        if kind in LISTS:
+            entry[LISTS[kind]].append(item)
+        elif kind == RecordingFile.Type.CHAT and entry["chatdata"] is None:
             entry["chatdata"] = item["url"]
-        elif rf.type == RecordingFile.Type.METADATA and entry["metadata"] is None:
+        elif kind == RecordingFile.Type.METADATA and entry["metadata"] is None:
             entry["metadata"] = item["url"]
     return entry
+
+
+def _files_base(app_id: str) -> str:
+    """``{PUBLIC_BASE_URL}/recordings/<app_id>/``: reverse() once per page."""
+    path = reverse("recordings:protected_file", args=[app_id, "ROOM", "CONF", "_"])
+    return settings.PUBLIC_BASE_URL + path.removesuffix("ROOM/CONF/_")
 
 
 def archive_page(request, sessions, project: Project):
@@ -152,20 +164,28 @@ def archive_page(request, sessions, project: Project):
     per_page = _int_param(request, "per_page", PER_PAGE_DEFAULT, 1, PER_PAGE_MAX)
     total = sessions.count()
     start = (page - 1) * per_page
-    files = RecordingFile.objects.only(*FILE_FIELDS).order_by("type", "name")
-    chunk = (
-        sessions.select_related("room")
-        .prefetch_related(Prefetch("files", queryset=files))
-        .order_by("started_at", "id")[start : start + per_page]
+    chunk = list(
+        sessions.order_by("started_at", "id").values(*SESSION_FIELDS)[start : start + per_page]
     )
+    files: dict[int, list[tuple]] = {s["id"]: [] for s in chunk}
+    if files:
+        for rf in (
+            RecordingFile.objects.filter(session_id__in=list(files))
+            .order_by("session_id", "type", "name")
+            .values_list(*FILE_FIELDS)
+        ):
+            files[rf[1]].append(rf)
     next_url = None
     if start + per_page < total:
         query = request.query_params.copy()
         query["page"] = str(page + 1)
         next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    files_base = _files_base(project.app_id)
     return ok(
         {
-            "archive": [archive_entry(s, project.app_id) for s in chunk],
+            "archive": [
+                archive_entry(s, files[s["id"]], project.app_id, files_base) for s in chunk
+            ],
             "total": total,
             "page": page,
             "per_page": per_page,
