@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -48,8 +49,10 @@ class LocalFolderDestination(Destination):
         return str(self._target(remote_path))
 
     def _target(self, remote_path: str) -> Path:
-        base = self.base.resolve()
-        target = (base / self.full_path(remote_path)).resolve()
+        # Everything stays under <path>/<root>: a relative part may not climb
+        # out of the configured root into the rest of the shared folder.
+        base = (self.base / self.root).resolve() if self.root else self.base.resolve()
+        target = (base / remote_path.lstrip("/")).resolve()
         if base != target and base not in target.parents:
             raise TransferError(f"Path {remote_path!r} escapes {base}", permanent=True)
         return target
@@ -82,7 +85,8 @@ class LocalFolderDestination(Destination):
                 os.fsync(dst.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. EROFS again on a read-only mount
+                tmp.unlink(missing_ok=True)
             permanent = exc.errno in (13, 30)  # EACCES, EROFS
             raise TransferError(f"Cannot write {target}: {exc.strerror}", permanent=permanent) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -54,6 +55,13 @@ def test_verify_is_true_for_an_intact_copy_and_false_otherwise(folder, dest, tmp
     assert dest.verify(local, "room1/42/chat.txt") is False
 
 
+def test_it_refuses_a_path_that_climbs_out_of_the_root_into_the_shared_folder(folder, dest):
+    with pytest.raises(TransferError) as caught:
+        dest.upload(None, "../beside-root.txt", Progress())  # type: ignore[arg-type]
+    assert caught.value.permanent
+    assert not (folder / "beside-root.txt").exists()
+
+
 @pytest.mark.parametrize(
     "path", ["../../escape.txt", "room/../../../escape.txt", "/../../escape.txt"]
 )
@@ -89,16 +97,23 @@ def test_a_missing_folder_is_a_permanent_error(tmp_path):
 
 
 def test_a_read_only_folder_is_a_permanent_error(folder, dest, tmp_path):
+    read_only = folder / "portal"
+    read_only.mkdir()
     if os.geteuid() == 0:
-        pytest.skip("root ignores folder permissions")
-    (folder / "portal").mkdir()
-    folder.joinpath("portal").chmod(0o500)
+        # root ignores permission bits: a read-only mount is what it cannot write.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(read_only)],
+                       check=True)  # fmt: skip
+        undo = ["umount", str(read_only)]
+    else:
+        read_only.chmod(0o500)
+        undo = ["chmod", "700", str(read_only)]
     try:
         with pytest.raises(TransferError) as caught:
             dest.upload(random_file(tmp_path / "src" / "a.txt", 10), "a.txt", Progress())
         assert caught.value.permanent
+        assert str(read_only) in caught.value.message
     finally:
-        folder.joinpath("portal").chmod(0o700)
+        subprocess.run(undo, check=True)
 
 
 def test_the_form_wants_an_absolute_path():
