@@ -6,6 +6,10 @@ requests, so a successful check is remembered for a few minutes in process
 memory, keyed by an HMAC of (stored hash, password): the plain password is
 never kept, and changing the password changes the hash, which invalidates
 the entry at once.
+
+Failed checks are remembered the same way for a shorter time: a client that
+repeats a wrong key (a misconfigured script, or someone hammering the API)
+would otherwise cost a full PBKDF2 run per request.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password
 
 _TTL_SECONDS = 300
+_FAILED_TTL_SECONDS = 60
 _MAX_ENTRIES = 10_000
 _verified: dict[str, float] = {}
+_failed: dict[str, float] = {}
 _lock = threading.Lock()
 
 
@@ -36,13 +42,14 @@ def cached_check(raw: str, encoded: str) -> bool:
     key = _cache_key(raw, encoded)
     now = time.monotonic()
     with _lock:
-        expires = _verified.get(key)
-        if expires and expires > now:
+        if _verified.get(key, 0) > now:
             return True
-    if not check_password(raw, encoded):
-        return False
+        if _failed.get(key, 0) > now:
+            return False
+    ok = check_password(raw, encoded)
     with _lock:
-        if len(_verified) >= _MAX_ENTRIES:
-            _verified.clear()
-        _verified[key] = now + _TTL_SECONDS
-    return True
+        remembered, ttl = (_verified, _TTL_SECONDS) if ok else (_failed, _FAILED_TTL_SECONDS)
+        if len(remembered) >= _MAX_ENTRIES:
+            remembered.clear()
+        remembered[key] = now + ttl
+    return ok
