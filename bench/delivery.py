@@ -94,7 +94,99 @@ def azure_target() -> Target:
     )
 
 
-TARGETS: dict[str, Callable[[], Target]] = {"s3": s3_target, "azure": azure_target}
+def _obscure(secret: str) -> str:
+    return subprocess.run(
+        [RCLONE, "obscure", "-"], input=secret, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def sftp_target() -> Target:
+    import shutil
+
+    from tests.servers.sshd import SHELL_USER, _prepare
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sshd-"))
+    server = _prepare(workdir)
+    server.start()
+    uploads = server.upload_dir(SHELL_USER)
+
+    def stop() -> None:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    env = {
+        "RCLONE_CONFIG_BENCHSFTP_TYPE": "sftp",
+        "RCLONE_CONFIG_BENCHSFTP_HOST": server.host,
+        "RCLONE_CONFIG_BENCHSFTP_PORT": str(server.port),
+        "RCLONE_CONFIG_BENCHSFTP_USER": SHELL_USER,
+        "RCLONE_CONFIG_BENCHSFTP_PASS": _obscure(server.passwords[SHELL_USER]),
+        # Our figure is the upload alone (verify is timed apart); spare rclone its
+        # md5sum over ssh after the upload too.
+        "RCLONE_CONFIG_BENCHSFTP_DISABLE_HASHCHECK": "true",
+    }
+    return Target(
+        kind="sftp",
+        config=server.config(SHELL_USER, root=str(uploads / "ours")),
+        rclone_env=env,
+        rclone_path=f"benchsftp:{uploads}/rclone",
+        stop=stop,
+    )
+
+
+def _ftp_target(tls: bool) -> Target:
+    import shutil
+
+    from tests.servers.ftp import _start_server
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ftp-"))
+    server = _start_server(tmp, tls=tls)
+    # rclone 1.60 cannot start on a missing folder here ("501 No such directory").
+    (server.home / "bench" / "rclone").mkdir(parents=True)
+
+    def stop() -> None:
+        server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    name = "BENCHFTPS" if tls else "BENCHFTP"
+    env = {
+        f"RCLONE_CONFIG_{name}_TYPE": "ftp",
+        f"RCLONE_CONFIG_{name}_HOST": server.host,
+        f"RCLONE_CONFIG_{name}_PORT": str(server.port),
+        f"RCLONE_CONFIG_{name}_USER": server.username,
+        f"RCLONE_CONFIG_{name}_PASS": _obscure(server.password),
+    }
+    config = server.config(root="bench/ours")
+    if tls:
+        env[f"RCLONE_CONFIG_{name}_EXPLICIT_TLS"] = "true"
+        env[f"RCLONE_CONFIG_{name}_NO_CHECK_CERTIFICATE"] = "true"
+        # pyftpdlib truncates TLS 1.3 uploads whose client closes without a TLS
+        # shutdown, as rclone does (giampaolo/pyftpdlib#602); ftplib unwraps first.
+        env[f"RCLONE_CONFIG_{name}_DISABLE_TLS13"] = "true"
+        config["pinned_fingerprint"] = server.fingerprint
+    return Target(
+        kind="ftp",
+        config=config,
+        rclone_env=env,
+        rclone_path=f"{name.lower()}:bench/rclone",
+        stop=stop,
+    )
+
+
+def ftp_target() -> Target:
+    return _ftp_target(tls=False)
+
+
+def ftps_target() -> Target:
+    return _ftp_target(tls=True)
+
+
+TARGETS: dict[str, Callable[[], Target]] = {
+    "s3": s3_target,
+    "azure": azure_target,
+    "sftp": sftp_target,
+    "ftp": ftp_target,
+    "ftps": ftps_target,
+}
 
 
 # -- the delivering process ------------------------------------------------------------
