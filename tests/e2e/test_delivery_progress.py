@@ -19,6 +19,8 @@ FILES = 5
 
 def test_an_admin_watches_a_session_being_delivered(contexts, portal, conference):
     page = contexts("ada")
+    screenshot(page, "projects")
+    narrow_screenshot(page, "projects")
     page.get_by_role("link", name="Conference").click()
     page.get_by_role("navigation", name="Project").get_by_role("link", name="Deliveries").click()
     deliveries_url = page.url
@@ -82,3 +84,7 @@ def test_an_admin_watches_a_session_being_delivered(contexts, portal, conference
     expect(events.first).to_be_visible()
     expect(events.first.get_by_text(re.compile("Delivered"))).to_be_visible()
     screenshot(page, "webhook")
+
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="Overview").click()
+    expect(page.locator(".stats")).to_contain_text("1 delivery destination")
+    screenshot(page, "overview")

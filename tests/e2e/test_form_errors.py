@@ -35,8 +35,11 @@ def test_bad_input_in_each_form_is_explained_next_to_the_field(
     page.get_by_role("link", name="Create project").focus()
     page.keyboard.press("Enter")
     page.wait_for_url("**/projects/new/")
-    page.keyboard.press("Tab")  # skip link / brand / menu are before the form
-    page.get_by_label("Name").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Name")).to_be_focused()
     page.keyboard.type("   ")
     page.keyboard.press("Enter")
     error_next_to(page, "Name", "required")
@@ -45,8 +48,9 @@ def test_bad_input_in_each_form_is_explained_next_to_the_field(
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Project created")).to_be_visible()
     page.get_by_role("link", name="Continue to the project").click()
-    screenshot(page, "overview")
-    narrow_screenshot(page, "overview")
+    expect(page.get_by_role("heading", name="Getting started")).to_be_visible()
+    screenshot(page, "overview-new-project")
+    narrow_screenshot(page, "overview-new-project")
     tabs = page.get_by_role("navigation", name="Project")
 
     # Rooms: automatic live recording without the page to record.
