@@ -12,7 +12,7 @@ import json
 import os
 import re
 import secrets
-import subprocess
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -171,7 +171,8 @@ def cluster():
             yield portal, url, creds, target
         finally:
             portal.stop()
-            subprocess.run(["rm", "-rf", str(target)], check=False)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(portal.data_dir, ignore_errors=True)
 
 
 def delivery_ids(url: str) -> list[int]:
