@@ -51,7 +51,9 @@ class Session(models.Model):
             models.Index(fields=["project", "-started_at", "-id"], name="session_project_start"),
             models.Index(fields=["room", "-started_at", "-id"], name="session_room_start"),
             # Cover the report's per-day chart (count and size per day of a range).
-            models.Index(fields=["project", "started_at", "total_size"], name="session_project_day"),
+            models.Index(
+                fields=["project", "started_at", "total_size"], name="session_project_day"
+            ),
             models.Index(fields=["room", "started_at", "total_size"], name="session_room_day"),
         ]
 

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 from django import forms
 from django.core import signing
+from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.urls import reverse
@@ -436,3 +437,17 @@ def day_chart(sessions, start: date, end: date) -> Chart:
         width=count * bar,
         height=height,
     )
+
+
+CHART_CACHE_SECONDS = 60
+
+
+def cached_day_chart(project: Project, start: date, end: date, room_pk: int | None) -> Chart:
+    """The chart is the same on every page of a filter, so paging through a
+    report computes it once a minute; new sessions show in it within a minute."""
+    key = f"recordings.report.chart:{project.app_id}:{room_pk}:{start}:{end}"
+    chart = cache.get(key)
+    if chart is None:
+        chart = day_chart(filtered_sessions(project, start, end, room_pk), start, end)
+        cache.set(key, chart, CHART_CACHE_SECONDS)
+    return chart

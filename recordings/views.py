@@ -13,7 +13,13 @@ from projects.context import project_context
 from projects.models import RecordingCredentials
 
 from .models import RecordingFile
-from .report import ReportFilterForm, day_chart, file_entry, filtered_sessions, session_page
+from .report import (
+    ReportFilterForm,
+    cached_day_chart,
+    file_entry,
+    filtered_sessions,
+    session_page,
+)
 
 # Chat and metadata files are parsed in memory to render them; bigger ones are
 # offered as downloads only.
@@ -37,7 +43,7 @@ def report(request, app_id):
             older_than=request.GET.get("older"),
             newer_than=request.GET.get("newer"),
         )
-        chart = day_chart(sessions, data["from"], data["to"])
+        chart = cached_day_chart(project, data["from"], data["to"], room_pk)
     credentials = RecordingCredentials.objects.filter(project=project).first()
     query = request.GET.copy()
     for key in ("older", "newer"):
