@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.servers import unavailable
 from tests.servers.portal import PortalProcesses
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,7 @@ def _run(*cmd: str) -> bool:
 def small_mount(size_mb: int) -> Iterator[tuple[Path, str]]:
     """A folder with ``size_mb`` of space: tmpfs, else a loop-mounted ext4 image."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a size-limited folder needs root")
+        unavailable("mounting a size-limited folder needs root")
     mnt = Path(tempfile.mkdtemp(prefix="portal-full-"))
     image = None
     if _run("mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(mnt)):
@@ -49,7 +50,7 @@ def small_mount(size_mb: int) -> Iterator[tuple[Path, str]]:
             and _run("mount", "-o", "loop", str(image), str(mnt))
         ):
             shutil.rmtree(image.parent, ignore_errors=True)
-            pytest.skip("neither a tmpfs nor a loop-mounted ext4 image could be mounted here")
+            unavailable("neither a tmpfs nor a loop-mounted ext4 image could be mounted here")
         kind = "ext4 loop image"
     try:
         yield mnt, kind

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import unavailable
 from tests.servers.portal import PortalProcesses
 
 pytestmark = pytest.mark.slow
@@ -114,7 +115,7 @@ def fresh_database() -> Iterator[str]:
         with connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {exc}")
+        unavailable(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {exc}")
     try:
         yield f"postgres://postgres@127.0.0.1:5432/{name}"
     finally:

@@ -8,6 +8,7 @@ front of gunicorn, workers killed with SIGKILL, several workers at once.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +51,7 @@ class PortalProcesses:
         data_dir: Path | None = None,
     ):
         # ``data_dir``: an existing folder, e.g. a size-limited mount.
+        self.owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="portal-"))
         os.chmod(self.data_dir, 0o755)  # nginx workers read recordings from here
         self.port = free_port()
@@ -118,7 +120,14 @@ class PortalProcesses:
             pass
         proc.wait(timeout=10)
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop every process and remove the temporary DATA_DIR (unless
+        ``keep_data``, e.g. to look at a failure)."""
+        self._stop_processes()
+        if self.owns_data_dir and not keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
         for proc in self.workers:
             if proc.poll() is None:
                 self.kill(proc)
