@@ -375,6 +375,14 @@ class Chart:
     width: int
     height: int = 60
 
+    session_bars: SafeString = SafeString()
+    byte_bars: SafeString = SafeString()
+
+    def __post_init__(self) -> None:
+        if self.days and not self.session_bars:
+            self.session_bars = self._bars("bar-sessions", "sessions_y", "sessions_h", "label")
+            self.byte_bars = self._bars("bar-bytes", "bytes_y", "bytes_h", "size_label")
+
     def _bars(self, css: str, y: str, h: str, label: str) -> SafeString:
         return mark_safe(
             "".join(
@@ -383,14 +391,6 @@ class Chart:
                 for d in self.days
             )
         )
-
-    @property
-    def session_bars(self) -> SafeString:
-        return self._bars("bar-sessions", "sessions_y", "sessions_h", "label")
-
-    @property
-    def byte_bars(self) -> SafeString:
-        return self._bars("bar-bytes", "bytes_y", "bytes_h", "size_label")
 
 
 def day_chart(sessions, start: date, end: date) -> Chart:
