@@ -305,6 +305,7 @@ def test_newly_ready_types_join_the_delivery_and_requeue_it(world, tmp_path, syn
     delivery.refresh_from_db()
     assert delivery.state == State.DELIVERED and delivery.generation == 2
     assert delivery.files.count() == 2 and delivery.bytes_total == 7000
+    assert delivery.bytes_sent == 7000 and delivery.percent == 100
     first, second = messages("file_transfer")
     assert second.dedupe_key == f"delivery:{delivery.pk}:file_transfer:2"
     assert [f["name"] for f in second.payload["files"]] == ["live.mp4", "transcoded.mp4"]
