@@ -247,6 +247,7 @@ def run_ours(target: Target, path: Path, size: int, sha256: str, tuning: dict[st
         raise SystemExit(f"{target.kind}: the delivering process failed ({proc.returncode})")
     result = json.loads(out.decode().strip().splitlines()[-1])
     result["peak_rss_kb"] = usage.ru_maxrss
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 
 
@@ -263,7 +264,8 @@ def run_rclone(target: Target, path: Path) -> dict:
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{target.kind}: rclone failed: {stderr.decode()[-2000:]}")
-    return {"seconds": seconds, "peak_rss_kb": usage.ru_maxrss}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": seconds, "peak_rss_kb": usage.ru_maxrss, "cpu_s": cpu}
 
 
 def make_file(folder: Path, size: int) -> tuple[Path, str]:
@@ -291,6 +293,7 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, help="override max_concurrency")
     parser.add_argument("--part-mb", type=int, help="override the S3 part / Azure block size (MiB)")
+    parser.add_argument("--streams", type=int, help="override SFTP streams (channels) per file")
     parser.add_argument("--repeat", type=int, default=1, help="alternating runs of each")
     parser.add_argument("--skip-rclone", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -314,6 +317,8 @@ def main() -> None:
             tuning = {}
             if args.concurrency:
                 tuning["max_concurrency"] = args.concurrency
+            if args.streams:
+                tuning["streams"] = args.streams
             if args.part_mb:
                 names = (
                     ("multipart_chunksize", "multipart_threshold")
@@ -332,7 +337,8 @@ def main() -> None:
                     line = (
                         f"{kind:6} ours:   {ours_rates[-1]:6.1f} MB/s ({ours['upload_s']:.1f} s), "
                         f"verify {ours['verify_s']:.1f} s ok={ours['verified']}, "
-                        f"peak RSS {rss[-1]:.0f} MB (after imports {ours['baseline_rss_kb'] / 1024:.0f} MB)"
+                        f"peak RSS {rss[-1]:.0f} MB (after imports {ours['baseline_rss_kb'] / 1024:.0f} MB), "
+                        f"CPU {ours['cpu_s']:.1f} s"
                     )
                     if ours["progress_bytes"] != size:
                         line += f" progress reported {ours['progress_bytes']} bytes!"
@@ -342,7 +348,7 @@ def main() -> None:
                         their_rates.append(size / MiB / theirs["seconds"])
                         print(
                             f"{kind:6} rclone: {their_rates[-1]:6.1f} MB/s ({theirs['seconds']:.1f} s), "
-                            f"peak RSS {theirs['peak_rss_kb'] / 1024:.0f} MB",
+                            f"peak RSS {theirs['peak_rss_kb'] / 1024:.0f} MB, CPU {theirs['cpu_s']:.1f} s",
                             flush=True,
                         )
                 summary = f"{kind:6} median ours {median(ours_rates):.1f} MB/s, peak RSS max {max(rss):.0f} MB"
