@@ -8,15 +8,20 @@ from django.core.validators import URLValidator
 from .models import WebhookEndpoint
 
 
+class HttpURLField(forms.URLField):
+    """A URL field accepting only http(s); one validator, so one error."""
+
+    default_validators = [URLValidator(schemes=["http", "https"])]
+
+
 class WebhookForm(forms.Form):
     """Webhook settings. The Basic password is write-only: it is never
     rendered back, blank keeps the stored one, "clear" removes it."""
 
-    url = forms.URLField(
+    url = HttpURLField(
         label="Webhook URL",
         max_length=500,
         assume_scheme="https",
-        validators=[URLValidator(schemes=["http", "https"])],
         error_messages={
             "invalid": "Enter a full http:// or https:// URL, e.g. https://example.com/hooks."
         },

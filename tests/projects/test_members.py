@@ -84,3 +84,13 @@ def test_audit_log_lists_events_without_secrets(client, world):
     page = client.get(reverse("projects:audit", args=[world.app_id])).content.decode()
     assert "App key regenerated" in page
     assert world.created.app_key not in page
+
+
+def test_audit_details_list_changed_settings_readably(client, world):
+    from projects.audit import log_audit
+
+    log_audit(world.project, AuditEvent.Action.WEBHOOK_CHANGED, actor=world.alice,
+              changed=["url", "enabled"])  # fmt: skip
+    client.force_login(world.alice)
+    page = client.get(reverse("projects:audit", args=[world.app_id])).content.decode()
+    assert "url, enabled" in page and "[&#x27;url" not in page

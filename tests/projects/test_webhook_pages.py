@@ -48,7 +48,7 @@ def test_a_bad_url_is_reported_next_to_the_field(client, world):
     assert response.status_code == 400
     html = response.content.decode()
     assert 'id="id_url_error"' in html
-    assert "Enter a full http:// or https:// URL" in html
+    assert html.count("Enter a full http:// or https:// URL") == 1
     assert not WebhookEndpoint.objects.exists()
 
 
