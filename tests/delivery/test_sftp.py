@@ -5,12 +5,21 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
 from pathlib import Path
+from unittest import mock
 
+import paramiko
 import pytest
 
 from delivery.destinations.base import LocalFile, TransferError, UntrustedHostKey
-from delivery.destinations.sftp import SIZE_ONLY, VERIFIED_REMOTELY, SFTPDestination
+from delivery.destinations.sftp import (
+    PARALLEL_MIN,
+    SIZE_ONLY,
+    STREAMS,
+    VERIFIED_REMOTELY,
+    SFTPDestination,
+)
 from delivery.destinations.ssh import SSHLoginForm, generate_keypair, load_private_key
 from tests.servers import sshd as servers
 from tests.servers.sshd import NOSHELL_USER, SHELL_USER, SSHServer, _free_port
@@ -178,6 +187,42 @@ def test_a_retry_completes_after_the_connection_is_cut_mid_transfer(sshd, tmp_pa
     deliver(sshd.config(), local, "room1/cut/big.mp4")
     assert sha256_of(folder / "big.mp4") == local.sha256_hex()
     assert leftovers(folder) == []
+
+
+def test_a_big_file_goes_over_several_channels_and_arrives_whole(sshd, tmp_path):
+    local = make_file(tmp_path, PARALLEL_MIN + 3 * MB + 5)
+    channels = []
+    with SFTPDestination(sshd.config()) as dest:
+        opened = paramiko.SFTPClient.from_transport
+        with mock.patch.object(
+            paramiko.SFTPClient,
+            "from_transport",
+            side_effect=lambda *a, **k: channels.append(1) or opened(*a, **k),
+        ):
+            sent = []
+            dest.upload(local, "room1/par/big.mp4", sent.append)
+        assert dest.verify(local, "room1/par/big.mp4")
+    assert len(channels) == STREAMS - 1
+    assert sum(sent) == local.size
+    assert leftovers(sshd.upload_dir() / "room1/par") == []
+
+
+def test_a_progress_callback_that_raises_stops_every_channel(sshd, tmp_path):
+    local = make_file(tmp_path, PARALLEL_MIN + MB)
+    sent = [0]
+
+    class LeaseLost(Exception):
+        pass
+
+    def stop_at_16mb(n: int) -> None:
+        sent[0] += n
+        if sent[0] >= 16 * MB:
+            raise LeaseLost
+
+    with SFTPDestination(sshd.config()) as dest, pytest.raises(LeaseLost):
+        dest.upload(local, "room1/stop/big.mp4", stop_at_16mb)
+    assert [t.name for t in threading.enumerate() if "_work" in t.name] == []
+    assert not (sshd.upload_dir() / "room1/stop/big.mp4").exists()
 
 
 def test_it_verifies_size_only_when_the_account_has_no_shell(sshd, tmp_path):
