@@ -186,6 +186,7 @@ class SFTPDestination(SSHDestination):
                 # Pipelined: writes are not waited for one by one; close() collects
                 # every acknowledgement and raises the first error.
                 dst.set_pipelined(True)
+                fit_requests(self._client, dst)
                 while chunk := src.read(READ_CHUNK):
                     dst.write(chunk)
                     progress(len(chunk))
@@ -210,6 +211,18 @@ class SFTPDestination(SSHDestination):
             self._client.remove(path)
         except (OSError, paramiko.SSHException, EOFError):
             pass
+
+
+def fit_requests(client: paramiko.SFTPClient, dst: paramiko.SFTPFile) -> None:
+    """Shrink writes so each request fits one SSH packet: paramiko's 32 KiB writes are
+    29 bytes over OpenSSH's 32 KiB channel packets and each went as two packets
+    (20 % more client CPU, a third less speed on one stream)."""
+    channel = client.get_channel()
+    if channel is None:
+        return
+    # channel data header (paramiko keeps 64 bytes free) + SFTP WRITE header
+    room = channel.out_max_packet_size - 64 - (25 + len(dst.handle))
+    dst.MAX_REQUEST_SIZE = max(4096, min(paramiko.SFTPFile.MAX_REQUEST_SIZE, room))
 
 
 class _ParallelPut:
@@ -281,6 +294,7 @@ class _ParallelPut:
         try:
             with client.open(self.tmp, "r+") as dst:
                 dst.set_pipelined(True)
+                fit_requests(client, dst)
                 while block := self._take():
                     offset, end = block
                     dst.seek(offset)
