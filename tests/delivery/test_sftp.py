@@ -19,6 +19,7 @@ from delivery.destinations.sftp import (
     STREAMS,
     VERIFIED_REMOTELY,
     SFTPDestination,
+    fit_requests,
 )
 from delivery.destinations.ssh import SSHLoginForm, generate_keypair, load_private_key
 from tests.servers import sshd as servers
@@ -205,6 +206,14 @@ def test_a_big_file_goes_over_several_channels_and_arrives_whole(sshd, tmp_path)
     assert len(channels) == STREAMS - 1
     assert sum(sent) == local.size
     assert leftovers(sshd.upload_dir() / "room1/par") == []
+
+
+def test_each_write_fits_one_ssh_packet_of_the_channel(sshd):
+    with SFTPDestination(sshd.config()) as dest:
+        with dest.sftp.open(str(sshd.upload_dir() / "fit.bin"), "wb") as fh:
+            fit_requests(dest.sftp, fh)
+            room = dest.sftp.get_channel().out_max_packet_size - 64
+            assert 32_000 < fh.MAX_REQUEST_SIZE + 25 + len(fh.handle) <= room
 
 
 def test_a_progress_callback_that_raises_stops_every_channel(sshd, tmp_path):
