@@ -1,9 +1,9 @@
 """Delivery throughput and memory: our destination classes against rclone.
 
-    .venv/bin/python bench/delivery.py --size-mb 1024 --kinds s3,azure
+    .venv/bin/python bench/delivery.py --size-mb 1024 --kinds s3,azure,sftp,ftp,ftps
 
 For each kind it starts the real test server (moto for S3, Azurite for Azure
-Blob) on loopback, writes one file of random bytes, then
+Blob, OpenSSH sshd for SFTP (as root), pyftpdlib for FTP/FTPS) on loopback, writes one file of random bytes, then
 
 1. uploads it through the destination class (upload + verify, with the
    progress callback) in a child process, whose peak RSS is read from wait4();
