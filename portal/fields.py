@@ -41,6 +41,10 @@ class EncryptedJSONField(EncryptedTextField):
 
     description = "JSON encrypted with MultiFernet"
 
+    # django-stubs types fields by these; the value is a JSON document, not the parent's str.
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
+
     def get_prep_value(self, value: Any) -> Any:
         if value is None:
             return None
