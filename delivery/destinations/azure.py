@@ -48,7 +48,7 @@ def _connection_string_fields(value: str) -> dict[str, str]:
     return {name.strip(): val.strip() for name, val in pairs}
 
 
-def _sas_parts(sas_url: str) -> tuple[str, str | None, str | None]:
+def _sas_parts(sas_url: str) -> tuple[str, str | None, str]:
     """(account, container, account URL) named by a SAS URL; the account is
     the first path segment for emulator-style URLs (http://127.0.0.1:10000/devstoreaccount1)."""
     url = urlsplit(sas_url)
@@ -87,6 +87,7 @@ class AzureBlobForm(DestinationForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data; the stubs allow None
         auth = data.get("auth") or ""
         if not auth:
             given = [a for a, secret in AUTH_SECRET.items() if data.get(secret)]
@@ -169,7 +170,7 @@ class AzureBlobDestination(Destination):
     def open(self) -> None:
         from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
-        options = {
+        options: dict[str, Any] = {
             # The SDK's default waits 15 s, 18 s, 24 s between tries; the engine
             # has its own backoff, so fail fast here.
             "retry_policy": ExponentialRetry(

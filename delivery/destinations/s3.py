@@ -98,6 +98,7 @@ class S3Form(DestinationForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data; the stubs allow None
         if not data.get("endpoint_url") and not (data.get("region") or "").strip():
             self.add_error("region", "Give the bucket's AWS region, e.g. eu-west-1.")
         old_key_id = (self.initial or {}).get("access_key_id")

@@ -19,6 +19,7 @@ import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from django import forms
 
 from .base import Destination, DestinationForm, TransferError, UntrustedHostKey
@@ -52,6 +53,7 @@ def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
     data = text.strip().encode() + b"\n"
     password = passphrase.encode() if passphrase else None
     openssh = b"BEGIN OPENSSH PRIVATE KEY" in data
+    loaded: PrivateKeyTypes
     try:
         if openssh:
             loaded = serialization.load_ssh_private_key(data, password=password)
@@ -124,6 +126,7 @@ class SSHLoginForm(DestinationForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data; the stubs allow None
         has_password = bool(data.get("password")) or "password" in self.stored_secrets
         has_key = bool(data.get("private_key")) or "private_key" in self.stored_secrets
         if not (has_password or has_key):
