@@ -62,7 +62,7 @@ def do_save_destination(
         if field.disabled:
             public.pop(field_name, None)
     created = destination is None
-    if created:
+    if destination is None:
         destination = DeliveryDestination(project=project, kind=kind)
     else:
         destination = DeliveryDestination.objects.select_for_update().get(pk=destination.pk)

@@ -5,6 +5,8 @@ without JavaScript the page is simply refreshed."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
@@ -19,6 +21,9 @@ from projects.models import Role
 from . import services
 from .forms import PastSessionsForm
 from .models import DeliveredFile, Delivery
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 PAGE_SIZE = 50
 ACTIVE = (Delivery.State.QUEUED, Delivery.State.RUNNING, Delivery.State.RETRY_WAIT)
@@ -37,7 +42,12 @@ def _listed(project, ids=None):
     return list(rows.order_by("-created_at", "-id")[:PAGE_SIZE])
 
 
-def progress_of(delivery: Delivery) -> dict:
+class _FileCounts(TypedDict):
+    files_total: int
+    files_verified: int
+
+
+def progress_of(delivery: WithAnnotations[Delivery, _FileCounts]) -> dict:
     return {
         "id": delivery.pk,
         "state": delivery.state,

@@ -97,10 +97,13 @@ class PastSessionsForm(forms.Form):
 
     def __init__(self, *args: Any, project, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["destination"].queryset = DeliveryDestination.objects.filter(project=project)
+        destination = self.fields["destination"]
+        assert isinstance(destination, forms.ModelChoiceField)
+        destination.queryset = DeliveryDestination.objects.filter(project=project)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data; the stubs allow None
         since, until = data.get("since"), data.get("until")
         if since and until and since > until:
             self.add_error("until", "The end date is before the start date.")

@@ -223,7 +223,8 @@ def test_destination(destination: DeliveryDestination) -> str:
         ) from None
 
 
-test_destination.__test__ = False  # not a pytest test, despite the name
+# Not a pytest test, despite the name; setattr because mypy knows no function attributes.
+setattr(test_destination, "__test__", False)  # noqa: B010
 
 
 # --- queries for the deliveries page ------------------------------------------------
@@ -281,6 +282,7 @@ def webhooks_by_delivery(project: Project, deliveries) -> dict[int, list]:
     found: dict[int, list] = {}
     rows = WebhookMessage.objects.filter(keys, project=project).order_by("created_at", "id")
     for message in rows:
+        assert message.dedupe_key is not None  # filtered on its prefix above
         found.setdefault(int(message.dedupe_key.split(":")[1]), []).append(message)
     return found
 
