@@ -51,7 +51,7 @@ def do_configure_webhook(
     and when ``rotate_secret`` is set."""
     endpoint = WebhookEndpoint.objects.select_for_update().filter(project=project).first()
     created = endpoint is None
-    if created:
+    if endpoint is None:
         endpoint = WebhookEndpoint(project=project)
     changed = []
     for field, value in (("url", url), ("enabled", enabled), ("basic_username", basic_username)):
