@@ -2,12 +2,14 @@ from django.contrib import admin
 
 from .models import RecordingFile, Session
 
+FILE_FIELDS = ("type", "name", "size", "sha256", "participant", "expired_at")
+
 
 class RecordingFileInline(admin.TabularInline):
     model = RecordingFile
     extra = 0
-    fields = ["type", "name", "size", "sha256", "participant", "expired_at"]
-    readonly_fields = fields
+    fields = FILE_FIELDS
+    readonly_fields = FILE_FIELDS
 
 
 @admin.register(Session)

@@ -1,10 +1,11 @@
-from django.urls import path
+from django.urls import URLPattern, path
+from rest_framework.views import APIView
 
 from . import archive_api as api
 
 # EnableX clients may add a trailing slash; those variants stay out of the schema.
 PERIOD = "<str:date_from>/<str:date_to>"
-ROUTES = [
+ROUTES: list[tuple[str, type[APIView], str]] = [
     (f"archive/period/{PERIOD}", api.ArchivePeriodView, "api-archive-period"),
     ("archive/room/<str:room_id>", api.ArchiveRoomView, "api-archive-room"),
     (
@@ -15,7 +16,7 @@ ROUTES = [
     ("archive/conf_num/<str:conf_num>", api.ArchiveConfNumView, "api-archive-conf-num"),
 ]
 
-urlpatterns = []
+urlpatterns: list[URLPattern] = []
 for route, view, name in ROUTES:
     urlpatterns += [
         path(route, view.as_view(), name=name),

@@ -24,6 +24,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
 from django.utils.safestring import SafeString, mark_safe
 
 from projects.models import Project
@@ -83,7 +84,7 @@ class ReportFilterForm(forms.Form):
         choices=[(n, str(n)) for n in PAGE_SIZES],
         coerce=int,
         required=False,
-        empty_value=PAGE_SIZES[0],
+        empty_value=PAGE_SIZES[0],  # type: ignore[arg-type]  # stubs say str; Django takes any value
     )
 
     def __init__(self, data, *, rooms: list[tuple[str, str]]):
@@ -96,8 +97,9 @@ class ReportFilterForm(forms.Form):
         self.fields["to"] = forms.DateField(
             label="To (UTC)", required=False, widget=date_widget, input_formats=["%Y-%m-%d"]
         )
+        self.room_choices = [("", "All rooms"), *rooms]
         self.fields["room"] = forms.ChoiceField(
-            label="Room", required=False, choices=[("", "All rooms"), *rooms]
+            label="Room", required=False, choices=self.room_choices
         )
         self.default_to = today
         self.default_from = today - timedelta(days=DEFAULT_RANGE_DAYS - 1)
@@ -110,7 +112,7 @@ class ReportFilterForm(forms.Form):
             "".join(
                 f'<option value="{escape(str(value))}"{" selected" if str(value) == chosen else ""}>'
                 f"{escape(str(label))}</option>"
-                for value, label in self.fields["room"].choices
+                for value, label in self.room_choices
             )
         )
 
@@ -161,7 +163,7 @@ class PageSigner(signing.TimestampSigner):
 
     def __init__(self) -> None:
         super().__init__(salt=SALT)
-        key = hashlib.sha256(f"{self.salt}signer{self.key}".encode()).digest()
+        key = hashlib.sha256(force_bytes(self.salt) + b"signer" + force_bytes(self.key)).digest()
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self._timestamp = super().timestamp()
 
@@ -223,7 +225,7 @@ class RowWriter:
 
     def files(self, files: list[tuple]) -> str:
         by_type: dict[str, list[str]] = {}
-        player = {}
+        player: dict[str, tuple[int, str, str, object]] = {}
         for pk, _, kind, name, size, participant, content_type, poster, expired in files:
             extra = escape(human_size(size) + (f" · {participant}" if participant else ""))
             if expired is not None:
@@ -331,12 +333,12 @@ def session_page(
         has_newer = after is not None
     files: dict[int, list[tuple]] = {s["id"]: [] for s in chunk}
     if files:
-        rows = (
+        file_rows = (
             RecordingFile.objects.filter(session_id__in=list(files))
             .order_by("session_id", "type", "name")
             .values_list(*FILE_FIELDS)
         )
-        for rf in rows:
+        for rf in file_rows:
             files[rf[1]].append(rf)
     writer = RowWriter(app_id)
     rows = [

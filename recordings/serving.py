@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from urllib.parse import quote
 
 from django.conf import settings
@@ -101,7 +102,7 @@ def _range_applies(request: HttpRequest, f: StoredFile) -> bool:
     return bool(when and f.last_modified and int(f.last_modified.timestamp()) <= when)
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:
     """(start, end) inclusive for a single satisfiable range, None to ignore the
     header (malformed or several ranges: serve the whole file), False when
     unsatisfiable."""
@@ -140,7 +141,7 @@ def iter_stored(path: str, start: int, length: int) -> Iterator[bytes]:
 
 def stored_file_response(
     request: HttpRequest, f: StoredFile, *, attachment: bool = False
-) -> HttpResponse:
+) -> HttpResponse | StreamingHttpResponse:
     headers = {
         "ETag": f.etag,
         "Accept-Ranges": "bytes",
