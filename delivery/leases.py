@@ -92,19 +92,22 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(0, min(attempts - 1, 30))))
 
 
-def due_delivery_ids(limit: int = 200) -> list[int]:
+def due_delivery_ids(limit: int = 200, *, lost_wakes: bool = True) -> list[int]:
     """Deliveries a sweep should wake: retries that are due, rows whose worker
-    died during its lease, and queued rows whose wake-up got lost."""
+    died during its lease, and (with ``lost_wakes``) queued rows whose wake-up
+    got lost."""
     now = timezone.now()
     grace = timedelta(seconds=60)
-    lost_wake = Q(state=State.QUEUED) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - grace)
-    )
     retry = Q(state=State.RETRY_WAIT, next_attempt_at__lte=now)
     abandoned = Q(state=State.RUNNING) & (
         Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
     )
-    rows = Delivery.objects.filter(lost_wake | retry | abandoned).order_by("next_attempt_at", "id")
+    due = retry | abandoned
+    if lost_wakes:
+        due |= Q(state=State.QUEUED) & (
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - grace)
+        )
+    rows = Delivery.objects.filter(due).order_by("next_attempt_at", "id")
     return list(rows.values_list("pk", flat=True)[:limit])
 
 

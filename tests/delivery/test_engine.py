@@ -405,3 +405,19 @@ def test_webhooks_of_each_delivery_are_found_by_their_keys(world, tmp_path, sync
         f"delivery:{delivery.pk}:file_transfer",
         f"delivery:{delivery.pk}:file_transfer:2",
     ]
+
+
+def test_the_sweep_rescues_queued_rows_only_when_the_broker_has_nothing_ready(
+    world, session, tmp_path, monkeypatch
+):
+    destination = local_destination(world.project, tmp_path / "nas")
+    delivery = Delivery.objects.create(session=session, destination=destination)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=5)
+    )
+    woken = []
+    monkeypatch.setattr(services, "wake", woken.append)
+    monkeypatch.setattr(tasks, "broker_is_idle", lambda: False)  # a backlog waits for workers
+    assert tasks.sweep() == 0 and woken == []
+    monkeypatch.setattr(tasks, "broker_is_idle", lambda: True)  # nothing pending: it was lost
+    assert tasks.sweep() == 1 and woken == [delivery.pk]
