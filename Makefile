@@ -38,7 +38,7 @@ run: install
 	@$(PY) manage.py fill_demo || echo "demo session could not be simulated; the portal still runs"
 	@. "$(DATA_DIR)/demo.env"; $(PY) manage.py runportal --login "Log in as $$DEMO_USERNAME / $$DEMO_PASSWORD (demo project APP_ID $$DEMO_APP_ID)"
 
-test: install-test-deps test-sqlite test-postgres
+test: install-test-deps check lint typecheck test-sqlite test-postgres
 
 test-sqlite:
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -50,14 +50,13 @@ test-postgres:
 
 lint: install
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check . || true
 
 typecheck: install
 	$(PY) -m mypy projects recordings delivery portal
 
 check: install
-	$(PY) manage.py check
-	$(PY) manage.py makemigrations --check --dry-run
+	PORTAL_TESTING=1 $(PY) manage.py check
+	PORTAL_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 
 clean:
 	rm -rf $(VENV) node_modules

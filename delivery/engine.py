@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -245,7 +246,7 @@ class DeliveryRun:
         workers = max(1, min(int(getattr(dest, "parallel_files", 1) or 1), len(files)))
         with ThreadPoolExecutor(workers, thread_name_prefix=f"delivery-{self.delivery.pk}") as pool:
             futures = [pool.submit(self._guarded, dest, df) for df in files]
-        errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+        errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
         stops = [e for e in errors if not isinstance(e, TransferError) or e.permanent]
         if stops or errors:
             raise (stops or errors)[0]
@@ -391,7 +392,9 @@ class DeliveryRun:
         if give_up:
             why = "permanent error" if permanent else f"gave up after {attempts} attempts"
             self.note("failed", f"{reason} ({why})")
-            extra = {"state": State.FAILED, "finished_at": now, "next_attempt_at": None}
+            extra: dict[str, Any] = {
+                "state": State.FAILED, "finished_at": now, "next_attempt_at": None,
+            }
         else:
             retry_at = now + backoff(attempts)
             self.note("retry", f"{reason}; retrying at {retry_at:%Y-%m-%d %H:%M:%S} UTC")
