@@ -22,8 +22,9 @@ from delivery.destinations.sftp import (
     fit_requests,
 )
 from delivery.destinations.ssh import SSHLoginForm, generate_keypair, load_private_key
+from tests.servers import free_port
 from tests.servers import sshd as servers
-from tests.servers.sshd import NOSHELL_USER, SHELL_USER, SSHServer, _free_port
+from tests.servers.sshd import NOSHELL_USER, SHELL_USER, SSHServer
 
 sshd_server = servers.sshd_server
 sshd = servers.sshd
@@ -160,7 +161,7 @@ def test_it_reports_permission_denied_on_root_naming_the_folder(sshd, tmp_path):
 
 
 def test_a_refused_connection_is_transient():
-    config = {"host": "127.0.0.1", "port": _free_port(), "username": "rec", "password": "pw"}
+    config = {"host": "127.0.0.1", "port": free_port(), "username": "rec", "password": "pw"}
     with pytest.raises(TransferError) as err, SFTPDestination(config):
         pass
     assert not err.value.permanent

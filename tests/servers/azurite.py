@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.moto_s3 import free_port, wait_for_port
+from tests.servers import free_port, wait_for_port
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development key; it is public and only valid on Azurite.

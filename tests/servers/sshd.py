@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.servers import unavailable
+from tests.servers import free_port, unavailable
 
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
@@ -110,7 +110,7 @@ class SSHServer:
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
         if not self.port:
-            self.port = _free_port()
+            self.port = free_port()
         config = self.workdir / "sshd_config"
         config.write_text(_sshd_config(self.workdir, self.port))
         log = open(self.workdir / "sshd.log", "ab")
@@ -155,12 +155,6 @@ class SSHServer:
     def restart(self) -> None:
         self.stop()
         self.start()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _sshd_config(workdir: Path, port: int) -> str:
