@@ -51,10 +51,13 @@ test-postgres:
 lint: install
 	$(PY) -m ruff check .
 
+# PORTAL_TESTING: the settings use the fixed development keys (django-stubs
+# imports them), so no secrets need to exist in DATA_DIR.
 typecheck: install
-	$(PY) -m mypy projects recordings delivery portal
+	PORTAL_TESTING=1 $(PY) -m mypy projects recordings delivery portal
 
 check: install
+	@mkdir -p "$(DATA_DIR)"
 	PORTAL_TESTING=1 $(PY) manage.py check
 	PORTAL_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 
