@@ -324,8 +324,9 @@ class DeliveryRun:
                 self.scrub(traceback.format_exc()),
             )
             return self._failed(
-                self.scrub(f"Unexpected error ({type(exc).__name__}: {exc})")[:500]
-                + "; it will be retried", permanent=False)  # fmt: skip
+                self.scrub(f"Unexpected error ({type(exc).__name__}: {exc})")[:500],
+                permanent=False,
+            )
         finally:
             self.stop.set()
             beat.join()

@@ -319,11 +319,11 @@ class AzureBlobDestination(Destination):
             )
         if isinstance(exc, ServiceRequestError):
             return TransferError(
-                f"Cannot reach Azure Blob storage for account {self.account_name!r}; will retry."
+                f"Cannot reach Azure Blob storage for account {self.account_name!r}"
             )
         if isinstance(exc, ServiceResponseError):
             return TransferError(
-                f"Azure Blob storage stopped answering while sending {where}; will retry."
+                f"Azure Blob storage stopped answering while sending {where}"
             )
         if isinstance(exc, HttpResponseError):
             transient = status >= 500 or status in (408, 429)

@@ -385,7 +385,7 @@ class GoogleDriveDestination(Destination):
                     permanent=True,
                 )
             if getattr(exc, "retryable", False):
-                return TransferError(f"Google's token service failed while {what}; will retry.")
+                return TransferError(f"Google's token service failed while {what}")
             return GoogleGrantRevoked()
         if isinstance(exc, GoogleAuthError):
             return TransferError(

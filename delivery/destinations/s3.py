@@ -351,9 +351,9 @@ class S3Destination(Destination):
                 f"S3 answered {code or status} for {where} on {endpoint}", permanent=not transient
             )
         if _find(exc, EndpointConnectionError) or _find(exc, ConnectionError):
-            return TransferError(f"Cannot reach {endpoint} (connection failed); will retry.")
+            return TransferError(f"Cannot reach {endpoint} (connection failed)")
         if _find(exc, ReadTimeoutError):
-            return TransferError(f"{endpoint} stopped answering while sending {where}; will retry.")
+            return TransferError(f"{endpoint} stopped answering while sending {where}")
         return TransferError(f"Transfer of {where} failed: {type(exc).__name__}")
 
 

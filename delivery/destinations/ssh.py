@@ -301,7 +301,7 @@ class SSHDestination(Destination):
         return digest
 
     def lost(self, doing: str) -> TransferError:
-        return TransferError(f"Connection to {self.where} was lost while {doing}; it will be retried")
+        return TransferError(f"Connection to {self.where} was lost while {doing}")
 
     def denied(self, folder: str) -> TransferError:
         return TransferError(
