@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recordings.media import (  # noqa: E402
     composite_command,
     ffmpeg_exe,
-    generate_participant_media,
     make_composite,
     probe,
 )
+from recordings.samples import generate_participant_media  # noqa: E402
 
 
 def timed(job) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import media
+from . import samples
 
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy")
 
@@ -38,7 +38,7 @@ def generate_recordings(
     def make(index: int) -> SampleFile:
         name = names[index]
         path = workdir / f"{name.lower().replace(' ', '-')}.mp4"
-        media.generate_participant_media(
+        samples.generate_participant_media(
             path, name=name, seconds=seconds, index=index, width=width, height=height
         )
         return SampleFile("individual", path, name)
@@ -53,6 +53,6 @@ def generate_logs(
 ) -> list[SampleFile]:  # fmt: skip
     started_at = started_at or datetime.now(UTC)
     chat, metadata = workdir / "chat.json", workdir / "metadata.json"
-    media.generate_chat_transcript(chat, names, seconds, started_at=started_at)
-    media.generate_metadata_log(metadata, names, seconds, room_id, conf_num, started_at=started_at)
+    samples.generate_chat_transcript(chat, names, seconds, started_at=started_at)
+    samples.generate_metadata_log(metadata, names, seconds, room_id, conf_num, started_at=started_at)
     return [SampleFile("chat", chat), SampleFile("metadata", metadata)]

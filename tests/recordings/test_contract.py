@@ -11,7 +11,8 @@ import time
 import pytest
 import requests
 
-from recordings.media import generate_participant_media, probe
+from recordings.media import probe
+from recordings.samples import generate_participant_media
 from tests.servers.portal import PortalProcesses
 from tests.servers.webhook_receiver import WebhookReceiver
 

@@ -15,15 +15,17 @@ from recordings.media import (
     composite_command,
     duration_of,
     ffmpeg_exe,
-    generate_chat_transcript,
-    generate_metadata_log,
-    generate_participant_media,
     grid_for,
     make_composite,
     make_poster,
     probe,
     run_ffmpeg,
     tile_positions,
+)
+from recordings.samples import (
+    generate_chat_transcript,
+    generate_metadata_log,
+    generate_participant_media,
 )
 
 SMALL = {"width": 160, "height": 90, "preset": "ultrafast"}
@@ -310,7 +312,7 @@ def test_odd_file_names_are_not_taken_for_options_or_protocols(participants, tmp
 
 
 def test_without_a_font_the_participant_media_is_made_without_the_name(tmp_path, monkeypatch):
-    monkeypatch.setattr("recordings.media.font_file", lambda: None)
+    monkeypatch.setattr("recordings.samples.font_file", lambda: None)
     path = tmp_path / "nameless.mp4"
     generate_participant_media(path, name="Eve", seconds=1, index=5, **SMALL)
     assert probe(path).has_video

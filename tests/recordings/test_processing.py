@@ -10,8 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from projects.models import Room, WebhookMessage
 from recordings import processing
-from recordings.media import generate_participant_media, probe
+from recordings.media import probe
 from recordings.models import RecordingFile, Session
+from recordings.samples import generate_participant_media
 from recordings.tasks import process_session_task
 
 from .ingest_client import Ingest, enable_webhook
