@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .announcements import announce_failure, announce_file_transfer
 from .destinations import destination_for
 from .destinations.base import Destination, TransferError
 from .leases import (
@@ -302,7 +303,7 @@ class DeliveryRun:
                     if self.destination.write_manifest:
                         self.write_manifest(dest)
                     if patiently(
-                        lambda: self._finish_if_complete(dest), f"delivery {self.delivery.pk}"
+                        lambda: self._finish_if_complete(), f"delivery {self.delivery.pk}"
                     ):
                         return "delivered"
                 raise TransferError("files keep being added to this delivery; trying again later")
@@ -332,7 +333,7 @@ class DeliveryRun:
             beat.join()
 
     # -- endings ----------------------------------------------------------------
-    def _finish_if_complete(self, dest: Destination) -> bool:
+    def _finish_if_complete(self) -> bool:
         """Mark delivered and queue the file_transfer webhook, unless files
         were added meanwhile (then the caller loops)."""
         with self.db_lock, transaction.atomic():
@@ -355,35 +356,11 @@ class DeliveryRun:
                               webhook_sent_at=now)  # fmt: skip
             if not done:
                 raise LeaseLost("lease lost")
-            self._announce(row, dest)
+            # The locked row knows the current generation; session and
+            # destination are the ones already loaded.
+            row.session, row.destination = self.session, self.destination
+            announce_file_transfer(row)
         return True
-
-    def _announce(self, row: Delivery, dest: Destination) -> None:
-        from projects.webhooks import queue_event
-
-        files = row.files.select_related("recording_file").order_by("id")
-        session = self.session
-        payload = {
-            "type": "file_transfer",
-            "app_id": session.project.app_id,
-            "room_id": session.room.room_id,
-            "conf_num": session.conf_num,
-            "destination": {"name": self.destination.name, "kind": self.destination.kind},
-            "files": [
-                {
-                    "type": f.recording_file.type,
-                    "name": f.recording_file.name,
-                    "path": f.remote_path,
-                    "size": f.recording_file.size,
-                    "sha256": f.recording_file.sha256,
-                }
-                for f in files
-            ],
-        }
-        key = f"delivery:{row.pk}:file_transfer"
-        if row.generation > 1:
-            key += f":{row.generation}"
-        queue_event(session.project, "file_transfer", payload, dedupe_key=key)
 
     def _failed(self, reason: str, *, permanent: bool) -> str:
         self.stop.set()
@@ -406,35 +383,13 @@ class DeliveryRun:
                 ok = self.flush(lease_owner="", lease_expires_at=None,
                                 last_error=reason[:ERROR_CAP], **extra)  # fmt: skip
                 if ok and give_up:
-                    self._announce_failure(reason, attempts)
+                    announce_failure(self.delivery, reason, attempts)
             return ok
 
         ok = patiently(write, f"delivery {self.delivery.pk}")
         if not ok:
             return "lease lost"
         return "failed" if give_up else "retry_wait"
-
-    def _announce_failure(self, reason: str, attempts: int) -> None:
-        from projects.webhooks import queue_event
-
-        session = self.session
-        missing = self.delivery.files.exclude(state=FileState.VERIFIED).select_related(
-            "recording_file"
-        )
-        payload = {
-            "type": "delivery_failed",
-            "app_id": session.project.app_id,
-            "room_id": session.room.room_id,
-            "conf_num": session.conf_num,
-            "destination": {"name": self.destination.name, "kind": self.destination.kind},
-            "error": reason,
-            "attempts": attempts,
-            "files": [
-                {"type": f.recording_file.type, "name": f.recording_file.name} for f in missing
-            ],  # fmt: skip
-        }
-        queue_event(session.project, "delivery_failed", payload,
-                    dedupe_key=f"delivery:{self.delivery.pk}:delivery_failed:{attempts}")  # fmt: skip
 
 
 def run_delivery(delivery_id: int) -> str:

@@ -1,0 +1,58 @@
+"""The webhooks a delivery sends: ``file_transfer`` once all its files are
+verified, ``delivery_failed`` when the engine gives up. Each is queued under a
+dedupe key, so running a delivery twice never announces it twice."""
+
+from __future__ import annotations
+
+from projects.webhooks import queue_event
+
+from .models import DeliveredFile, Delivery
+
+
+def _common(delivery: Delivery, event_type: str) -> dict:
+    session, destination = delivery.session, delivery.destination
+    return {
+        "type": event_type,
+        "app_id": session.project.app_id,
+        "room_id": session.room.room_id,
+        "conf_num": session.conf_num,
+        "destination": {"name": destination.name, "kind": destination.kind},
+    }
+
+
+def announce_file_transfer(delivery: Delivery) -> None:
+    """Queue ``file_transfer`` with the final destination path of every file.
+    Files added later (a new ``generation``) are announced again under a new key."""
+    files = delivery.files.select_related("recording_file").order_by("id")
+    payload = {
+        **_common(delivery, "file_transfer"),
+        "files": [
+            {
+                "type": f.recording_file.type,
+                "name": f.recording_file.name,
+                "path": f.remote_path,
+                "size": f.recording_file.size,
+                "sha256": f.recording_file.sha256,
+            }
+            for f in files
+        ],
+    }
+    key = f"delivery:{delivery.pk}:file_transfer"
+    if delivery.generation > 1:
+        key += f":{delivery.generation}"
+    queue_event(delivery.session.project, "file_transfer", payload, dedupe_key=key)
+
+
+def announce_failure(delivery: Delivery, reason: str, attempts: int) -> None:
+    """Queue ``delivery_failed`` saying why and which files did not arrive."""
+    missing = delivery.files.exclude(state=DeliveredFile.State.VERIFIED).select_related(
+        "recording_file"
+    )
+    payload = {
+        **_common(delivery, "delivery_failed"),
+        "error": reason,
+        "attempts": attempts,
+        "files": [{"type": f.recording_file.type, "name": f.recording_file.name} for f in missing],
+    }
+    queue_event(delivery.session.project, "delivery_failed", payload,
+                dedupe_key=f"delivery:{delivery.pk}:delivery_failed:{attempts}")  # fmt: skip
