@@ -48,6 +48,8 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!resp.ok) return schedule(5000);
       const body = await resp.json();
       body.deliveries.forEach(update);
+      const summary = document.getElementById("deliveries-summary");
+      if (summary && body.summary && summary.textContent !== body.summary) summary.textContent = body.summary;
       schedule(body.active ? 1000 : 10000);
     } catch (err) {
       schedule(5000);

@@ -95,12 +95,14 @@ def test_the_progress_endpoint_reports_live_figures_as_json(client, world, desti
     [item] = body["deliveries"]
     assert item["id"] == delivery.pk and item["percent"] == 50 and body["active"] is True
     assert item["state_label"] == "Running" and item["files_total"] == 1
+    assert body["summary"] == "1 delivery · 1 in progress or waiting · 0 failed."
 
     Delivery.objects.filter(pk=delivery.pk).update(state=Delivery.State.DELIVERED, bytes_sent=4000)
     DeliveredFile.objects.filter(delivery=delivery).update(state=DeliveredFile.State.VERIFIED)
     body = client.get(progress(world), {"ids": str(delivery.pk)}).json()
     assert body["deliveries"][0]["percent"] == 100 and body["active"] is False
     assert body["deliveries"][0]["files_verified"] == 1
+    assert body["summary"] == "1 delivery · 0 in progress or waiting · 0 failed."
 
 
 def test_the_progress_endpoint_only_shows_this_projects_deliveries(client, world, destination):
