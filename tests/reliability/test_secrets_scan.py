@@ -22,6 +22,7 @@ import base64
 import json
 import re
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -271,7 +272,7 @@ def test_no_secret_of_a_full_run_appears_in_plaintext(tmp_path, s3, sshd, ftp_se
         for path in ("/projects/", f"/projects/{app_id}/recordings/"):
             keep(f"page {path} after the password change", browser.get(base + path).content)
     finally:
-        portal.stop()
+        portal.stop(keep_data=True)  # scanned below, then removed
         receiver.close()
 
     for n, request in enumerate(receiver.requests):
@@ -296,4 +297,9 @@ def test_no_secret_of_a_full_run_appears_in_plaintext(tmp_path, s3, sshd, ftp_se
         for name, form in found.variants()
         if form in data
     ]
-    assert not leaks, "secrets in plaintext:\n" + "\n".join(sorted(set(leaks)))
+    # Kept only when the scan failed, to look at.
+    if not leaks:
+        shutil.rmtree(portal.data_dir, ignore_errors=True)
+    assert not leaks, (
+        f"secrets in plaintext (data kept in {portal.data_dir}):\n" + "\n".join(sorted(set(leaks)))
+    )
