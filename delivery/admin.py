@@ -22,3 +22,11 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_display = ["session", "destination", "state", "attempts", "bytes_sent", "bytes_total"]
     list_filter = ["state"]
     inlines = [DeliveredFileInline]
+
+
+@admin.register(DeliveredFile)
+class DeliveredFileAdmin(admin.ModelAdmin):
+    list_display = ["recording_file", "delivery", "state", "bytes_sent", "verified_at"]
+    list_filter = ["state"]
+    list_select_related = ["recording_file", "delivery"]
+    readonly_fields = ["remote_path", "verified_at"]
