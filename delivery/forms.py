@@ -12,8 +12,6 @@ from .destinations.base import DestinationForm
 from .models import DeliveryDestination, FileType
 
 DEFAULT_TYPES = [FileType.TRANSCODED, FileType.CHAT, FileType.METADATA]
-# Set by actions (Connect Google account), never typed into the web form.
-WEB_HIDDEN_FIELDS = {"gdrive": ("refresh_token",)}
 
 
 class KindChoiceForm(forms.Form):
@@ -77,7 +75,7 @@ def kind_form(
     stored = frozenset(destination.secrets or {}) if destination is not None else frozenset()
     form = form_class(data, initial=initial, stored_secrets=stored)
     if web:
-        for name in WEB_HIDDEN_FIELDS.get(kind, ()):
+        for name in destination_class(kind).action_only_secrets:
             form.fields.pop(name, None)
     return form
 

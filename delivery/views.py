@@ -16,31 +16,31 @@ from projects.context import project_context
 from projects.models import Role
 
 from . import config, google_oauth, services
-from .destinations import REGISTRY
+from .destinations import REGISTRY, destination_class, kinds_where
 from .destinations.base import TransferError, UntrustedHostKey
 from .destinations.keypairs import generate_keypair
 from .forms import DestinationCommonForm, KindChoiceForm, TrustForm, kind_form
 from .models import DeliveryDestination, FileType
 
-SSH_KINDS = ("sftp", "scp")
 TYPE_LABELS = dict(FileType.choices)
 
 
 def google_account_problem(destination: DeliveryDestination) -> str:
     """Why the Google account must be reconnected, or ""."""
-    if destination.kind != "gdrive":
+    if not destination_class(destination.kind).connects_google_account:
         return ""
     # Set by a failed connection test or by the delivery engine.
     return destination.config.get(config.GOOGLE_ERROR_KEY, "")
 
 
 def destination_row(destination: DeliveryDestination) -> dict:
+    kind = destination_class(destination.kind)
     return {
         "obj": destination,
         "description": config.describe_destination(destination),
         "types": [TYPE_LABELS.get(t, t) for t in destination.file_types],
-        "ssh": destination.kind in SSH_KINDS,
-        "gdrive": destination.kind == "gdrive",
+        "ssh": kind.uses_ssh_keys,
+        "gdrive": kind.connects_google_account,
         "google_connected": bool((destination.secrets or {}).get("refresh_token")),
         "google_problem": google_account_problem(destination),
     }
@@ -97,7 +97,7 @@ def _with_generated_key(request, kind: str):
     """The POST data, with a new private key in it when "Generate a key pair"
     was ticked and no key was pasted; and the public key to show."""
     data = request.POST
-    if kind not in SSH_KINDS or not data.get("generate_key") or data.get("private_key"):
+    if not destination_class(kind).uses_ssh_keys or not data.get("generate_key") or data.get("private_key"):
         return data, None
     private, public = generate_keypair(
         f"recording-portal-{request.resolver_match.kwargs['app_id']}"
@@ -236,7 +236,7 @@ def destination_trust(request, app_id, dest_id):
 @require_POST
 def destination_keypair(request, app_id, dest_id):
     project, destination = _destination(request, app_id, dest_id)
-    if destination.kind not in SSH_KINDS:
+    if not destination_class(destination.kind).uses_ssh_keys:
         raise Http404("Only SFTP and SCP destinations use key pairs")
     config.do_generate_keypair(destination, acting_user=request.user, ip=client_ip(request))
     messages.success(
@@ -255,7 +255,7 @@ def destination_keypair(request, app_id, dest_id):
 def google_connect(request, app_id, dest_id):
     # A link, not a form: CSP form-action would stop a form redirecting to Google.
     project, destination = _destination(request, app_id, dest_id)
-    if destination.kind != "gdrive":
+    if not destination_class(destination.kind).connects_google_account:
         raise Http404("Only Google Drive destinations connect a Google account")
     try:
         url = config.browser_connect_url(destination, request.session)
@@ -275,7 +275,9 @@ def google_callback(request):
     except config.ConnectStateError as exc:
         return refuse(str(exc))
     destination = DeliveryDestination.objects.filter(
-        pk=state.destination_id, project__app_id=state.app_id, kind="gdrive"
+        pk=state.destination_id,
+        project__app_id=state.app_id,
+        kind__in=kinds_where("connects_google_account"),
     ).first()
     if destination is None:
         return refuse("The destination this Google account was meant for no longer exists.", 404)

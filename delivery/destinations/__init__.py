@@ -36,3 +36,8 @@ def destination_class(kind: str) -> type[Destination]:
 
 def destination_for(kind: str, config: Mapping[str, Any]) -> Destination:
     return destination_class(kind)(config)
+
+
+def kinds_where(capability: str) -> list[str]:
+    """The kinds whose class has ``capability`` (e.g. "connects_google_account")."""
+    return [kind for kind in REGISTRY if getattr(destination_class(kind), capability)]

@@ -144,6 +144,12 @@ class Destination:
     # Deliveries may upload this many files of one session at once through
     # one Destination instance (implementations must be thread-safe if > 1).
     parallel_files: ClassVar[int] = 1
+    # What the settings pages offer for this kind: "Generate key pair" (SSH
+    # logins) and "Connect Google account" (OAuth).
+    uses_ssh_keys: ClassVar[bool] = False
+    connects_google_account: ClassVar[bool] = False
+    # Secrets set by an action (e.g. the OAuth callback), never typed into the page.
+    action_only_secrets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)

@@ -130,6 +130,8 @@ class GoogleDriveForm(DestinationForm):
 
 class GoogleDriveDestination(Destination):
     kind = "gdrive"
+    connects_google_account = True
+    action_only_secrets = ("refresh_token",)
     label = "Save on Google Drive"
     form_class = GoogleDriveForm
 

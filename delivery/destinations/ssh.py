@@ -211,6 +211,7 @@ def _try_auth(method: Any, user: str, credential: Any, where: str) -> bool:
 
 
 class SSHDestination(Destination):
+    uses_ssh_keys = True
     """Base of the SSH-based kinds: owns the transport and a few remote-shell
     helpers. ``presented_fingerprint`` is the host key seen on connect."""
 

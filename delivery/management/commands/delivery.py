@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from delivery import config, google_oauth, services
-from delivery.destinations import REGISTRY
+from delivery.destinations import REGISTRY, kinds_where
 from delivery.destinations.base import TransferError, UntrustedHostKey
 from delivery.forms import DEFAULT_TYPES, DestinationCommonForm, kind_form
 from delivery.models import Delivery, DeliveryDestination, FileType
@@ -242,7 +242,7 @@ class Command(BaseCommand):
 
     # -- connect-url -----------------------------------------------------------------------------
     def connect_url(self, project, *, name, **_):
-        rows = project.destinations.filter(kind="gdrive")
+        rows = project.destinations.filter(kind__in=kinds_where("connects_google_account"))
         if name:
             rows = rows.filter(name=name)
         destinations = list(rows)
