@@ -121,10 +121,3 @@ def test_the_form_wants_an_absolute_path():
     form = LocalFolderForm({"path": "/mnt/recordings", "root": "/a/b/"})
     assert form.is_valid(), form.errors
     assert form.cleaned_data["root"] == "a/b"
-
-
-def test_the_registry_answers_capability_questions_instead_of_kind_checks():
-    from delivery.destinations import kinds_where
-
-    assert kinds_where("uses_ssh_keys") == ["sftp", "scp"]
-    assert kinds_where("connects_google_account") == ["gdrive"]
