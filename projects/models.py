@@ -106,9 +106,10 @@ class RecordingCredentials(models.Model):
     def matches(self, username: str, password: str) -> bool:
         from .credentials import cached_check
 
-        return secrets.compare_digest(username, self.username) and cached_check(
-            password, self.password_hash
-        )
+        # Bytes: compare_digest refuses str with non-ASCII characters, and the
+        # username comes from whoever sends a Basic header.
+        same_user = secrets.compare_digest(username.encode(), self.username.encode())
+        return same_user and cached_check(password, self.password_hash)
 
     @property
     def shows_default(self) -> bool:

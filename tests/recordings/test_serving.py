@@ -64,6 +64,13 @@ def test_it_rejects_wrong_password(client, world, recording):
     assert b"not-the-password" not in response.content
 
 
+@pytest.mark.parametrize("username", ["rëc_ünïcødé", "日本", "\x00"])
+def test_a_non_ascii_username_is_refused_not_a_crash(client, world, recording, username):
+    rf, _ = recording
+    response = client.get(rf.url_path, HTTP_AUTHORIZATION=basic(username, "whatever-pw"))
+    assert response.status_code == 401
+
+
 def test_it_refuses_credentials_of_another_project(client, world, recording):
     rf, _ = recording
     other = do_create_project("Beta", owner=world.charlie)
