@@ -36,11 +36,9 @@ COPY_CHUNK = 1024 * 1024
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
+    """The file's sha256, read in chunks (bounded memory)."""
     with open(path, "rb") as fh:
-        while chunk := fh.read(COPY_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _local_copy(storage, name: str, workdir: Path) -> str:

@@ -85,11 +85,8 @@ class LocalFile:
         return self.sha256
 
     def _digest(self, algorithm: str) -> str:
-        digest = hashlib.new(algorithm)
         with open(self.path, "rb") as fh:
-            while chunk := fh.read(HASH_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
+            return hashlib.file_digest(fh, algorithm).hexdigest()
 
 
 class DestinationForm(forms.Form):

@@ -11,7 +11,6 @@ from pathlib import Path
 from django import forms
 
 from .base import (
-    HASH_CHUNK,
     Destination,
     DestinationForm,
     LocalFile,
@@ -96,10 +95,8 @@ class LocalFolderDestination(Destination):
             if target.stat().st_size != local.size:
                 return False
             with open(target, "rb") as fh:
-                digest = hashlib.sha256()
-                while chunk := fh.read(HASH_CHUNK):
-                    digest.update(chunk)
-            return digest.hexdigest() == local.sha256_hex()
+                remote = hashlib.file_digest(fh, "sha256").hexdigest()
+            return remote == local.sha256_hex()
         except FileNotFoundError:
             return False
         except OSError as exc:

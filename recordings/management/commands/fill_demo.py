@@ -4,7 +4,6 @@ processes the session synchronously instead of going through HTTP)."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,18 +16,10 @@ from projects.management.commands.setup_demo import DEMO_PROJECT, DEMO_USERNAME
 from projects.models import Project, Room
 from projects.room_services import do_create_room
 from recordings import ingest
-from recordings.processing import process_session
+from recordings.processing import process_session, sha256_of
 from recordings.simulation import generate_logs, generate_recordings, participant_names
 
 DEMO_ROOM = "Demo room"
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Command(BaseCommand):
@@ -70,7 +61,7 @@ class Command(BaseCommand):
                     source_path=str(sample.path),
                     original_name=sample.path.name,
                     size=sample.path.stat().st_size,
-                    sha256=_digest(sample.path),
+                    sha256=sha256_of(sample.path),
                     participant=sample.participant,
                 )
         finally:
