@@ -5,15 +5,14 @@ Kept apart from ``portal.api`` because DRF imports these classes while
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from projects.models import Project
+
+from .basic_auth import MalformedCredentials, basic_credentials
 
 
 class ProjectPrincipal:
@@ -33,14 +32,13 @@ class AppKeyAuthentication(BaseAuthentication):
     www_authenticate_realm = "Video API"
 
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic" or not encoded:
-            return None
         try:
-            app_id, _, app_key = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise exceptions.AuthenticationFailed("Malformed Basic credentials") from None
+            given = basic_credentials(request.META.get("HTTP_AUTHORIZATION", ""))
+        except MalformedCredentials as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        if given is None:
+            return None
+        app_id, app_key = given
         project = Project.objects.filter(app_id=app_id).first()
         if project is None or not project.check_app_key(app_key):
             raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")

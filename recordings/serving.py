@@ -9,8 +9,6 @@ when ``RECORDINGS_X_ACCEL_PREFIX`` is set.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
 import re
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from django.shortcuts import render
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_http_methods
 
+from portal.basic_auth import MalformedCredentials, basic_credentials
 from projects.audit import client_ip, log_audit
 from projects.models import AuditEvent, Project
 
@@ -201,14 +200,10 @@ def expired_response(request: HttpRequest, name: str, *, status: int = 410) -> H
 
 
 def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None
     try:
-        username, sep, password = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return ("", "")
-    return (username, password) if sep else (username, "")
+        return basic_credentials(request.headers.get("Authorization", ""))
+    except MalformedCredentials:
+        return ("", "")  # answered like wrong credentials
 
 
 def _wants_html(request: HttpRequest) -> bool:

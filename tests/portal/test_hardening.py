@@ -53,3 +53,17 @@ def test_login_is_throttled_after_repeated_failures(client, world, settings):
         client.post(reverse("login"), {"username": "alice", "password": "wrong"})
     response = client.post(reverse("login"), {"username": "alice", "password": "correct horse battery staple"})
     assert response.status_code == 429
+
+
+def test_basic_headers_are_read_in_one_place():
+    import base64
+
+    import pytest
+
+    from portal.basic_auth import MalformedCredentials, basic_credentials
+
+    token = base64.b64encode("rëc:pa:ss".encode()).decode()
+    assert basic_credentials(f"Basic {token}") == ("rëc", "pa:ss")
+    assert basic_credentials("Bearer abc") is None and basic_credentials("") is None
+    with pytest.raises(MalformedCredentials):
+        basic_credentials("Basic " + base64.b64encode(b"\xff\xfe").decode())
