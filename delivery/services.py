@@ -244,24 +244,13 @@ def deliveries_for(
     return rows.prefetch_related("files__recording_file").order_by("-created_at", "-id")
 
 
-def delivery_summary(project: Project) -> dict[str, Any]:
-    """Counts per state, bytes and the latest failure, for the page header
-    and ``delivery status``."""
-    rows = Delivery.objects.filter(destination__project=project)
+def delivery_counts(project: Project) -> dict[str, int]:
+    """The number of the project's deliveries in each state (one query)."""
     counts = {value: 0 for value in State.values}
+    rows = Delivery.objects.filter(destination__project=project)
     for row in rows.values("state").annotate(n=Count("id")):
         counts[row["state"]] = row["n"]
-    totals = rows.aggregate(sent=Sum("bytes_sent"), total=Sum("bytes_total"))
-    last_failed = rows.filter(state=State.FAILED).order_by("-finished_at", "-id").first()
-    return {
-        "counts": counts,
-        "total": sum(counts.values()),
-        "active": counts[State.QUEUED] + counts[State.RUNNING] + counts[State.RETRY_WAIT],
-        "bytes_sent": totals["sent"] or 0,
-        "bytes_total": totals["total"] or 0,
-        "last_failed": last_failed,
-        "waiting": rows.filter(Q(state=State.RETRY_WAIT)).order_by("next_attempt_at").first(),
-    }
+    return counts
 
 
 def webhooks_by_delivery(project: Project, deliveries) -> dict[int, list]:
@@ -269,7 +258,6 @@ def webhooks_by_delivery(project: Project, deliveries) -> dict[int, list]:
     (keys ``delivery:<id>:file_transfer[:<generation>]`` and
     ``delivery:<id>:delivery_failed:<attempts>``), oldest first. One query,
     bounded by the deliveries asked about (a page), not the project's history."""
-    from django.db.models import Q
 
     from projects.models import WebhookMessage
 
