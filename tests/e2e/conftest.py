@@ -9,8 +9,6 @@ console watched; a Content-Security-Policy violation fails the test.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
-from tests.servers.moto_s3 import free_port, s3_server, wait_for_port  # noqa: F401
+from tests.servers.moto_s3 import s3_server  # noqa: F401
+from tests.servers.portal import PortalProcesses
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -39,31 +37,28 @@ CHROMIUM_ARGS = [
 USERS = ("ada", "sam", "vera", "otto")
 
 # One subprocess for the whole set-up: each Django start costs seconds.
-SETUP = """
+CREATE_USERS = """
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
-call_command("migrate", "--noinput", verbosity=0)
-call_command("collectstatic", "--noinput", verbosity=0)
 for name in {users!r}:
     get_user_model().objects.create_user(name, f"{{name}}@example.com", {password!r})
 """
 
 
-@dataclass
-class Portal:
-    url: str
-    env: dict[str, str]
-    data_dir: Path
-    processes: list[subprocess.Popen] = field(default_factory=list)
+class Portal(PortalProcesses):
+    """The portal's processes (see tests/servers/portal.py) plus what the
+    journeys need to drive and wait for them."""
 
-    def manage(self, *args: str, timeout: float = 120, check: bool = True) -> dict[str, str]:
-        """Run a management command against the portal's database; return its
-        KEY=value lines."""
+    @property
+    def url(self) -> str:
+        return self.public_url
+
+    def values(self, *args: str, timeout: float = 120) -> dict[str, str]:
+        """Run a management command; return its KEY=value lines."""
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
-        if check and done.returncode != 0:
+        if done.returncode != 0:
             raise AssertionError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
         pairs = [line.split("=", 1) for line in done.stdout.splitlines() if "=" in line]
         return {key.strip(): value.strip().strip("'") for key, value in pairs}
@@ -88,86 +83,33 @@ class Portal:
                 return value
             self.assert_running()
             time.sleep(every)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.logs()}")
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tail()}")
 
     def assert_running(self) -> None:
-        for process in self.processes:
-            if process.poll() is not None:
-                raise AssertionError(f"{process.args} exited\n{self.logs()}")
+        for process in [self.web, *self.workers]:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"{process.args} exited\n{self.log_tail()}")
 
-    def logs(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 40) -> str:
         out = []
-        for name in ("gunicorn.log", "qcluster.log"):
-            path = self.data_dir / name
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- {name}\n" + "\n".join(tail))
+        for path in sorted(self.logs.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(tail))
         return "\n".join(out)
-
-
-def _portal_env(data_dir: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(
-        DATA_DIR=str(data_dir),
-        SECRET_KEY="e2e-" + Fernet.generate_key().decode(),
-        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        PUBLIC_BASE_URL=url,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DEBUG="false",
-        Q_WORKERS="2",
-        LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    env.pop("PORTAL_TESTING", None)
-    return env
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
 def portal() -> Iterator[Portal]:
-    with tempfile.TemporaryDirectory(prefix="portal-e2e-") as tmp:
-        data_dir = Path(tmp) / "data"
-        data_dir.mkdir()
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        portal = Portal(url=url, env=_portal_env(data_dir, url), data_dir=data_dir)
-        portal.manage("shell", "-c", SETUP.format(users=USERS, password=PASSWORD))
-        commands = {
-            "gunicorn.log": [
-                sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-                "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-                "--timeout", "120", "--access-logfile", "-",
-            ],
-            "qcluster.log": [sys.executable, "manage.py", "qcluster"],
-        }  # fmt: skip
-        try:
-            for log_name, command in commands.items():
-                log = open(data_dir / log_name, "w")  # noqa: SIM115 - closed with the dir
-                portal.processes.append(
-                    subprocess.Popen(
-                        command,
-                        cwd=ROOT,
-                        env=portal.env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )  # fmt: skip
-                )
-            wait_for_port(port, portal.processes[0], "gunicorn")
-            requests.get(f"{url}/accounts/login/", timeout=10).raise_for_status()
-            yield portal
-        finally:
-            for process in portal.processes:
-                _stop(process)
+    portal = Portal(extra_env={"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
+    try:
+        portal.setup()
+        portal.manage("shell", "-c", CREATE_USERS.format(users=USERS, password=PASSWORD))
+        portal.start_web()
+        portal.start_worker()
+        requests.get(f"{portal.url}/accounts/login/", timeout=10).raise_for_status()
+        yield portal
+    finally:
+        portal.stop()
 
 
 @pytest.fixture(scope="session")
@@ -323,7 +265,7 @@ def conference(portal, s3_server, webhook_sink) -> Conference:  # noqa: F811
     pointing at the receiver. Set up through the management commands."""
     config = s3_server.destination_config(root="conference")
     settings = [arg for key, value in config.items() for arg in ("--set", f"{key}={value}")]
-    created = portal.manage(
+    created = portal.values(
         "shell", "-c", CONFERENCE.format(hook_url=webhook_sink.url, settings=settings)
     )
     return Conference(
@@ -373,7 +315,7 @@ def ready_session(portal, conference) -> RecordedSession:
         ),
         timeout=90,
     )
-    assert state == "ready", f"processing failed:\n{portal.logs()}"
+    assert state == "ready", f"processing failed:\n{portal.log_tail()}"
     return RecordedSession(conf_num, result["ROOM_ID"], "Lecture hall")
 
 

@@ -41,7 +41,12 @@ class PortalProcesses:
         self.port = free_port()
         self.public_url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO"))},
+            # Not the test run's own database or broker: this portal has its own.
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("PYTEST", "DJANGO")) and k not in ("DATABASE_URL", "REDIS_URL")
+            },
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "DATA_DIR": str(self.data_dir),
             "SECRET_KEY": "portal-process-test-secret-key-" + "k" * 30,
