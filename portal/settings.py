@@ -235,6 +235,26 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Health (portal/health.py). Every cluster (ALT_CLUSTERS included, they inherit
+# "cache") leaves its heartbeats in a database table, per cluster name, where
+# `manage.py health` on any machine reads them (see portal/heartbeats.py);
+# `migrate` creates the table.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "cluster_heartbeats": {
+        "BACKEND": "portal.heartbeats.ClusterHeartbeatCache",
+        "LOCATION": "portal_cluster_heartbeats",
+    },
+}
+Q_CLUSTER["cache"] = "cluster_heartbeats"
+# A cluster whose last heartbeat is older than this is dead (they come every 0.5 s).
+HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", default=30)
+# Longest a due delivery / a due webhook message may wait for a worker.
+HEALTH_DELIVERY_MAX_WAIT_SECONDS = env.int("HEALTH_DELIVERY_MAX_WAIT_SECONDS", default=1800)
+HEALTH_WEBHOOK_MAX_WAIT_SECONDS = env.int("HEALTH_WEBHOOK_MAX_WAIT_SECONDS", default=600)
+# Load balancers probe /healthz over plain HTTP on the backend.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
 # Login throttling (django-axes)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours

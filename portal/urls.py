@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from portal.health_views import health_page, healthz
 from projects.views import home
 
 
@@ -35,5 +36,7 @@ urlpatterns = [
     path("ingest/v1/", include("recordings.ingest_urls")),
     path("api/schema/", schema_view, name="schema"),
     path("api/docs/", docs_view, name="api-docs"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/health/", admin.site.admin_view(health_page), name="admin-health"),
     path("admin/", admin.site.urls),
 ]
