@@ -294,3 +294,18 @@ def test_heartbeats_need_no_extra_command_after_migrate(db):
     from django.db import connection
 
     assert "portal_cluster_heartbeats" in connection.introspection.table_names()
+
+
+def test_queue_depth_counts_each_clusters_own_tasks(db, settings):
+    from django_q.models import OrmQ
+    from django_q.tasks import async_task
+
+    async_task("math.floor", 1.5)  # to the default cluster's queue
+    OrmQ.objects.update(lock=timezone.now() - timedelta(seconds=90))  # queued 90 s ago
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "ALT_CLUSTERS": {"processing": {}}}
+    report, _ = run_health()
+    default = report[f"CLUSTER={health.cluster_names()[0]}"]
+    assert (default["QUEUED"], default["IN_PROGRESS"]) == ("1", "0")
+    assert 90 <= float(default["OLDEST_QUEUED_AGE"]) < 150
+    processing = report["CLUSTER=processing"]
+    assert (processing["QUEUED"], processing["OLDEST_QUEUED_AGE"]) == ("0", "-")
