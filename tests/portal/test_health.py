@@ -131,6 +131,22 @@ def test_healthz_is_503_when_the_database_is_unreachable():
         down.stop()
 
 
+def test_healthz_is_exempt_from_the_https_redirect_that_production_turns_on():
+    # An https PUBLIC_BASE_URL turns on SECURE_SSL_REDIRECT; a load balancer
+    # probing the backend over plain HTTP must still get an answer.
+    port = free_port()
+    web = PortalProcesses(extra_env={"PUBLIC_BASE_URL": f"https://127.0.0.1:{port}"})
+    try:
+        web.start_web(bind_port=port)
+        plain = f"http://127.0.0.1:{port}"
+        login = requests.get(plain + "/accounts/login/", timeout=30, allow_redirects=False)
+        assert login.status_code == 301  # the redirect is on...
+        response = requests.get(plain + "/healthz", timeout=30, allow_redirects=False)
+        assert (response.status_code, response.text) == (200, "ok\n")  # ...but not here
+    finally:
+        web.stop()
+
+
 # --- manage.py health and the admin page ----------------------------------------
 
 
