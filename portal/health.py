@@ -11,13 +11,14 @@ waiting webhook messages. Every figure is one aggregate query on an index.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.files.storage import storages
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, Count, F, Min, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -105,6 +106,7 @@ class ClusterHealth:
     queued: int | None  # tasks waiting in the broker; None if it cannot tell
     in_progress: int | None
     oldest_queued_age: float | None
+    heartbeats_readable: bool = True
 
     @property
     def alive(self) -> list[ClusterInstance]:
@@ -119,6 +121,10 @@ class ClusterHealth:
         return min((i.heartbeat_age for i in self.instances), default=None)
 
 
+class HeartbeatsUnreadable(Exception):
+    pass
+
+
 def heartbeats(name: str, now: datetime) -> list[ClusterInstance]:
     from django_q.conf import Conf
     from django_q.signing import BadSignature, SignedPackage
@@ -126,11 +132,19 @@ def heartbeats(name: str, now: datetime) -> list[ClusterInstance]:
     cache = caches[cluster_conf(name).get("cache", "default")]
     if isinstance(cache, ClusterHeartbeatCache):
         cache = cache.for_cluster(name)
-    keys = cache.get(Conf.Q_STAT) or []
+    try:
+        # Inside a transaction, a savepoint: PostgreSQL refuses every later
+        # query once one failed. Outside, none: on SQLite (IMMEDIATE) a
+        # transaction would queue this read behind every writer.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            packs = cache.get_many(cache.get(Conf.Q_STAT) or []).values()
+    except DatabaseError as exc:
+        # No table: an installation upgraded without `migrate`, which makes it.
+        raise HeartbeatsUnreadable(name) from exc
     max_age = settings.HEALTH_HEARTBEAT_MAX_AGE_SECONDS
     stopped = {str(Conf.STOPPED), str(Conf.STOPPING)}
     instances = []
-    for pack in cache.get_many(keys).values():
+    for pack in packs:
         try:
             stat = SignedPackage.loads(pack)
         except BadSignature:
@@ -179,7 +193,11 @@ def queue_depth(name: str, now: datetime) -> tuple[int | None, int | None, float
 
 def cluster_health(name: str, now: datetime) -> ClusterHealth:
     queued, in_progress, oldest = queue_depth(name, now)
-    return ClusterHealth(name, heartbeats(name, now), queued, in_progress, oldest)
+    try:
+        instances, readable = heartbeats(name, now), True
+    except HeartbeatsUnreadable:
+        instances, readable = [], False
+    return ClusterHealth(name, instances, queued, in_progress, oldest, readable)
 
 
 # --- backlogs in the database ---------------------------------------------------
@@ -279,7 +297,12 @@ def report() -> Report:
     problems += [f"the {what} is unreachable" for what, ok in web.items() if not ok]
     max_age = settings.HEALTH_HEARTBEAT_MAX_AGE_SECONDS
     for cluster in result.clusters:
-        if not cluster.alive:
+        if not cluster.heartbeats_readable:
+            problems.append(
+                f"cluster {cluster.name}: its heartbeats cannot be read "
+                "(run `manage.py migrate`, which creates their table)"
+            )
+        elif not cluster.alive:
             last = cluster.heartbeat_age
             heard = "never heard from" if last is None else f"last heartbeat {last:.0f} s ago"
             problems.append(

@@ -325,3 +325,13 @@ def test_queue_depth_counts_each_clusters_own_tasks(db, settings):
     assert 90 <= float(default["OLDEST_QUEUED_AGE"]) < 150
     processing = report["CLUSTER=processing"]
     assert (processing["QUEUED"], processing["OLDEST_QUEUED_AGE"]) == ("0", "-")
+
+
+def test_a_missing_heartbeat_table_is_reported_not_a_traceback(db):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE portal_cluster_heartbeats")
+    report, problems = run_health()
+    assert report[f"CLUSTER={health.cluster_names()[0]}"]["ALIVE"] == "0"
+    assert "its heartbeats cannot be read (run `manage.py migrate`" in problems
