@@ -22,6 +22,10 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, Count, F, Min, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+from django_q.models import OrmQ
+from django_q.signing import BadSignature, SignedPackage
 
 from delivery.leases import due as delivery_due
 from delivery.models import Delivery
@@ -126,9 +130,6 @@ class HeartbeatsUnreadable(Exception):
 
 
 def heartbeats(name: str, now: datetime) -> list[ClusterInstance]:
-    from django_q.conf import Conf
-    from django_q.signing import BadSignature, SignedPackage
-
     cache = caches[cluster_conf(name).get("cache", "default")]
     if isinstance(cache, ClusterHeartbeatCache):
         cache = cache.for_cluster(name)
@@ -168,8 +169,6 @@ def queue_depth(name: str, now: datetime) -> tuple[int | None, int | None, float
     """(waiting, taken by a worker, age of the oldest waiting) for the cluster's queue."""
     conf = cluster_conf(name)
     if conf.get("orm"):
-        from django_q.models import OrmQ
-
         # An ORM task's ``lock`` is its enqueue time until a worker takes it,
         # then the time it may be taken again (django_q.brokers.orm).
         waiting = Q(lock__lte=now)
@@ -185,8 +184,6 @@ def queue_depth(name: str, now: datetime) -> tuple[int | None, int | None, float
         oldest = figures["oldest"]
         age = (now - oldest).total_seconds() if oldest else None
         return figures["waiting"], figures["taken"], age
-    from django_q.brokers import get_broker
-
     broker = get_broker(list_key=name)
     return broker.queue_size(), broker.lock_size(), None
 
