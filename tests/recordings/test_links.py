@@ -4,7 +4,11 @@ served as data whatever the row says; on RECORDINGS_PUBLIC_BASE_URL when set."""
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +21,7 @@ from recordings.links import link_for
 from recordings.models import RecordingFile
 from tests.recordings.seed import VIDEO, full_session, make_room
 from tests.recordings.test_serving import PAGE, assert_served_as_data, hostile
+from tests.servers.portal import ROOT, TEST_FERNET_KEY
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 
@@ -222,3 +227,30 @@ def test_the_archive_api_and_the_report_use_the_file_origin(client, world, files
     assert all(link.startswith(FILES_ORIGIN + "/dl/") for link in links), links
     page = client.get(f"/projects/{world.app_id}/recordings/files/{files['transcoded'].pk}/")
     assert f'src="{FILES_ORIGIN}/dl/' in page.content.decode()
+
+
+def test_the_portal_pages_may_play_media_from_the_file_origin(tmp_path):
+    # The page policy is built when the settings load: read it in a fresh process.
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO"))},
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "file-origin-test-secret-key-" + "k" * 30,
+        "FIELD_ENCRYPTION_KEYS": TEST_FERNET_KEY,
+        "RECORDINGS_PUBLIC_BASE_URL": FILES_ORIGIN + "/",
+    }
+    code = (
+        "from django.conf import settings; import json; "
+        "print(json.dumps([settings.RECORDINGS_PUBLIC_BASE_URL, "
+        "settings.CONTENT_SECURITY_POLICY['DIRECTIVES']]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    origin, directives = json.loads(done.stdout.strip().splitlines()[-1])
+    assert origin == FILES_ORIGIN
+    assert directives["media-src"] == ["'self'", FILES_ORIGIN]
+    assert directives["img-src"] == ["'self'", "data:", FILES_ORIGIN]
+    assert directives["script-src"] == ["'self'"]
