@@ -55,9 +55,8 @@ def max_age_seconds() -> int:
 
 
 def _refused(request, title: str, message: str, status: int):
-    return render(
-        request, "recordings/gone.html", {"title": title, "message": message}, status=status
-    )
+    context = {"title": title, "message": message, "portal_url": settings.PUBLIC_BASE_URL}
+    return render(request, "recordings/gone.html", context, status=status)
 
 
 @served_as_data

@@ -243,6 +243,7 @@ def expired_response(request: HttpRequest, name: str, *, status: int = 410) -> H
                 f"{name} was removed from the portal's storage after the retention "
                 "period. Copies delivered to your own storage are not affected."
             ),
+            "portal_url": settings.PUBLIC_BASE_URL,
         },
         status=status,
     )

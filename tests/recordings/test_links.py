@@ -254,3 +254,19 @@ def test_the_portal_pages_may_play_media_from_the_file_origin(tmp_path):
     assert directives["media-src"] == ["'self'", FILES_ORIGIN]
     assert directives["img-src"] == ["'self'", "data:", FILES_ORIGIN]
     assert directives["script-src"] == ["'self'"]
+
+
+def test_refusals_load_nothing_and_lead_back_to_the_portal(client, files, settings):
+    # They carry the file policy (default-src 'none'), and may be on the file origin.
+    settings.RECORDINGS_PUBLIC_BASE_URL = FILES_ORIGIN
+    for response in (client.get("/dl/not-a-token"), client.get(_expired_link(files["chat"]))):
+        html = response.content.decode()
+        assert response.status_code in (400, 410)
+        assert "<link" not in html and "<script" not in html and "<form" not in html
+        assert f'href="{settings.PUBLIC_BASE_URL}/projects/"' in html
+        assert_served_as_data(response)
+
+
+def _expired_link(rf) -> str:
+    with time_machine.travel(NOW, tick=False):
+        return link_for(rf)
