@@ -53,7 +53,8 @@ FILE_SECURITY_HEADERS = {
 # Stored types the portal itself produces (ingest probes media; chat and
 # metadata are JSON; posters are JPEG). Anything else in the database, e.g. a
 # client's text/html left by an older ingest, is served as opaque bytes.
-_MEDIA_TYPE = re.compile(r"^(video|audio)/[a-z0-9][a-z0-9.+-]{0,60}$")
+# No "+" in the subtype: browsers render any "…+xml" type as an XML document.
+_MEDIA_TYPE = re.compile(r"^(video|audio)/[a-z0-9][a-z0-9.-]{0,60}$")
 _KNOWN_TYPES = frozenset({"image/jpeg", "application/json"})
 OPAQUE = "application/octet-stream"
 
@@ -66,7 +67,7 @@ def served_type(stored: str) -> str:
 
 def may_be_inline(content_type: str) -> bool:
     """Only media a browser plays or shows as a picture; never a document."""
-    return content_type == "image/jpeg" or content_type.startswith(("video/", "audio/"))
+    return content_type == "image/jpeg" or bool(_MEDIA_TYPE.match(content_type))
 
 
 def served_as_data(view: Callable) -> Callable:

@@ -253,6 +253,8 @@ def test_a_hostile_app_id_in_the_url_cannot_break_the_challenge(client, recordin
         ("text/html", False),
         ("text/plain", False),
         ("application/xhtml+xml", False),
+        ("video/evil+xml", False),
+        ("video/mp4; x=<html>", False),
     ],
 )
 def test_only_media_and_jpeg_may_be_inline(content_type, inline):
@@ -273,6 +275,8 @@ def test_only_media_and_jpeg_may_be_inline(content_type, inline):
         ("image/svg+xml", "application/octet-stream"),
         ("video/mp4; codecs=x", "application/octet-stream"),
         ("video/", "application/octet-stream"),
+        ("video/evil+xml", "application/octet-stream"),
+        ("audio/x-evil+xml", "application/octet-stream"),
         ("", "application/octet-stream"),
     ],
 )
