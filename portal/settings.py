@@ -174,6 +174,10 @@ RECORDING_RETENTION_HOURS = env.int("RECORDING_RETENTION_HOURS", default=72)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=8 * 1024**3)
 # Serve protected files through nginx (X-Accel-Redirect) instead of Django.
 RECORDINGS_X_ACCEL_PREFIX = env.str("RECORDINGS_X_ACCEL_PREFIX", default="")
+# Optional separate origin for recording files and /dl/ links (e.g.
+# https://files.example.com): a file served there shares no cookies and no
+# origin with the portal's pages (docs/deploy.md).
+RECORDINGS_PUBLIC_BASE_URL = env.str("RECORDINGS_PUBLIC_BASE_URL", default="").rstrip("/")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None  # ingest streams with its own handler into DATA_DIR
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -276,6 +280,11 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": ["'self'"],
     },
 }
+
+if RECORDINGS_PUBLIC_BASE_URL:
+    # The report plays videos and shows posters from the file origin.
+    for _directive in ("media-src", "img-src"):
+        CONTENT_SECURITY_POLICY["DIRECTIVES"][_directive].append(RECORDINGS_PUBLIC_BASE_URL)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

@@ -13,7 +13,6 @@ import re
 from datetime import date
 from urllib.parse import quote
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -23,6 +22,7 @@ from portal.api import ApiError, ok
 from projects.api import _int_param, error_responses
 from projects.models import Project, Room
 
+from .links import files_origin
 from .models import RecordingFile, Session
 from .report import day_bounds
 
@@ -154,9 +154,9 @@ def archive_entry(session: dict, files: list[tuple], app_id: str, files_base: st
 
 
 def _files_base(app_id: str) -> str:
-    """``{PUBLIC_BASE_URL}/recordings/<app_id>/``: reverse() once per page."""
+    """``{files origin}/recordings/<app_id>/``: reverse() once per page."""
     path = reverse("recordings:protected_file", args=[app_id, "ROOM", "CONF", "_"])
-    return settings.PUBLIC_BASE_URL + path.removesuffix("ROOM/CONF/_")
+    return files_origin() + path.removesuffix("ROOM/CONF/_")
 
 
 def archive_page(request, sessions, project: Project):

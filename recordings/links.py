@@ -17,7 +17,7 @@ from django.urls import get_script_prefix, reverse
 from django.views.decorators.http import require_http_methods
 
 from .models import RecordingFile
-from .serving import StoredFile, expired_response, stored_file_response
+from .serving import StoredFile, expired_response, served_as_data, stored_file_response
 
 SALT = "recordings.download-link"
 POSTER = "poster"
@@ -34,8 +34,19 @@ def _link_prefix(script_prefix: str) -> str:
     return reverse("recordings:download", args=["_"])[:-1]
 
 
+def files_origin(*, absolute: bool = True) -> str:
+    """Where recording file URLs and /dl/ links point: RECORDINGS_PUBLIC_BASE_URL
+    (a separate, cookie-less origin) when set, else the portal itself —
+    ``PUBLIC_BASE_URL`` for URLs that leave the portal (Archive API, webhooks),
+    nothing (a path on the page's own host) for links in its pages."""
+    if settings.RECORDINGS_PUBLIC_BASE_URL:
+        return settings.RECORDINGS_PUBLIC_BASE_URL
+    return settings.PUBLIC_BASE_URL if absolute else ""
+
+
 def link_for(rf: RecordingFile, *, poster: bool = False, inline: bool = False) -> str:
-    url = _link_prefix(get_script_prefix()) + make_token(rf.pk, poster=poster)
+    url = files_origin(absolute=False) + _link_prefix(get_script_prefix())
+    url += make_token(rf.pk, poster=poster)
     return f"{url}?inline=1" if inline else url
 
 
@@ -44,11 +55,11 @@ def max_age_seconds() -> int:
 
 
 def _refused(request, title: str, message: str, status: int):
-    return render(
-        request, "recordings/gone.html", {"title": title, "message": message}, status=status
-    )
+    context = {"title": title, "message": message, "portal_url": settings.PUBLIC_BASE_URL}
+    return render(request, "recordings/gone.html", context, status=status)
 
 
+@served_as_data
 @require_http_methods(["GET", "HEAD"])
 def download(request, token: str):
     try:
@@ -82,5 +93,5 @@ def download(request, token: str):
     if payload[1:] == [POSTER]:
         if not rf.poster_path or not storages["recordings"].exists(rf.poster_path):
             return _refused(request, "No poster", "This recording has no poster image.", 404)
-        return stored_file_response(request, StoredFile.of_poster(rf))
-    return stored_file_response(request, StoredFile.of_recording(rf), attachment=not inline)
+        return stored_file_response(request, StoredFile.of_poster(rf), inline=True)
+    return stored_file_response(request, StoredFile.of_recording(rf), inline=inline)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import secrets
 
-from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -116,4 +115,6 @@ class RecordingFile(models.Model):
     @property
     def public_url(self) -> str:
         """Stable URL guarded by the project's recording credentials."""
-        return settings.PUBLIC_BASE_URL + self.url_path
+        from .links import files_origin  # links reads these models
+
+        return files_origin() + self.url_path

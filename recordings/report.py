@@ -29,7 +29,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from projects.models import Project
 
-from .links import SALT, link_for
+from .links import SALT, files_origin, link_for
 from .models import RecordingFile, Session
 
 PAGE_SIZES = (25, 50, 100)
@@ -217,7 +217,9 @@ class RowWriter:
 
     def __init__(self, app_id: str) -> None:
         self.signer = PageSigner()
-        self.dl_prefix = reverse("recordings:download", args=["_"])[:-1]
+        self.dl_prefix = (
+            files_origin(absolute=False) + reverse("recordings:download", args=["_"])[:-1]
+        )
         self.view_prefix = reverse("recordings:file", args=[app_id, 0])[:-2]
 
     def link(self, file_id: int, poster: bool = False) -> str:

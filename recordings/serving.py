@@ -5,18 +5,26 @@ links. It streams from the "recordings" storage in chunks (bounded memory),
 honours a single ``Range``, ``If-Range``, ``If-None-Match`` and
 ``If-Modified-Since``, and hands the bytes to nginx with ``X-Accel-Redirect``
 when ``RECORDINGS_X_ACCEL_PREFIX`` is set.
+
+Every byte of a recording came from a media server and is untrusted, so files
+are served as data, never as pages: only audio, video and JPEG may be shown
+inline, any other type is an attachment of a type the portal knows (or
+``application/octet-stream``), and every response of these views carries a
+sandboxing CSP, ``nosniff`` and ``DENY`` (``served_as_data``). nginx adds the
+same three headers itself to what it serves (deploy/nginx.conf.template).
 """
 
 from __future__ import annotations
 
-import mimetypes
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 from urllib.parse import quote
 
+from csp.decorators import csp_exempt
 from django.conf import settings
 from django.core.files.storage import storages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -24,7 +32,7 @@ from django.shortcuts import render
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_http_methods
 
-from portal.basic_auth import MalformedCredentials, basic_credentials
+from portal.basic_auth import MalformedCredentials, basic_challenge, basic_credentials
 from projects.audit import client_ip, log_audit
 from projects.models import AuditEvent, Project
 
@@ -32,8 +40,49 @@ from . import throttle
 from .models import RecordingFile
 
 CHUNK_SIZE = 256 * 1024
-REALM = "Recordings"
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+# The same three headers are written by nginx (deploy/nginx.conf.template) for
+# the bytes it serves; keep both in step. ``sandbox`` without allow-scripts
+# keeps script from running even in a document the browser decides to render.
+FILE_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; media-src 'self'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+# Stored types the portal itself produces (ingest probes media; chat and
+# metadata are JSON; posters are JPEG). Anything else in the database, e.g. a
+# client's text/html left by an older ingest, is served as opaque bytes.
+# No "+" in the subtype: browsers render any "…+xml" type as an XML document.
+_MEDIA_TYPE = re.compile(r"^(video|audio)/[a-z0-9][a-z0-9.-]{0,60}$")
+_KNOWN_TYPES = frozenset({"image/jpeg", "application/json"})
+OPAQUE = "application/octet-stream"
+
+
+def served_type(stored: str) -> str:
+    """The Content-Type to send for a stored type: never one the portal does not know."""
+    stored = stored.strip().lower()
+    return stored if _MEDIA_TYPE.match(stored) or stored in _KNOWN_TYPES else OPAQUE
+
+
+def may_be_inline(content_type: str) -> bool:
+    """Only media a browser plays or shows as a picture; never a document."""
+    return content_type == "image/jpeg" or bool(_MEDIA_TYPE.match(content_type))
+
+
+def served_as_data(view: Callable) -> Callable:
+    """Give every answer of a file view (200, 206, 304, 401, 403, 410, ...) the
+    file security headers. django-csp is told to leave the response alone, so
+    it neither replaces nor merges the portal's page policy into it."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        for name, value in FILE_SECURITY_HEADERS.items():
+            response[name] = value
+        return response
+
+    return csp_exempt()(wrapper)
 
 
 @dataclass(frozen=True)
@@ -50,13 +99,13 @@ class StoredFile:
     @classmethod
     def of_recording(cls, rf: RecordingFile) -> StoredFile:
         tag = rf.sha256[:40] if rf.sha256 else f"{rf.pk}-{rf.size}"
-        content_type = rf.content_type or mimetypes.guess_type(rf.name)[0]
+        # The stored type only; the file name is the client's and proves nothing.
         return cls(
             storage_path=rf.storage_path,
             size=rf.size,
             etag=f'"{tag}"',
             last_modified=rf.created_at,
-            content_type=content_type or "application/octet-stream",
+            content_type=served_type(rf.content_type),
             filename=rf.name,
         )
 
@@ -70,7 +119,7 @@ class StoredFile:
             size=size,
             etag=f'"poster-{rf.sha256[:24] or rf.pk}-{size}"',
             last_modified=rf.created_at,
-            content_type=mimetypes.guess_type(name)[0] or "image/jpeg",
+            content_type="image/jpeg",  # processing writes posters as JPEG
             filename=name,
         )
 
@@ -139,8 +188,9 @@ def iter_stored(path: str, start: int, length: int) -> Iterator[bytes]:
 
 
 def stored_file_response(
-    request: HttpRequest, f: StoredFile, *, attachment: bool = False
+    request: HttpRequest, f: StoredFile, *, inline: bool = False
 ) -> HttpResponse | StreamingHttpResponse:
+    """``inline`` is what the caller asks for; only media get it."""
     headers = {
         "ETag": f.etag,
         "Accept-Ranges": "bytes",
@@ -151,7 +201,7 @@ def stored_file_response(
     if _not_modified(request, f):
         return HttpResponse(status=304, headers=headers)
 
-    disposition = "attachment" if attachment else "inline"
+    disposition = "inline" if inline and may_be_inline(f.content_type) else "attachment"
     headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(f.filename)}"
     headers["Content-Type"] = f.content_type
     if settings.RECORDINGS_X_ACCEL_PREFIX:
@@ -194,6 +244,7 @@ def expired_response(request: HttpRequest, name: str, *, status: int = 410) -> H
                 f"{name} was removed from the portal's storage after the retention "
                 "period. Copies delivered to your own storage are not affected."
             ),
+            "portal_url": settings.PUBLIC_BASE_URL,
         },
         status=status,
     )
@@ -210,9 +261,16 @@ def _wants_html(request: HttpRequest) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
-def _challenge(message: str) -> HttpResponse:
+def realm_of(app_id: str) -> str:
+    """One realm per project, so a browser never sends one project's recording
+    credentials to another's files. The app_id rather than the project's name:
+    it is unique, and the challenge goes to anyone who knows a file's URL."""
+    return f"Recordings of {app_id}"
+
+
+def _challenge(app_id: str, message: str) -> HttpResponse:
     response = HttpResponse(message, status=401, content_type="text/plain; charset=utf-8")
-    response["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+    response["WWW-Authenticate"] = basic_challenge(realm_of(app_id))
     return response
 
 
@@ -229,6 +287,7 @@ def _record_failure(ip: str | None, project: Project | None, username: str) -> N
         )
 
 
+@served_as_data
 @require_http_methods(["GET", "HEAD"])
 def protected_file(request, app_id: str, room_id: str, conf_num: str, name: str):
     ip = client_ip(request)
@@ -243,7 +302,7 @@ def protected_file(request, app_id: str, room_id: str, conf_num: str, name: str)
     given = _basic_credentials(request)
     if given is None:
         if _wants_html(request):
-            return _challenge("Log in with the project's recording username and password.")
+            return _challenge(app_id, "Log in with the project's recording username and password.")
         return HttpResponse(
             "Recording files need HTTP Basic with the project's recording credentials.",
             status=403,
@@ -253,7 +312,7 @@ def protected_file(request, app_id: str, room_id: str, conf_num: str, name: str)
     credentials = getattr(project, "recording_credentials", None) if project else None
     if credentials is None or not credentials.matches(*given):
         _record_failure(ip, project, given[0])
-        return _challenge("Wrong recording username or password for this project.")
+        return _challenge(app_id, "Wrong recording username or password for this project.")
     rf = (
         RecordingFile.objects.filter(
             project=project, session__room__room_id=room_id, session__conf_num=conf_num, name=name
@@ -269,7 +328,8 @@ def protected_file(request, app_id: str, room_id: str, conf_num: str, name: str)
         )
     if rf.is_expired:
         return expired_response(request, rf.name)
-    return stored_file_response(request, StoredFile.of_recording(rf))
+    # Shown in the browser as before when it is media; anything else downloads.
+    return stored_file_response(request, StoredFile.of_recording(rf), inline=True)
 
 
 _SERVED_FIELDS = (

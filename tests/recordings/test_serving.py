@@ -1,5 +1,6 @@
 """Protected recording URLs: HTTP Basic with the project's recording
-credentials, conditional and Range requests, throttling, X-Accel-Redirect."""
+credentials (one realm per project), conditional and Range requests,
+throttling, X-Accel-Redirect, and files served as data, never as pages."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from portal.basic_auth import basic_challenge
 from projects.models import AuditEvent
 from projects.services import do_create_project
 from recordings import throttle
-from tests.recordings.seed import VIDEO, full_session, make_room
+from recordings.models import RecordingFile
+from recordings.serving import FILE_SECURITY_HEADERS, may_be_inline, realm_of, served_type
+from tests.recordings.seed import VIDEO, add_file, full_session, make_room
 
 HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
 
@@ -48,11 +52,12 @@ def test_programs_without_credentials_get_403(client, recording):
     assert "WWW-Authenticate" not in response
 
 
-def test_browsers_without_credentials_get_a_basic_challenge(client, recording):
+def test_browsers_without_credentials_get_a_basic_challenge(client, world, recording):
     rf, _ = recording
     response = client.get(rf.url_path, HTTP_ACCEPT=HTML)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"].startswith('Basic realm="Recordings"')
+    app_id = world.project.app_id
+    assert response["WWW-Authenticate"] == f'Basic realm="Recordings of {app_id}", charset="UTF-8"'
 
 
 def test_it_rejects_wrong_password(client, world, recording):
@@ -190,3 +195,189 @@ def test_x_accel_redirect_hands_the_bytes_to_nginx(client, settings, recording):
     assert response["X-Accel-Redirect"] == f"/_protected/{rf.storage_path}"
     assert content(response) == b""
     assert client.get(rf.url_path).status_code == 403
+
+
+# -- realm -------------------------------------------------------------------------------------
+
+
+def test_each_project_has_its_own_realm(client, world, recording):
+    rf, _ = recording
+    other = do_create_project("Beta", owner=world.charlie)
+    other_rf = full_session(make_room(other.project))[1]["transcoded"]
+    mine = client.get(rf.url_path, HTTP_ACCEPT=HTML)["WWW-Authenticate"]
+    theirs = client.get(other_rf.url_path, HTTP_ACCEPT=HTML)["WWW-Authenticate"]
+    assert mine != theirs
+    assert f'"{realm_of(other.project.app_id)}"' in theirs
+
+
+@pytest.mark.parametrize(
+    "name, realm",
+    [
+        ("Plain name", "Plain name"),
+        ('Quote" , realm="evil', "Quote , realm=evil"),
+        ("Back\\slash\r\nSet-Cookie: x=1", "BackslashSet-Cookie: x=1"),
+        ("Caf\u00e9 \u65e5\u672c\x00\x7f", "Cafe"),
+        ('""\x01', "Protected"),
+    ],
+)
+def test_the_realm_is_printable_ascii_without_quotes(name, realm):
+    assert basic_challenge(name) == f'Basic realm="{realm}", charset="UTF-8"'
+
+
+def test_a_hostile_app_id_in_the_url_cannot_break_the_challenge(client, recording):
+    rf, _ = recording
+    path = rf.url_path.replace(rf.project.app_id, "x%22%2C%20realm%3D%22y%0d%0a")
+    response = client.get(path, HTTP_ACCEPT=HTML)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == (
+        'Basic realm="Recordings of x, realm=y", charset="UTF-8"'
+    )
+
+
+# -- files served as data, never as pages ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type, inline",
+    [
+        ("video/mp4", True),
+        ("video/x-matroska", True),
+        ("video/webm", True),
+        ("audio/mp4", True),
+        ("audio/ogg", True),
+        ("image/jpeg", True),
+        ("application/json", False),
+        ("application/octet-stream", False),
+        ("image/svg+xml", False),
+        ("image/png", False),
+        ("text/html", False),
+        ("text/plain", False),
+        ("application/xhtml+xml", False),
+        ("video/evil+xml", False),
+        ("video/mp4; x=<html>", False),
+    ],
+)
+def test_only_media_and_jpeg_may_be_inline(content_type, inline):
+    assert may_be_inline(content_type) is inline
+
+
+@pytest.mark.parametrize(
+    "stored, served",
+    [
+        ("video/mp4", "video/mp4"),
+        ("Video/MP4", "video/mp4"),
+        ("audio/mpeg", "audio/mpeg"),
+        ("application/json", "application/json"),
+        ("image/jpeg", "image/jpeg"),
+        ("text/html", "application/octet-stream"),
+        ("text/html; charset=utf-8", "application/octet-stream"),
+        ("application/javascript", "application/octet-stream"),
+        ("image/svg+xml", "application/octet-stream"),
+        ("video/mp4; codecs=x", "application/octet-stream"),
+        ("video/", "application/octet-stream"),
+        ("video/evil+xml", "application/octet-stream"),
+        ("audio/x-evil+xml", "application/octet-stream"),
+        ("", "application/octet-stream"),
+    ],
+)
+def test_only_types_the_portal_knows_are_served(stored, served):
+    assert served_type(stored) == served
+
+
+def assert_served_as_data(response) -> None:
+    for name, value in FILE_SECURITY_HEADERS.items():
+        assert response[name] == value, name
+    # django-csp left it alone: exactly the file policy, not the portal's page policy.
+    assert response["Content-Security-Policy"] == ("default-src 'none'; media-src 'self'; sandbox")
+
+
+def hostile(session, name: str, content: bytes, stored_type: str) -> RecordingFile:
+    """A row as an older or hostile ingest could have left it: the client's type kept."""
+    rf = add_file(session, RecordingFile.Type.INDIVIDUAL, name, content)
+    RecordingFile.objects.filter(pk=rf.pk).update(content_type=stored_type)
+    rf.refresh_from_db()
+    return rf
+
+
+PAGE = b"<!doctype html><script>document.title = 'pwned'</script>"
+
+
+@pytest.mark.parametrize(
+    "name, stored_type, served",
+    [
+        ("page.html", "text/html", "application/octet-stream"),
+        ("page.html", "", "application/octet-stream"),
+        ("script.js", "application/javascript", "application/octet-stream"),
+        ("picture.svg", "image/svg+xml", "application/octet-stream"),
+        ("page.json", "application/json", "application/json"),
+    ],
+)
+def test_a_stored_document_is_an_attachment_of_a_known_type(
+    client, recording, name, stored_type, served
+):
+    rf, auth = recording
+    bad = hostile(rf.session, name, PAGE, stored_type)
+    response = client.get(bad.url_path, HTTP_AUTHORIZATION=auth, HTTP_ACCEPT=HTML)
+    assert response.status_code == 200
+    assert content(response) == PAGE
+    assert response["Content-Type"] == served
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert_served_as_data(response)
+
+
+def test_media_is_still_shown_inline(client, recording):
+    rf, auth = recording
+    response = client.get(rf.url_path, HTTP_AUTHORIZATION=auth)
+    assert response["Content-Type"] == "video/mp4"
+    assert response["Content-Disposition"].startswith("inline;")
+    assert_served_as_data(response)
+
+
+def _answer(client, world, rf, auth, status):
+    url = rf.url_path
+    if status == 206:
+        return client.get(url, HTTP_AUTHORIZATION=auth, HTTP_RANGE="bytes=0-9")
+    if status == 304:
+        etag = client.head(url, HTTP_AUTHORIZATION=auth)["ETag"]
+        return client.get(url, HTTP_AUTHORIZATION=auth, HTTP_IF_NONE_MATCH=etag)
+    if status == 416:
+        return client.get(url, HTTP_AUTHORIZATION=auth, HTTP_RANGE="bytes=99999-")
+    if status == 401:
+        return client.get(url, HTTP_AUTHORIZATION=basic("x", "y"))
+    if status == 403:
+        return client.get(url)
+    if status == 404:
+        return client.get(url.replace(rf.name, "nope.mp4"), HTTP_AUTHORIZATION=auth)
+    if status == 405:
+        return client.post(url, HTTP_AUTHORIZATION=auth)
+    if status == 410:
+        RecordingFile.objects.filter(pk=rf.pk).update(expired_at=timezone.now())
+        return client.get(url, HTTP_AUTHORIZATION=auth, HTTP_ACCEPT=HTML)
+    if status == 429:
+        for _ in range(throttle.FAILURE_LIMIT):
+            client.get(url, HTTP_AUTHORIZATION=basic("x", "guess"))
+        return client.get(url, HTTP_AUTHORIZATION=auth)
+    return (
+        client.head(url, HTTP_AUTHORIZATION=auth)
+        if status == "HEAD"
+        else client.get(url, HTTP_AUTHORIZATION=auth)
+    )
+
+
+@pytest.mark.parametrize("status", [200, "HEAD", 206, 304, 416, 401, 403, 404, 405, 410, 429])
+def test_every_answer_of_the_protected_url_is_served_as_data(client, world, recording, status):
+    rf, auth = recording
+    response = _answer(client, world, rf, auth, status)
+    assert response.status_code == (200 if status == "HEAD" else status)
+    assert_served_as_data(response)
+
+
+def test_the_x_accel_answer_is_served_as_data_too(client, settings, recording):
+    rf, auth = recording
+    bad = hostile(rf.session, "page.html", PAGE, "text/html")
+    settings.RECORDINGS_X_ACCEL_PREFIX = "/_protected"
+    response = client.get(bad.url_path, HTTP_AUTHORIZATION=auth)
+    assert response["X-Accel-Redirect"] == f"/_protected/{bad.storage_path}"
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert_served_as_data(response)

@@ -1,60 +1,34 @@
 """Debian's nginx with the documented config (deploy/nginx.conf.template) in
 front of gunicorn: Basic auth, Range and X-Accel-Redirect serving of a
-recording uploaded through the ingest API."""
+recording uploaded through the ingest API; what nginx serves itself (X-Accel
+bytes, static files) carries the file security headers, and hostile stored
+files come out as attachments."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
-import string
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.servers.portal import ROOT, PortalProcesses, free_port, wait_for_port
+from recordings.serving import FILE_SECURITY_HEADERS
+from tests.recordings.hostile_files import plant_hostile_files
+from tests.servers.nginx import portal_behind_nginx
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def stack():
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(nginx).exists(), "Debian's nginx is missing: `make test` installs it"
-    portal = PortalProcesses(extra_env={"RECORDINGS_X_ACCEL_PREFIX": "/_protected"})
-    nginx_port = free_port()
-    # Links and file URLs name nginx, the public entry point.
-    portal.env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{nginx_port}"
-    portal.setup()
-    credentials = portal.create_project()
-    gunicorn_port = free_port()
-    portal.start_web(bind_port=gunicorn_port)
+    credentials = {}
 
-    run_dir = Path(tempfile.mkdtemp(prefix="nginx-"))
-    template = string.Template((ROOT / "deploy" / "nginx.conf.template").read_text())
-    conf = template.safe_substitute(
-        NGINX_RUN_DIR=str(run_dir),
-        GUNICORN_ADDR=f"127.0.0.1:{gunicorn_port}",
-        NGINX_LISTEN=f"127.0.0.1:{nginx_port}",
-        STATIC_ROOT=str(portal.data_dir / "static"),
-        RECORDINGS_ROOT=str(portal.data_dir / "recordings"),
-    )
-    # The test runs as root; nginx workers must be able to read DATA_DIR.
-    conf = ("user root;\n" if os.geteuid() == 0 else "") + conf
-    (run_dir / "nginx.conf").write_text(conf)
-    proc = subprocess.Popen(
-        [nginx, "-e", str(run_dir / "error.log"), "-p", str(run_dir), "-c",
-         str(run_dir / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    wait_for_port(nginx_port)
-    yield portal, f"http://127.0.0.1:{nginx_port}", credentials
-    proc.terminate()
-    proc.wait(timeout=10)
-    portal.stop()
+    def setup(portal):
+        credentials.update(portal.create_project())
+
+    with portal_behind_nginx(setup=setup) as (portal, base):
+        yield portal, base, credentials
 
 
 def test_a_recording_goes_through_nginx_with_basic_auth_range_and_x_accel(stack, tmp_path):
@@ -65,7 +39,8 @@ def test_a_recording_goes_through_nginx_with_basic_auth_range_and_x_accel(stack,
     room_id = room.json()["room"]["room_id"]
     session = requests.post(f"{base}/ingest/v1/rooms/{room_id}/sessions", auth=api, timeout=30)
     conf_num = session.json()["conf_num"]
-    body = os.urandom(3 * 1024 * 1024 + 17)
+    # A chat transcript must be JSON; 3 MB of it, so nginx streams several chunks.
+    body = json.dumps([{"message": os.urandom(512).hex()} for _ in range(3000)]).encode()
     upload = requests.post(
         f"{base}/ingest/v1/sessions/{conf_num}/files", auth=api, timeout=60,
         data={"type": "chat"}, files={"file": ("chat.json", body)},
@@ -92,6 +67,14 @@ def test_a_recording_goes_through_nginx_with_basic_auth_range_and_x_accel(stack,
     assert part.headers["Content-Range"] == f"bytes 1000-1999/{len(body)}"
     assert part.content == body[1000:2000]
 
+    # Every answer, whether nginx (X-Accel bytes) or Django (challenges) wrote it.
+    answers = [full, part, challenge, requests.get(url, timeout=30)]
+    answers.append(requests.get(url, auth=rec, headers={"Range": "bytes=99999999-"}, timeout=30))
+    assert answers[-1].status_code == 416
+    for answer in answers:
+        assert_served_as_data(answer)
+    assert full.headers["Content-Disposition"] == "attachment; filename*=UTF-8''chat.json"
+
 
 def test_the_internal_location_is_not_reachable_directly(stack):
     _portal, base, creds = stack
@@ -102,3 +85,55 @@ def test_static_files_are_served_by_nginx(stack):
     _portal, base, _creds = stack
     css = requests.get(f"{base}/static/portal/portal.css", timeout=30)
     assert css.status_code == 200 and css.headers["Server"].startswith("nginx")
+
+
+def assert_served_as_data(response) -> None:
+    # nginx 1.22 writes add_header ... always twice on the error page it makes
+    # for an unsatisfiable range (416): identical copies, which browsers treat
+    # as one (two equal CSPs enforce the same policy).
+    for name, value in FILE_SECURITY_HEADERS.items():
+        sent = response.raw.headers.getlist(name)
+        assert sent and set(sent) == {value}, (response.status_code, name, response.headers)
+
+
+def test_static_files_are_served_as_data(stack):
+    _portal, base, _creds = stack
+    for path in ("/static/portal/portal.css", "/static/no-such-file.html"):
+        response = requests.get(f"{base}{path}", timeout=30)
+        assert response.headers["Server"].startswith("nginx")
+        assert_served_as_data(response)
+
+
+@pytest.fixture(scope="module")
+def planted(stack):
+    portal, base, creds = stack
+    return plant_hostile_files(portal, creds["APP_ID"], sink=base)
+
+
+@pytest.mark.parametrize("via", ["recordings", "dl", "dl-inline"])
+def test_hostile_stored_files_come_out_of_nginx_as_attachments(stack, planted, via):
+    _portal, base, creds = stack
+    rec = (creds["RECORDING_USERNAME"], creds["RECORDING_PASSWORD"])
+    for name in ("evil.html", "evil.js"):
+        file = planted[name]
+        if via == "recordings":
+            response = requests.get(base + file.path, auth=rec, timeout=30)
+        else:
+            query = "?inline=1" if via == "dl-inline" else ""
+            response = requests.get(base + file.link + query, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.headers["Server"].startswith("nginx")
+        assert b"pwned" in response.content  # the bytes themselves, from disk
+        assert response.headers["Content-Type"] == "application/octet-stream"
+        assert response.headers["Content-Disposition"].startswith("attachment;")
+        assert_served_as_data(response)
+
+
+def test_a_row_that_lies_about_its_type_is_still_sandboxed_behind_nginx(stack, planted):
+    _portal, base, _creds = stack
+    liar = planted["evil-as-video.mp4"]
+    response = requests.get(f"{base}{liar.link}?inline=1", timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "video/mp4"
+    assert response.headers["Content-Disposition"].startswith("inline;")
+    assert_served_as_data(response)
