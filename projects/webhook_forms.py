@@ -48,9 +48,10 @@ class WebhookForm(forms.Form):
         label="Events",
         choices=EVENT_CHOICES,
         widget=forms.CheckboxSelectMultiple,
+        required=False,
         initial=list(SELECTABLE_EVENT_TYPES),
-        error_messages={"required": "Choose at least one event to send."},
-        help_text="The events sent to this URL (the test event is always sent).",
+        help_text="The events sent to this URL; none checked sends every event "
+        "(the test event is always sent).",
     )
     legacy_event_names = forms.BooleanField(
         label='Send "file-transfer" instead of "file_transfer"',
@@ -78,8 +79,9 @@ class WebhookForm(forms.Form):
             del self.fields["clear_basic_password"]
 
     def clean_events(self) -> list[str]:
-        """Stored as [] when every event is chosen, so events added later are sent too."""
-        chosen = self.cleaned_data["events"]
+        """Stored as [] when every event (or none) is chosen, so events added
+        later are sent too."""
+        chosen = self.cleaned_data["events"] or []
         return [] if set(chosen) >= set(SELECTABLE_EVENT_TYPES) else chosen
 
     def clean_url(self) -> str:

@@ -75,7 +75,9 @@ def test_a_session_is_announced_by_signed_webhooks_and_its_composite_downloads(p
         creds["APP_ID"], room_id, conf_num,
     )  # fmt: skip
     assert len(events["recording"]["recording"]) == 3
-    [composite] = transcoded["transcoded"]
+    assert all(isinstance(url, str) for url in events["recording"]["recording"])
+    [composite] = transcoded["files"]
+    assert transcoded["recording"] == composite["url"] and transcoded["file_size"] == composite["size"]
     rec = (creds["RECORDING_USERNAME"], creds["RECORDING_PASSWORD"])
     assert requests.get(composite["url"], timeout=30).status_code == 403
     download = tmp_path / "composite.mp4"
