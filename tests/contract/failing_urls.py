@@ -1,0 +1,13 @@
+"""A URLconf for one test: the portal's routes plus a view that fails, under
+the API prefix and outside it, to see what a server error looks like."""
+
+from django.urls import path
+
+from portal.urls import handler404, handler500, urlpatterns as portal_urlpatterns  # noqa: F401
+
+
+def boom(request):
+    raise RuntimeError("boom: an unexpected failure")
+
+
+urlpatterns = [path("v1/boom", boom), path("boom", boom), *portal_urlpatterns]
