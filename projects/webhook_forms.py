@@ -81,8 +81,10 @@ class WebhookForm(forms.Form):
     def clean_events(self) -> list[str]:
         """Stored as [] when every event (or none) is chosen, so events added
         later are sent too."""
-        chosen = self.cleaned_data["events"] or []
-        return [] if set(chosen) >= set(SELECTABLE_EVENT_TYPES) else chosen
+        chosen = set(self.cleaned_data["events"] or [])
+        if chosen >= set(SELECTABLE_EVENT_TYPES):
+            return []
+        return [event for event in SELECTABLE_EVENT_TYPES if event in chosen]
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]

@@ -3,7 +3,8 @@ the API prefix and outside it, to see what a server error looks like."""
 
 from django.urls import path
 
-from portal.urls import handler404, handler500, urlpatterns as portal_urlpatterns  # noqa: F401
+from portal.urls import handler404, handler500  # noqa: F401
+from portal.urls import urlpatterns as portal_urlpatterns
 
 
 def boom(request):
