@@ -164,6 +164,24 @@ def test_every_cdr_route_answers_the_documented_shape(api, world, recorded):
     assert api("get", "/video/v2/cdr/period/2026-03-15/2026-03-14").status_code == 400
 
 
+def test_archive_and_cdr_answers_cost_the_same_queries_for_3_or_60_sessions(api, world):
+    room = make_room(world.project)
+    paths = ("/v1/archive/period/2026-03-01/2026-03-31", "/v1/cdr/period/2026-03-01/2026-03-31")
+    counts: dict[str, list[int]] = {path: [] for path in paths}
+    for target in (3, 60):
+        while Session.objects.count() < target:
+            session = make_session(room, started_at=DAY + timedelta(minutes=Session.objects.count()))
+            add_file(session, "individual", "a.mp4", b"x", participant="alice")
+            add_file(session, "individual", "b.mp4", b"y", participant="bob")
+        for path in paths:
+            with CaptureQueriesContext(connection) as queries:
+                body = api("get", path).json()
+            assert body["total"] == target
+            counts[path].append(len(queries))
+    assert len(api("get", paths[1]).json()["cdr"]) == 120  # two participants each
+    assert all(a == b for a, b in counts.values()), counts
+
+
 def assert_error_json(response, status: int) -> dict:
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")

@@ -166,6 +166,10 @@ def test_a_room_with_past_sessions_is_deleted_and_its_recordings_stay(api, world
     assert [e["conf_num"] for e in archive["archive"]] == [past.conf_num]
     by_conf = api("get", f"/archive/conf/{past.conf_num}").json()["archive"]
     assert by_conf[0]["room_id"] == room_id
+    # A deleted room takes no new sessions.
+    started = client.post(f"/ingest/v1/rooms/{room_id}/sessions",
+                          **basic(world.app_id, world.created.app_key))  # fmt: skip
+    assert started.status_code == 404
     client.force_login(world.alice)
     report = client.get(f"/projects/{world.app_id}/recordings/")
     assert report.status_code == 200 and past.conf_num in report.content.decode()
