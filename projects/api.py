@@ -4,7 +4,6 @@ under /video/v2/ and /v1/."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
@@ -138,8 +137,11 @@ class RoomListView(APIView):
 
 class RoomDetailView(APIView):
     def get_room(self, request, room_id: str) -> Room:
-        # Rooms of other projects are 404 like unknown ones.
-        return get_object_or_404(Room, project=request.auth, room_id=room_id)
+        # Rooms of other projects (and deleted rooms) are 404 like unknown ones.
+        room = Room.objects.filter(project=request.auth, room_id=room_id).first()
+        if room is None:
+            raise ApiError(1004, f"No room {room_id!r} in this project", status=404)
+        return room
 
     @extend_schema(
         operation_id="rooms_retrieve",
