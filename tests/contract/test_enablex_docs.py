@@ -157,9 +157,17 @@ def test_every_cdr_route_answers_the_documented_shape(api, world, recorded):
                     assert record["app_id"] == world.app_id
                     assert record["room"]["room_id"] == room.room_id
                     assert ENABLEX_TIME.fullmatch(record["room"]["connect_dt"])
-                    assert record["room"]["connect_dt"] == "2026-03-14T09:30:15.123Z"
-                    assert record["room"]["duration"] == 65.0
+                    assert ENABLEX_TIME.fullmatch(record["room"]["disconnect_dt"])
                     assert all(isinstance(v, str) for v in record["published_track"].values())
+                alice, bob = sorted(records, key=lambda r: r["user"]["name"])
+                # alice is in the metadata log: her role and join time come from it.
+                assert alice["user"]["role"] == "moderator"
+                assert alice["room"]["connect_dt"] == "2026-03-14T09:30:01.000Z"
+                assert alice["room"]["disconnect_dt"] == "2026-03-14T09:31:20.123Z"
+                # bob only has a recording: he is in the room for the whole session.
+                assert bob["user"]["role"] == ""
+                assert bob["room"]["connect_dt"] == "2026-03-14T09:30:15.123Z"
+                assert bob["room"]["duration"] == 65.0
     assert api("get", "/video/v2/cdr/conf/nope").status_code == 404
     assert api("get", "/video/v2/cdr/period/2026-03-15/2026-03-14").status_code == 400
 
@@ -180,6 +188,42 @@ def test_archive_and_cdr_answers_cost_the_same_queries_for_3_or_60_sessions(api,
             counts[path].append(len(queries))
     assert len(api("get", paths[1]).json()["cdr"]) == 120  # two participants each
     assert all(a == b for a, b in counts.values()), counts
+
+
+def test_the_cdr_reads_a_metadata_log_once_and_survives_a_hostile_one(api, world, settings):
+    room = make_room(world.project)
+    session = make_session(room, started_at=DAY, ended_at=DAY + timedelta(minutes=2))
+    add_file(session, "individual", "a.mp4", b"x", participant="alice")
+    log = {"events": [
+        {"timestamp": "2026-03-14T09:30:20Z", "event": "user-joined", "participant": "dan",
+         "role": "participant"},
+        {"timestamp": "2026-03-14T09:30:21Z", "event": "stream-published", "participant": "dan",
+         "audio": True, "video": False},
+        {"timestamp": "2026-03-14T09:31:20Z", "event": "user-left", "participant": "dan"},
+        {"timestamp": "not a time", "event": "user-joined", "participant": "x" * 5000},
+        "not an event", {"event": "user-joined", "participant": ["a list"]},
+    ]}  # fmt: skip
+    metadata = add_file(session, "metadata", "metadata.json", json.dumps(log).encode())
+    body = api("get", f"/v1/cdr/conf/{session.conf_num}").json()
+    users = {r["user"]["name"]: r for r in body["cdr"]}
+    assert set(users) == {"alice", "dan", "x" * 200}
+    dan = users["dan"]
+    assert dan["room"]["duration"] == 60.0 and dan["user"]["role"] == "participant"
+    assert dan["published_track"]["audio"] == "true" and dan["published_track"]["video"] == "false"
+    assert dan["usage"]["published_minutes"] == 0.0  # in the log, never recorded
+    session.refresh_from_db()
+    assert set(session.call_log) == {"dan", "x" * 200}
+    # Kept on the session: the log is not read again, even once it is gone.
+    (settings.RECORDINGS_ROOT / metadata.storage_path).unlink()
+    again = api("get", f"/v1/cdr/conf/{session.conf_num}").json()
+    assert again["cdr"] == body["cdr"]
+    # A log that is not JSON, or too large, leaves the recordings alone.
+    for content in (b"\xff\xfe not json", b" " * (3 * 1024 * 1024)):
+        other = make_session(room, started_at=DAY)
+        add_file(other, "individual", "a.mp4", b"x", participant="alice")
+        add_file(other, "metadata", "metadata.json", content)
+        cdr = api("get", f"/v1/cdr/conf/{other.conf_num}").json()["cdr"]
+        assert [r["user"]["name"] for r in cdr] == ["alice"]
 
 
 def assert_error_json(response, status: int) -> dict:
