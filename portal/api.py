@@ -127,6 +127,8 @@ def json_error_response(request, http_status: int) -> JsonResponse:
     """Django-level errors (no route, server error) under the API prefixes."""
     if http_status == 404:
         error = f"No route {request.method} {request.path}"
+    elif http_status == 400:
+        error = "Bad request (host or form refused)"
     else:
         error = "Internal error"
     return JsonResponse(error_body(http_status, error), status=http_status)

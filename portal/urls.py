@@ -49,6 +49,13 @@ urlpatterns = [
 ]
 
 
+def handler400(request, exception):
+    # E.g. a Host header the portal does not serve, or too many form fields.
+    if is_api_path(request.path):
+        return json_error_response(request, 400)
+    return defaults.bad_request(request, exception)
+
+
 def handler404(request, exception):
     # API clients parse every answer as JSON (EnableX's Node sample crashes on HTML).
     if is_api_path(request.path):

@@ -3,7 +3,7 @@ the API prefix and outside it, to see what a server error looks like."""
 
 from django.urls import path
 
-from portal.urls import handler404, handler500  # noqa: F401
+from portal.urls import handler400, handler404, handler500  # noqa: F401
 from portal.urls import urlpatterns as portal_urlpatterns
 
 

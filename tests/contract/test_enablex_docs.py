@@ -268,6 +268,12 @@ def test_authentication_and_bad_input_are_json_401_and_400(client, api, world):
     assert_error_json(raw, 400)
 
 
+def test_a_request_refused_before_any_view_is_json_400_under_the_api_prefix(client):
+    assert_error_json(client.get("/v1/rooms", HTTP_HOST="evil.example"), 400)
+    page = client.get("/projects/", HTTP_HOST="evil.example")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+
+
 @pytest.mark.urls("tests.contract.failing_urls")
 def test_a_server_error_under_the_api_prefix_is_json_500(world):
     client = Client(raise_request_exception=False)
