@@ -121,6 +121,7 @@ def payload_for_test_event(project: Project) -> dict[str, Any]:
         "app_id": project.app_id,
         "room_id": None,
         "conf_num": None,
+        "trans_date": int(timezone.now().timestamp()),
         "message": "Test event from the Recording Delivery Portal.",
     }
 
