@@ -120,7 +120,7 @@ def exception_handler(exc, context):
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith(API_PREFIXES)
+    return path.startswith(API_PREFIXES) or f"{path}/" in API_PREFIXES
 
 
 def json_error_response(request, http_status: int) -> JsonResponse:

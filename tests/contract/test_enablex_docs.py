@@ -238,7 +238,8 @@ def assert_error_json(response, status: int) -> dict:
 
 
 @pytest.mark.parametrize(
-    "path", ["/video/v2/nothing", "/v1/rooms/abc/tokens", "/v1/", "/ingest/v1/nope", "/v1/cdr"]
+    "path",
+    ["/video/v2/nothing", "/v1/rooms/abc/tokens", "/v1/", "/v1", "/ingest/v1/nope", "/v1/cdr"],
 )
 def test_unknown_routes_under_the_api_prefixes_are_json_404(api, path):
     assert_error_json(api("get", path), 404)
