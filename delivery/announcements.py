@@ -4,30 +4,52 @@ dedupe key, so running a delivery twice never announces it twice."""
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from projects.webhooks import queue_event
 
+from .destinations import destination_for
+from .destinations.base import Destination
 from .models import DeliveredFile, Delivery
 
 
-def _common(delivery: Delivery, event_type: str) -> dict:
+def _common(delivery: Delivery, event_type: str, dest: Destination) -> dict:
+    """EnableX's keys: ``trans_date`` in Unix seconds, ``destination.name`` as
+    EnableX names the kind (awss3, ftp, sftp, ssh, azure, gdrive, local); the
+    portal adds ``label``, the administrator's name of the destination."""
     session, destination = delivery.session, delivery.destination
     return {
         "type": event_type,
         "app_id": session.project.app_id,
         "room_id": session.room.room_id,
         "conf_num": session.conf_num,
-        "destination": {"name": destination.name, "kind": destination.kind},
+        "trans_date": int(timezone.now().timestamp()),
+        "destination": {
+            "name": dest.webhook_name,
+            **dest.webhook_destination(),
+            "label": destination.name,
+        },
     }
 
 
+def _destination(delivery: Delivery) -> Destination:
+    # Built, never opened: only its names and URLs are needed.
+    destination = delivery.destination
+    return destination_for(destination.kind, destination.merged_config())
+
+
 def announce_file_transfer(delivery: Delivery) -> None:
-    """Queue ``file_transfer`` with the final destination path of every file.
-    Files added later (a new ``generation``) are announced again under a new key."""
+    """Queue ``file_transfer`` with the final location of every file: ``url``
+    (e.g. s3://bucket/key, sftp://host/path) and ``path`` as the destination
+    reports it. Files added later (a new ``generation``) are announced again
+    under a new key."""
     files = delivery.files.select_related("recording_file").order_by("id")
+    dest = _destination(delivery)
     payload = {
-        **_common(delivery, "file_transfer"),
+        **_common(delivery, "file_transfer", dest),
         "files": [
             {
+                "url": dest.file_url(f.remote_path),
                 "type": f.recording_file.type,
                 "name": f.recording_file.name,
                 "path": f.remote_path,
@@ -49,7 +71,7 @@ def announce_failure(delivery: Delivery, reason: str, attempts: int) -> None:
         "recording_file"
     )
     payload = {
-        **_common(delivery, "delivery_failed"),
+        **_common(delivery, "delivery_failed", _destination(delivery)),
         "error": reason,
         "attempts": attempts,
         "files": [{"type": f.recording_file.type, "name": f.recording_file.name} for f in missing],

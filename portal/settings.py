@@ -230,7 +230,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Recording Delivery Portal API",
-    "DESCRIPTION": "Video API v2 (EnableX-compatible subset) and the ingest API of the media server.",
+    "DESCRIPTION": "Video API (EnableX-compatible; served under /video/v2/ and, for EnableX's "
+    "sample apps, under /v1/ too; trailing slash optional) and the ingest API of the media server.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

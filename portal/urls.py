@@ -1,9 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views import defaults
 
+from portal.api import is_api_path, json_error_response
 from portal.health_views import health_page, healthz
+from projects import api_urls as room_urls
 from projects.views import home
+from recordings import archive_urls, cdr_urls
 
 
 def schema_view(request, *args, **kwargs):
@@ -31,8 +35,14 @@ urlpatterns = [
     path("", include("recordings.urls")),
     path("", include("delivery.urls")),
     # APIs
-    path("video/v2/", include("projects.api_urls")),
-    path("video/v2/", include("recordings.archive_urls")),
+    # The Video API under EnableX's current prefix and under /v1/, which
+    # EnableX's own sample servers call (https://api.enablex.io/v1/rooms...).
+    path("video/v2/", include(room_urls.urlpatterns)),
+    path("video/v2/", include(archive_urls.urlpatterns)),
+    path("video/v2/", include(cdr_urls.urlpatterns)),
+    path("v1/", include(room_urls.alias_urlpatterns)),
+    path("v1/", include(archive_urls.alias_urlpatterns)),
+    path("v1/", include(cdr_urls.alias_urlpatterns)),
     path("ingest/v1/", include("recordings.ingest_urls")),
     path("api/schema/", schema_view, name="schema"),
     path("api/docs/", docs_view, name="api-docs"),
@@ -40,3 +50,23 @@ urlpatterns = [
     path("admin/health/", admin.site.admin_view(health_page), name="admin-health"),
     path("admin/", admin.site.urls),
 ]
+
+
+def handler400(request, exception):
+    # E.g. a Host header the portal does not serve, or too many form fields.
+    if is_api_path(request.path):
+        return json_error_response(request, 400)
+    return defaults.bad_request(request, exception)
+
+
+def handler404(request, exception):
+    # API clients parse every answer as JSON (EnableX's Node sample crashes on HTML).
+    if is_api_path(request.path):
+        return json_error_response(request, 404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if is_api_path(request.path):
+        return json_error_response(request, 500)
+    return defaults.server_error(request)

@@ -1,11 +1,11 @@
-"""Video API v2: rooms (wire-compatible subset of EnableX's server API)."""
+"""Video API: rooms (wire-compatible subset of EnableX's server API), served
+under /video/v2/ and /v1/."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.views import APIView
 
 from portal.api import ApiError, ok
@@ -21,11 +21,16 @@ from .serializers import (
     RoomSerializer,
 )
 
-PER_PAGE_DEFAULT = 50
-PER_PAGE_MAX = 500
+# EnableX clients read ``rooms`` as the whole list; up to this many rooms come
+# in one answer, more through ``page``.
+PER_PAGE_MAX = 1000
+PER_PAGE_DEFAULT = PER_PAGE_MAX
+ROOM_KEYS = ("name", "owner_ref", "settings", "data", "sip")
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or an invalid field (`fields` names it).",
+    405: "The route does not take this method.",
+    500: "The portal failed; the failure is logged.",
     401: "Missing or wrong APP_ID:APP_KEY.",
     403: "Not allowed.",
     404: "No such room or session in this project.",
@@ -81,9 +86,10 @@ class RoomListView(APIView):
             ),
         ],
         responses={200: RoomListEnvelopeSerializer, **error_responses(400, 401)},
+        description=f"All rooms (newest first) up to {PER_PAGE_MAX}; more through `page`.",
     )
     def get(self, request):
-        rooms = Room.objects.filter(project=request.auth)
+        rooms = Room.objects.filter(project=request.auth).order_by("-created_at", "-id")
         if name := request.query_params.get("name"):
             rooms = rooms.filter(name=name)
         page = _int_param(request, "page", 1, 1, 10**6)
@@ -109,8 +115,9 @@ class RoomListView(APIView):
     @extend_schema(
         operation_id="rooms_create",
         summary="Create a room",
+        description="Answers 200, as EnableX does (its sample servers read only the body).",
         request=RoomCreateSerializer,
-        responses={201: RoomEnvelopeSerializer, **error_responses(400, 401)},
+        responses={200: RoomEnvelopeSerializer, **error_responses(400, 401)},
     )
     def post(self, request):
         data = json_object(request.data)
@@ -120,16 +127,21 @@ class RoomListView(APIView):
                 name=data.get("name"),
                 owner_ref=data.get("owner_ref", ""),
                 settings=data.get("settings"),
+                data=data.get("data"),
+                sip=data.get("sip"),
             )
         except DjangoValidationError as exc:
             raise invalid(exc) from None
-        return ok({"room": RoomSerializer(room).data}, status_code=status.HTTP_201_CREATED)
+        return ok({"room": RoomSerializer(room).data})
 
 
 class RoomDetailView(APIView):
     def get_room(self, request, room_id: str) -> Room:
-        # Rooms of other projects are 404 like unknown ones.
-        return get_object_or_404(Room, project=request.auth, room_id=room_id)
+        # Rooms of other projects (and deleted rooms) are 404 like unknown ones.
+        room = Room.objects.filter(project=request.auth, room_id=room_id).first()
+        if room is None:
+            raise ApiError(1004, f"No room {room_id!r} in this project", status=404)
+        return room
 
     @extend_schema(
         operation_id="rooms_retrieve",
@@ -148,7 +160,7 @@ class RoomDetailView(APIView):
     def patch(self, request, room_id: str):
         room = self.get_room(request, room_id)
         data = json_object(request.data)
-        changes = {key: data[key] for key in ("name", "owner_ref", "settings") if key in data}
+        changes = {key: data[key] for key in ROOM_KEYS if key in data}
         try:
             room = do_update_room(room, changes)
         except DjangoValidationError as exc:
@@ -156,8 +168,19 @@ class RoomDetailView(APIView):
         return ok({"room": RoomSerializer(room).data})
 
     @extend_schema(
+        operation_id="rooms_replace",
+        summary="Change a room (same as PATCH: clients of EnableX update with PUT)",
+        request=RoomPatchSerializer,
+        responses={200: RoomEnvelopeSerializer, **error_responses(400, 401, 404)},
+    )
+    def put(self, request, room_id: str):
+        return self.patch(request, room_id)
+
+    @extend_schema(
         operation_id="rooms_destroy",
-        summary="Delete a room without recorded sessions",
+        summary="Delete a room (refused while a session is in progress in it)",
+        description="Recordings of the room's past sessions stay in the report, "
+        "the Archive API and the CDR.",
         responses={200: RoomEnvelopeSerializer, **error_responses(401, 404, 409)},
     )
     def delete(self, request, room_id: str):

@@ -1,11 +1,10 @@
-from django.urls import path
+from portal.api import api_routes
 
 from . import api
 
-# EnableX clients use both /rooms and /rooms/; the slash variants stay out of the schema.
-urlpatterns = [
-    path("rooms", api.RoomListView.as_view(), name="api-rooms"),
-    path("rooms/", api.RoomListView.as_view(schema=None)),
-    path("rooms/<str:room_id>", api.RoomDetailView.as_view(), name="api-room"),
-    path("rooms/<str:room_id>/", api.RoomDetailView.as_view(schema=None)),
+ROUTES = [
+    ("rooms", api.RoomListView, "api-rooms"),
+    ("rooms/<str:room_id>", api.RoomDetailView, "api-room"),
 ]
+urlpatterns = api_routes(ROUTES)
+alias_urlpatterns = api_routes(ROUTES, documented=False)

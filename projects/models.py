@@ -6,6 +6,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
+from django.db.models import Manager
 from django.urls import reverse
 
 from portal.fields import EncryptedTextField
@@ -122,6 +123,11 @@ class RecordingCredentials(models.Model):
         return check_password(raw, self.password_hash)
 
 
+class LiveRoomManager(Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class Room(models.Model):
     class Mode(models.TextChoices):
         GROUP = "group", "Group"
@@ -131,12 +137,27 @@ class Room(models.Model):
     room_id = models.CharField(max_length=24, unique=True, default=new_object_id, editable=False)
     name = models.CharField(max_length=200)
     owner_ref = models.CharField(max_length=200, blank=True, default="")
+    # EnableX clients send owner_ref as a string or a number and read back what
+    # they sent: a number is kept in owner_ref as its JSON text.
+    owner_ref_is_number = models.BooleanField(default=False)
     settings = models.JSONField(default=dict)
+    # EnableX's free-form "data" object and "sip" settings, kept and echoed.
+    data = models.JSONField(default=dict, blank=True)
+    sip = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A deleted room keeps its row so the recordings of its past sessions stay
+    # in the report, the Archive API and the CDR; it is gone from every room list.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    # ``objects`` (the default) hides deleted rooms; ``all_objects`` and
+    # ``session.room`` still reach them.
+    all_objects = Manager()
+    objects = LiveRoomManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["project", "-created_at"])]
+        default_manager_name = "objects"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.room_id})"
@@ -165,10 +186,18 @@ class WebhookEndpoint(models.Model):
     secret = EncryptedTextField()
     basic_username = models.CharField(max_length=150, blank=True, default="")
     basic_password = EncryptedTextField(blank=True, default="")
+    # The event types sent to this endpoint; empty = every event type.
+    events = models.JSONField(default=list, blank=True)
+    # Send "file-transfer" instead of "file_transfer", for receivers written
+    # against EnableX's older notification docs.
+    legacy_event_names = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"webhook of {self.project}"
+
+    def wants(self, event_type: str) -> bool:
+        return not self.events or event_type in self.events
 
 
 class WebhookMessage(models.Model):

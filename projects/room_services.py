@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from .models import Project, Room
-from .rooms import validate_room_settings
+from .rooms import validate_json_object, validate_room_settings
 
 NAME_MAX = 200
 OWNER_REF_MAX = 200
 
 
 class RoomInUse(Exception):
-    """The room has recorded sessions, so deleting it would delete recordings."""
+    """The room has a session in progress, so it cannot be deleted now."""
 
 
 def _check_text(value, field: str, limit: int, *, required: bool = False) -> str:
@@ -29,33 +33,55 @@ def _check_text(value, field: str, limit: int, *, required: bool = False) -> str
     return value
 
 
+def _owner_ref(value) -> tuple[str, bool]:
+    """(stored text, is a number): EnableX's PHP samples send a JSON number
+    and read back the number they sent."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        text = json.dumps(value if not isinstance(value, Decimal) else float(value))
+        if len(text) > OWNER_REF_MAX or text in ("NaN", "Infinity", "-Infinity"):
+            raise ValidationError({"owner_ref": "must be a finite number or a string"})
+        return text, True
+    if value is not None and not isinstance(value, str):
+        raise ValidationError({"owner_ref": "must be a string or a number"})
+    return _check_text(value, "owner_ref", OWNER_REF_MAX), False
+
+
 @transaction.atomic
 def do_create_room(
-    project: Project, *, name, owner_ref="", settings=None, acting_user=None
+    project: Project, *, name, owner_ref="", settings=None, data=None, sip=None, acting_user=None
 ) -> Room:
     """Create a room; raise ValidationError naming the bad field."""
+    owner_text, owner_is_number = _owner_ref(owner_ref)
     return Room.objects.create(
         project=project,
         name=_check_text(name, "name", NAME_MAX, required=True),
-        owner_ref=_check_text(owner_ref, "owner_ref", OWNER_REF_MAX),
+        owner_ref=owner_text,
+        owner_ref_is_number=owner_is_number,
         settings=validate_room_settings(settings),
+        data=validate_json_object(data, "data"),
+        sip=validate_json_object(sip, "sip"),
     )
 
 
 @transaction.atomic
 def do_update_room(room: Room, changes: dict, *, acting_user=None) -> Room:
-    """Apply a partial update (PATCH semantics: settings merge over the old ones)."""
+    """Apply a partial update (PATCH semantics: settings merge over the old
+    ones; ``data`` and ``sip`` are replaced as given)."""
     room = Room.objects.select_for_update().get(pk=room.pk)
     fields = []
     if "name" in changes:
         room.name = _check_text(changes["name"], "name", NAME_MAX, required=True)
         fields.append("name")
     if "owner_ref" in changes:
-        room.owner_ref = _check_text(changes["owner_ref"], "owner_ref", OWNER_REF_MAX)
-        fields.append("owner_ref")
+        room.owner_ref, room.owner_ref_is_number = _owner_ref(changes["owner_ref"])
+        fields += ["owner_ref", "owner_ref_is_number"]
     if "settings" in changes:
         room.settings = validate_room_settings(changes["settings"], base=room.settings)
         fields.append("settings")
+    for key in ("data", "sip"):
+        if key in changes:
+            setattr(room, key, validate_json_object(changes[key], key))
+            fields.append(key)
     if fields:
         room.save(update_fields=fields)
     return room
@@ -63,11 +89,15 @@ def do_update_room(room: Room, changes: dict, *, acting_user=None) -> Room:
 
 @transaction.atomic
 def do_delete_room(room: Room, *, acting_user=None) -> None:
+    """Delete a room unless a session is in progress in it (as EnableX does).
+    The row stays, marked deleted, so its past sessions and their recordings
+    remain in the report, the Archive API and the CDR."""
+    from recordings.models import Session  # recordings depends on projects
+
     room = Room.objects.select_for_update().get(pk=room.pk)
-    sessions = room.sessions.count()
-    if sessions:
+    if room.sessions.filter(state=Session.State.LIVE).exists():
         raise RoomInUse(
-            f"Room {room.room_id} has {sessions} recorded session(s); their recordings would be "
-            "lost. Keep the room, or remove its sessions first."
+            f"Room {room.room_id} has a session in progress; end the session, then delete the room."
         )
-    room.delete()
+    room.deleted_at = timezone.now()
+    room.save(update_fields=["deleted_at"])

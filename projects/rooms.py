@@ -7,15 +7,39 @@ plain JSON scalars, so existing client code keeps working.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 
 MODES = ("group", "lecture")
 BOOLEAN_KEYS = ("auto_recording", "chat_only", "scheduled", "adhoc", "canvas", "screen_share")
+RECORDING_ROLES = ("moderator", "participant")
+RECORDING_TRACKS = ("audio", "audiovideo")
+# Bound on what a client may store in a room's free-form "data" and "sip" objects.
+OBJECT_MAX_BYTES = 16 * 1024
 
-_url = URLValidator(schemes=["http", "https"])
+
+def _is_http_url(value: str) -> bool:
+    # EnableX's own create-room sample uses "https://your-custom-view-url", a
+    # host without a dot, so the check is scheme + host, not a public domain.
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+
+
+def validate_json_object(raw: Any, field: str) -> dict:
+    """A client's free-form object (EnableX's ``data``, ``sip``), kept as given."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError({field: "must be an object"})
+    if len(json.dumps(raw)) > OBJECT_MAX_BYTES:
+        raise ValidationError({field: f"is too large ({OBJECT_MAX_BYTES} bytes of JSON at most)"})
+    return raw
 
 
 def _bool(value: Any, field: str) -> bool:
@@ -51,6 +75,8 @@ def validate_room_settings(raw: Any, *, base: dict | None = None) -> dict:
             clean[key] = _bool(value, field)
         elif key == "live_recording":
             clean[key] = _live_recording(value, clean["live_recording"])
+        elif key == "role_based_recording":
+            clean[key] = _role_based_recording(value, clean.get(key) or {})
         elif isinstance(value, (str, int, float, bool)) or value is None:
             if isinstance(value, str) and len(value) > 1000:
                 raise ValidationError({field: "is too long (1000 characters at most)"})
@@ -72,13 +98,8 @@ def _live_recording(value: Any, current: dict) -> dict:
         if key == "auto_recording":
             live[key] = _bool(item, "settings.live_recording.auto_recording")
         elif key == "url":
-            if item:
-                try:
-                    _url(item)
-                except ValidationError:
-                    raise ValidationError(
-                        {"settings.live_recording.url": "must be an http(s) URL"}
-                    ) from None
+            if item and not (isinstance(item, str) and _is_http_url(item)):
+                raise ValidationError({"settings.live_recording.url": "must be an http(s) URL"})
             live[key] = item or ""
         else:
             raise ValidationError({f"settings.live_recording.{key}": "is not a known setting"})
@@ -87,3 +108,19 @@ def _live_recording(value: Any, current: dict) -> dict:
             {"settings.live_recording.url": "is required when live auto_recording is on"}
         )
     return live
+
+
+def _role_based_recording(value: Any, current: dict) -> dict:
+    """``{"moderator": "audiovideo", "participant": "audio"}``: which tracks
+    each role's recording keeps (EnableX's default is audiovideo)."""
+    if not isinstance(value, dict):
+        raise ValidationError({"settings.role_based_recording": "must be an object"})
+    clean = dict(current)
+    for role, tracks in value.items():
+        field = f"settings.role_based_recording.{role}"
+        if role not in RECORDING_ROLES:
+            raise ValidationError({field: f"is not a role; use {' or '.join(RECORDING_ROLES)}"})
+        if tracks not in RECORDING_TRACKS:
+            raise ValidationError({field: f"must be one of {', '.join(RECORDING_TRACKS)}"})
+        clean[role] = tracks
+    return clean

@@ -6,14 +6,21 @@ serializers here describe them for the OpenAPI schema."""
 
 from __future__ import annotations
 
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from portal.api import enablex_time
 
 from .models import Room
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
     result = serializers.IntegerField(help_text="Non-zero error code.")
-    error = serializers.CharField(help_text="What went wrong and how to fix it.")
+    error = serializers.CharField(help_text="What went wrong.")
+    desc = serializers.CharField(help_text="Details: how to fix it.")
     fields = serializers.DictField(
         child=serializers.CharField(),
         required=False,
@@ -26,6 +33,12 @@ class LiveRecordingSettingsSerializer(serializers.Serializer):
     url = serializers.URLField(required=False, allow_blank=True, help_text="http(s) viewer URL")
 
 
+class RoleBasedRecordingSerializer(serializers.Serializer):
+    # One enum for both roles would need an ENUM_NAME_OVERRIDES entry; the text says it.
+    moderator = serializers.CharField(required=False, help_text="audio or audiovideo (default)")
+    participant = serializers.CharField(required=False, help_text="audio or audiovideo (default)")
+
+
 class RoomSettingsSerializer(serializers.Serializer):
     """Known keys; other scalar keys EnableX clients send (quality, participants,
     ...) are kept as given."""
@@ -34,32 +47,51 @@ class RoomSettingsSerializer(serializers.Serializer):
     auto_recording = serializers.BooleanField(required=False, default=False)
     chat_only = serializers.BooleanField(required=False, default=False)
     live_recording = LiveRecordingSettingsSerializer(required=False)
+    role_based_recording = RoleBasedRecordingSerializer(required=False)
 
 
 class SipSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}]})
+class OwnerRefField(serializers.Field):
+    """A string or a number, echoed as the client sent it."""
+
+    def to_representation(self, room):
+        return json.loads(room.owner_ref) if room.owner_ref_is_number else room.owner_ref
+
+
 class RoomCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    owner_ref = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    owner_ref = OwnerRefField(required=False)
     settings = RoomSettingsSerializer(required=False)
-    sip = SipSerializer(required=False, help_text="Accepted for compatibility; ignored.")
+    sip = SipSerializer(required=False, help_text="Kept and echoed as given.")
+    data = serializers.DictField(required=False, help_text="Your own keys, kept and echoed.")
 
 
 class RoomPatchSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
-    owner_ref = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    owner_ref = OwnerRefField(required=False)
     settings = RoomSettingsSerializer(required=False, help_text="Merged over the current settings.")
+    sip = SipSerializer(required=False, help_text="Replaces the stored object.")
+    data = serializers.DictField(required=False, help_text="Replaces the stored object.")
 
 
 class RoomSerializer(serializers.ModelSerializer):
+    owner_ref = OwnerRefField(source="*", read_only=True)
     settings = serializers.JSONField()
-    created = serializers.DateTimeField(source="created_at", read_only=True)
+    sip = serializers.JSONField()
+    data = serializers.JSONField()
+    created = serializers.SerializerMethodField(help_text="YYYY-MM-DDTHH:MM:SS.mmmZ (UTC)")
 
     class Meta:
         model = Room
-        fields = ["room_id", "name", "owner_ref", "settings", "created"]
+        fields = ["room_id", "name", "owner_ref", "settings", "sip", "data", "created"]
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_created(self, room) -> str | None:
+        return enablex_time(room.created_at)
 
 
 class RoomEnvelopeSerializer(serializers.Serializer):

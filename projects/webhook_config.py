@@ -43,18 +43,26 @@ def do_configure_webhook(
     basic_username: str = "",
     basic_password=KEEP,
     rotate_secret: bool = False,
+    events: list[str] | None = None,
+    legacy_event_names: bool | None = None,
     acting_user=None,
     ip: str | None = None,
 ) -> WebhookChange:
     """Create or update the endpoint. ``basic_password`` is KEEP (leave it),
     "" (remove it) or a new password. A secret is generated on first save
-    and when ``rotate_secret`` is set."""
+    and when ``rotate_secret`` is set. ``events`` ([] = every event) and
+    ``legacy_event_names`` are left as they are when None."""
     endpoint = WebhookEndpoint.objects.select_for_update().filter(project=project).first()
     created = endpoint is None
     if endpoint is None:
         endpoint = WebhookEndpoint(project=project)
     changed = []
-    for field, value in (("url", url), ("enabled", enabled), ("basic_username", basic_username)):
+    updates = [("url", url), ("enabled", enabled), ("basic_username", basic_username)]
+    if events is not None:
+        updates.append(("events", events))
+    if legacy_event_names is not None:
+        updates.append(("legacy_event_names", legacy_event_names))
+    for field, value in updates:
         if created or getattr(endpoint, field) != value:
             setattr(endpoint, field, value)
             changed.append(field)
@@ -79,6 +87,8 @@ def do_configure_webhook(
             url=url_for_audit(endpoint.url),
             enabled=endpoint.enabled,
             basic_username=endpoint.basic_username,
+            events=endpoint.events or "all",
+            legacy_event_names=endpoint.legacy_event_names,
         )
     return WebhookChange(endpoint, new_secret, tuple(changed))
 

@@ -6,6 +6,9 @@ from django import forms
 from django.core.validators import URLValidator
 
 from .models import WebhookEndpoint
+from .webhooks import SELECTABLE_EVENT_TYPES
+
+EVENT_CHOICES = [(event, event) for event in SELECTABLE_EVENT_TYPES]
 
 
 class HttpURLField(forms.URLField):
@@ -41,6 +44,20 @@ class WebhookForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
     )
     clear_basic_password = forms.BooleanField(label="Remove the stored password", required=False)
+    events = forms.MultipleChoiceField(
+        label="Events",
+        choices=EVENT_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        initial=list(SELECTABLE_EVENT_TYPES),
+        help_text="The events sent to this URL; none checked sends every event "
+        "(the test event is always sent).",
+    )
+    legacy_event_names = forms.BooleanField(
+        label='Send "file-transfer" instead of "file_transfer"',
+        required=False,
+        help_text="For receivers written against EnableX's older notification docs.",
+    )
 
     def __init__(self, *args, endpoint: WebhookEndpoint | None = None, **kwargs):
         if endpoint is not None and "initial" not in kwargs:
@@ -48,6 +65,8 @@ class WebhookForm(forms.Form):
                 "url": endpoint.url,
                 "enabled": endpoint.enabled,
                 "basic_username": endpoint.basic_username,
+                "events": selected_events(endpoint),
+                "legacy_event_names": endpoint.legacy_event_names,
             }
         super().__init__(*args, **kwargs)
         self.has_stored_password = bool(endpoint and endpoint.basic_password)
@@ -58,6 +77,14 @@ class WebhookForm(forms.Form):
         )
         if not self.has_stored_password:
             del self.fields["clear_basic_password"]
+
+    def clean_events(self) -> list[str]:
+        """Stored as [] when every event (or none) is chosen, so events added
+        later are sent too."""
+        chosen = set(self.cleaned_data["events"] or [])
+        if chosen >= set(SELECTABLE_EVENT_TYPES):
+            return []
+        return [event for event in SELECTABLE_EVENT_TYPES if event in chosen]
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
@@ -86,3 +113,9 @@ class WebhookForm(forms.Form):
         if self.cleaned_data.get("clear_basic_password"):
             return ""
         return self.cleaned_data.get("basic_password") or KEEP
+
+
+def selected_events(endpoint: WebhookEndpoint | None) -> list[str]:
+    if endpoint is None or not endpoint.events:
+        return list(SELECTABLE_EVENT_TYPES)
+    return [event for event in SELECTABLE_EVENT_TYPES if event in endpoint.events]

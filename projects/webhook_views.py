@@ -46,6 +46,8 @@ def webhook_settings(request, app_id):
             enabled=form.cleaned_data["enabled"],
             basic_username=form.cleaned_data["basic_username"],
             basic_password=form.password_change(),
+            events=form.cleaned_data["events"],
+            legacy_event_names=form.cleaned_data["legacy_event_names"],
             acting_user=request.user,
             ip=client_ip(request),
         )

@@ -37,6 +37,11 @@ EVENT_TYPES = (
     "test",
 )
 REQUIRED_KEYS = ("type", "app_id", "room_id", "conf_num")
+# The events an endpoint may choose (the test event is always sent).
+SELECTABLE_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "test")
+# ``type`` as EnableX's older notification docs spell it, for endpoints that
+# ask for it (the event's own name stays the reference's).
+LEGACY_EVENT_NAMES = {"file_transfer": "file-transfer"}
 
 # Delay before attempt n+1 after attempt n failed; the last one repeats.
 BACKOFF = (
@@ -76,8 +81,16 @@ def queue_event(
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise ValueError(f"Webhook payload for {event_type!r} lacks {', '.join(missing)}.")
-    if not WebhookEndpoint.objects.filter(project=project, enabled=True).exists():
+    endpoint = (
+        WebhookEndpoint.objects.filter(project=project, enabled=True)
+        .only("events", "legacy_event_names")
+        .first()
+    )
+    # A test event is sent whatever the selection: it tests the endpoint.
+    if endpoint is None or (event_type != "test" and not endpoint.wants(event_type)):
         return None
+    if endpoint.legacy_event_names and payload.get("type") in LEGACY_EVENT_NAMES:
+        payload = {**payload, "type": LEGACY_EVENT_NAMES[payload["type"]]}
     if dedupe_key:
         existing = WebhookMessage.objects.filter(dedupe_key=dedupe_key).first()
         if existing is not None:
@@ -108,6 +121,7 @@ def payload_for_test_event(project: Project) -> dict[str, Any]:
         "app_id": project.app_id,
         "room_id": None,
         "conf_num": None,
+        "trans_date": int(timezone.now().timestamp()),
         "message": "Test event from the Recording Delivery Portal.",
     }
 

@@ -1,10 +1,11 @@
-"""Archive API (Video API v2): a project's recordings by period, room,
+"""Archive API (Video API): a project's recordings by period, room,
 room + period and conference number, in the EnableX response shape.
 
-Pages add ``total``, ``page``, ``per_page`` and ``next`` next to ``archive``;
-clients that only read ``archive`` keep working. A page costs the same four
-queries whatever its size: count, sessions (+ room), files, and the room
-lookup where a room is named.
+EnableX clients read ``archive`` and expect the whole answer, so a page holds
+up to ``PER_PAGE_MAX`` sessions by default; ``total``, ``page``, ``per_page``
+and ``next`` sit next to ``archive`` for clients that page through more. A page
+costs the same four queries whatever its size: count, sessions (+ room), files,
+and the room lookup where a room is named.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from portal.api import ApiError, ok
+from portal.api import ApiError, enablex_time, ok
 from projects.api import _int_param, error_responses
 from projects.models import Project, Room
 
@@ -26,8 +27,11 @@ from .links import files_origin
 from .models import RecordingFile, Session
 from .report import day_bounds
 
-PER_PAGE_DEFAULT = 100
-PER_PAGE_MAX = 500
+# EnableX clients do not page: the whole answer of a typical query (up to
+# this many sessions) comes in one response. The cost per page is the same
+# four queries; bench/report.py measures pages of 25 and 100 sessions.
+PER_PAGE_MAX = 1000
+PER_PAGE_DEFAULT = PER_PAGE_MAX
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _URL_SAFE = "!$&'()*+,;=/~:@"
 SESSION_FIELDS = (
@@ -54,23 +58,25 @@ class ArchiveFileSerializer(serializers.Serializer):
     content_type = serializers.CharField()
     participant = serializers.CharField(allow_blank=True)
     duration = serializers.FloatField(allow_null=True, help_text="Seconds, for media files.")
-    created_at = serializers.DateTimeField()
+    created_at = serializers.CharField(help_text="YYYY-MM-DDTHH:MM:SS.mmmZ (UTC).")
     expired = serializers.BooleanField(help_text="Removed from the portal's storage.")
 
 
 class ArchiveEntrySerializer(serializers.Serializer):
     _id = serializers.CharField(help_text="Archive entry id (24 hex digits).")
-    trans_date = serializers.DateTimeField(help_text="When processing finished (UTC).")
+    trans_date = serializers.CharField(
+        help_text="When processing finished, YYYY-MM-DDTHH:MM:SS.mmmZ (UTC)."
+    )
     conf_num = serializers.CharField()
     app_id = serializers.CharField()
     room_id = serializers.CharField()
-    started_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.CharField(help_text="YYYY-MM-DDTHH:MM:SS.mmmZ (UTC).")
+    ended_at = serializers.CharField(allow_null=True)
     recording = ArchiveFileSerializer(many=True, help_text="Individual recordings.")
     transcoded = ArchiveFileSerializer(many=True)
     live_recording = ArchiveFileSerializer(many=True)
-    chatdata = serializers.URLField(allow_null=True)
-    metadata = serializers.URLField(allow_null=True)
+    chatdata = serializers.CharField(allow_blank=True, help_text='URL, or "" without a chat.')
+    metadata = serializers.CharField(allow_blank=True, help_text='URL, or "" without one.')
 
 
 class ArchiveEnvelopeSerializer(serializers.Serializer):
@@ -100,10 +106,6 @@ def period(date_from: str, date_to: str):
     return day_bounds(start, end)
 
 
-def _iso(moment) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
 def _file(rf: tuple, prefix: str) -> dict:
     _, _, _, name, size, sha256, content_type, participant, duration, created_at, expired_at = rf
     expired = expired_at is not None
@@ -115,7 +117,7 @@ def _file(rf: tuple, prefix: str) -> dict:
         "content_type": content_type,
         "participant": participant,
         "duration": duration,
-        "created_at": _iso(created_at),
+        "created_at": enablex_time(created_at),
         "expired": expired,
     }
 
@@ -129,27 +131,28 @@ def archive_entry(session: dict, files: list[tuple], app_id: str, files_base: st
     started_at, ended_at = session["started_at"], session["ended_at"]
     entry: dict = {
         "_id": f"{session['id']:024x}",
-        "trans_date": _iso(session["processed_at"] or ended_at or started_at),
+        "trans_date": enablex_time(session["processed_at"] or ended_at or started_at),
         "conf_num": session["conf_num"],
         "app_id": app_id,
         "room_id": room_id,
-        "started_at": _iso(started_at),
-        "ended_at": _iso(ended_at),
+        "started_at": enablex_time(started_at),
+        "ended_at": enablex_time(ended_at),
         "recording": [],
         "transcoded": [],
         "live_recording": [],
-        "chatdata": None,
-        "metadata": None,
+        # Clients type these as strings: "" when the session has none.
+        "chatdata": "",
+        "metadata": "",
     }
     for rf in files:
         kind = rf[2]
         item = _file(rf, prefix)
         if kind in LISTS:
             entry[LISTS[kind]].append(item)
-        elif kind == RecordingFile.Type.CHAT and entry["chatdata"] is None:
-            entry["chatdata"] = item["url"]
-        elif kind == RecordingFile.Type.METADATA and entry["metadata"] is None:
-            entry["metadata"] = item["url"]
+        elif kind == RecordingFile.Type.CHAT and not entry["chatdata"]:
+            entry["chatdata"] = item["url"] or ""
+        elif kind == RecordingFile.Type.METADATA and not entry["metadata"]:
+            entry["metadata"] = item["url"] or ""
     return entry
 
 
@@ -195,7 +198,8 @@ def archive_page(request, sessions, project: Project):
 
 
 def room_of(project: Project, room_id: str) -> Room:
-    room = Room.objects.filter(project=project, room_id=room_id).only("id").first()
+    # Deleted rooms too: the recordings of their past sessions stay listed.
+    room = Room.all_objects.filter(project=project, room_id=room_id).only("id").first()
     if room is None:
         raise ApiError(1004, f"No room {room_id!r} in this project", status=404)
     return room
@@ -251,10 +255,35 @@ class ArchiveRoomPeriodView(APIView):
         return archive_page(request, sessions, request.auth)
 
 
+class ArchiveRoomPeriodAliasView(ArchiveRoomPeriodView):
+    """``room-period/{room_id}/period/{from}/{to}``, which some clients call."""
+
+    @_schema("archive_room_period_alias", "Same as archive/room-period/{room_id}/{from}/{to}",
+             PERIOD, (400, 401, 404))  # fmt: skip
+    def get(self, request, room_id: str, date_from: str, date_to: str):
+        return super().get(request, room_id, date_from, date_to)
+
+
+class ArchiveRoomPeriodOldView(ArchiveRoomPeriodView):
+    """The portal's older spelling ``room/{room_id}/period/{from}/{to}``."""
+
+    @_schema("archive_room_period_old", "Same as archive/room-period/{room_id}/{from}/{to}",
+             PERIOD, (400, 401, 404))  # fmt: skip
+    def get(self, request, room_id: str, date_from: str, date_to: str):
+        return super().get(request, room_id, date_from, date_to)
+
+
 class ArchiveConfNumView(APIView):
-    @_schema("archive_conf_num", "Recordings of one session", errors=(401, 404))
+    @_schema("archive_conf", "Recordings of one session", errors=(401, 404))
     def get(self, request, conf_num: str):
         sessions = Session.objects.filter(project=request.auth, conf_num=conf_num)
         if not sessions.exists():
             raise ApiError(1004, f"No session {conf_num!r} in this project", status=404)
         return archive_page(request, sessions, request.auth)
+
+
+class ArchiveConfNumAliasView(ArchiveConfNumView):
+    @_schema("archive_conf_num", "Same as archive/conf (the portal's older spelling)",
+             errors=(401, 404))  # fmt: skip
+    def get(self, request, conf_num: str):
+        return super().get(request, conf_num)

@@ -1,4 +1,10 @@
-"""Webhook events about a session's files (queued through projects.webhooks)."""
+"""Webhook events about a session's files (queued through projects.webhooks).
+
+Bodies follow EnableX's notification shapes — ``recording`` lists the URLs of
+the individual recordings as strings, ``transcoded`` carries the composite's
+URL as a string with ``stage`` and ``file_size``, ``trans_date`` is Unix
+seconds — and add ``files`` with each file's name, size, sha256 and
+participant, which EnableX does not send."""
 
 from __future__ import annotations
 
@@ -10,29 +16,43 @@ from projects import webhooks
 
 from .models import RecordingFile, Session
 
-# event type -> the key that lists its files (as in the Archive API)
-EVENT_FILE_KEY = {
-    "recording": "recording",
-    "transcoded": "transcoded",
-    "live_recording": "live_recording",
-}
+# The transcoded file announced is the final composite of the session.
+TRANSCODED_STAGE = "completed"
 
 
 def file_object(file: RecordingFile) -> dict:
-    return {"url": file.public_url, "name": file.name, "size": file.size, "sha256": file.sha256}
+    return {
+        "url": file.public_url,
+        "name": file.name,
+        "size": file.size,
+        "sha256": file.sha256,
+        "participant": file.participant,
+    }
+
+
+def event_payload(session: Session, event_type: str, files: list[RecordingFile]) -> dict:
+    payload: dict = {
+        "type": event_type,
+        "app_id": session.project.app_id,
+        "room_id": session.room.room_id,
+        "conf_num": session.conf_num,
+        "trans_date": int(timezone.now().timestamp()),
+    }
+    if event_type == "transcoded":
+        composite = files[0] if files else None
+        payload["recording"] = composite.public_url if composite else ""
+        payload["stage"] = TRANSCODED_STAGE
+        payload["file_size"] = composite.size if composite else 0
+    else:  # recording, live_recording: the URLs, as strings
+        payload["recording"] = [f.public_url for f in files]
+    payload["files"] = [file_object(f) for f in files]
+    return payload
 
 
 def queue_session_event(
     session: Session, event_type: str, files: Iterable[RecordingFile], *, dedupe_key: str
 ):
     """Queue ``event_type`` about ``files`` of ``session``; sent after commit."""
-    payload = {
-        "type": event_type,
-        "app_id": session.project.app_id,
-        "room_id": session.room.room_id,
-        "conf_num": session.conf_num,
-        "trans_date": timezone.now().isoformat(),
-        EVENT_FILE_KEY[event_type]: [file_object(f) for f in files],
-    }
+    payload = event_payload(session, event_type, list(files))
     # Looked up on the module so the webhook work can replace it.
     return webhooks.queue_event(session.project, event_type, payload, dedupe_key=dedupe_key)

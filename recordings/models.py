@@ -43,6 +43,9 @@ class Session(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     participant_count = models.PositiveIntegerField(default=0)
     total_size = models.BigIntegerField(default=0)
+    # Participants read from the metadata log for the CDR (recordings.call_log);
+    # null until the CDR API first reads it.
+    call_log = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

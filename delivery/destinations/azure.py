@@ -131,6 +131,7 @@ class AzureBlobForm(DestinationForm):
 
 class AzureBlobDestination(Destination):
     kind = "azure"
+    webhook_name = "azure"
     label = "Save on Microsoft Azure Blob"
     form_class = AzureBlobForm
 
@@ -162,6 +163,9 @@ class AzureBlobDestination(Destination):
 
     def describe(self) -> str:
         return f"azure://{self.account_name}/{self.container_name}/{self.root}".rstrip("/")
+
+    def webhook_destination(self) -> dict[str, str]:
+        return {"host": f"{self.account_name}.blob.core.windows.net", "account": self.account_name}
 
     def final_path(self, remote_path: str) -> str:
         return f"azure://{self.account_name}/{self.container_name}/{self.full_path(remote_path)}"

@@ -147,6 +147,10 @@ class Destination:
     connects_google_account: ClassVar[bool] = False
     # Secrets set by an action (e.g. the OAuth callback), never typed into the page.
     action_only_secrets: ClassVar[tuple[str, ...]] = ()
+    # EnableX's name of the kind in the file_transfer webhook (destination.name),
+    # and the scheme of file URLs for kinds whose final_path is a plain path.
+    webhook_name: ClassVar[str]
+    url_scheme: ClassVar[str] = ""
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)
@@ -195,6 +199,19 @@ class Destination:
         """Short, secret-free description for logs and pages, e.g.
         ``s3://bucket/root`` or ``sftp://rec@host:22/root``."""
         return self.kind
+
+    def webhook_destination(self) -> dict[str, str]:
+        """``host`` and ``account`` of the file_transfer webhook's destination:
+        where the files went and as whom (never a secret)."""
+        return {"host": str(self.config.get("host") or ""),
+                "account": str(self.config.get("username") or "")}  # fmt: skip
+
+    def file_url(self, final_path: str) -> str:
+        """``final_path`` as a URL, e.g. ``sftp://host/root/room/conf/file``."""
+        if "://" in final_path:
+            return final_path
+        host = self.webhook_destination()["host"]
+        return f"{self.url_scheme or self.kind}://{host}/{final_path.lstrip('/')}"
 
     # -- helpers -----------------------------------------------------------------
     def full_path(self, remote_path: str) -> str:

@@ -113,6 +113,7 @@ def tls_certificate_fingerprint(host: str, port: int = 21, timeout: float = TIME
 
 class FTPDestination(Destination):
     kind = "ftp"
+    webhook_name = "ftp"
     label = "FTP / FTPS to my server"
     form_class = FTPForm
     timeout = TIMEOUT

@@ -130,6 +130,7 @@ class GoogleDriveForm(DestinationForm):
 
 class GoogleDriveDestination(Destination):
     kind = "gdrive"
+    webhook_name = "gdrive"
     connects_google_account = True
     action_only_secrets = ("refresh_token",)
     label = "Save on Google Drive"
@@ -155,6 +156,9 @@ class GoogleDriveDestination(Destination):
     def describe(self) -> str:
         where = posixpath.join(self._location(), self.root) if self.root else self._location()
         return f"gdrive://{self.account_email or '(no account)'}/{where}"
+
+    def webhook_destination(self) -> dict[str, str]:
+        return {"host": "drive.google.com", "account": self.account_email}
 
     def final_path(self, remote_path: str) -> str:
         return f"gdrive://{self._location()}/{self.full_path(remote_path)}"

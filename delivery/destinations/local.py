@@ -33,6 +33,8 @@ class LocalFolderForm(DestinationForm):
 
 class LocalFolderDestination(Destination):
     kind = "local"
+    webhook_name = "local"
+    url_scheme = "file"
     label = "Local or NFS folder"
     form_class = LocalFolderForm
     parallel_files = 2
@@ -43,6 +45,9 @@ class LocalFolderDestination(Destination):
 
     def describe(self) -> str:
         return f"file://{self.base / self.root if self.root else self.base}"
+
+    def webhook_destination(self) -> dict[str, str]:
+        return {"host": "", "account": ""}
 
     def final_path(self, remote_path: str) -> str:
         return str(self._target(remote_path))

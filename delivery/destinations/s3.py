@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 
@@ -115,6 +116,7 @@ class S3Form(DestinationForm):
 
 class S3Destination(Destination):
     kind = "s3"
+    webhook_name = "awss3"
     label = "Save on AWS S3 (or S3-compatible)"
     form_class = S3Form
 
@@ -142,6 +144,10 @@ class S3Destination(Destination):
     def describe(self) -> str:
         where = f"s3://{self.bucket}/{self.root}".rstrip("/")
         return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
+
+    def webhook_destination(self) -> dict[str, str]:
+        host = urlsplit(self.endpoint_url).netloc if self.endpoint_url else ""
+        return {"host": host or f"s3.{self.region}.amazonaws.com", "account": self.bucket}
 
     def final_path(self, remote_path: str) -> str:
         return f"s3://{self.bucket}/{self.full_path(remote_path)}"

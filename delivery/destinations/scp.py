@@ -36,6 +36,7 @@ TRANSIENT = (paramiko.SSHException, EOFError, OSError)
 
 class SCPDestination(SSHDestination):
     kind = "scp"
+    webhook_name = "ssh"
     label = "Secure copy (SCP) to my server"
     scheme = "scp"
 

@@ -31,6 +31,7 @@ SIZE_ONLY = "size only (the server allows no shell for sha256sum)"
 
 class SFTPDestination(SSHDestination):
     kind = "sftp"
+    webhook_name = "sftp"
     label = "SFTP to my server"
     scheme = "sftp"
 

@@ -95,11 +95,16 @@ def test_a_session_lands_at_root_room_conf_name_verified_with_the_manifest_last(
     assert any("uploaded and verified transcoded.mp4" in e["message"] for e in delivery.log)
     [message] = messages("file_transfer")
     assert message.dedupe_key == f"delivery:{delivery.pk}:file_transfer"
-    assert message.payload["destination"] == {"name": dest.name, "kind": "local"}
+    assert message.payload["destination"] == {
+        "name": "local", "host": "", "account": "", "label": dest.name,
+    }  # fmt: skip
+    assert isinstance(message.payload["trans_date"], int)
     assert sorted(message.payload["files"], key=lambda f: f["name"]) == [
-        {"type": "chat", "name": "chat.json", "path": str(folder / "chat.json"),
+        {"url": f"file://{folder / 'chat.json'}", "type": "chat", "name": "chat.json",
+         "path": str(folder / "chat.json"),
          "size": 17, "sha256": session.files.get(name="chat.json").sha256},
-        {"type": "transcoded", "name": "transcoded.mp4", "path": str(folder / "transcoded.mp4"),
+        {"url": f"file://{folder / 'transcoded.mp4'}", "type": "transcoded",
+         "name": "transcoded.mp4", "path": str(folder / "transcoded.mp4"),
          "size": 3 * 1024 * 1024 + 17, "sha256": session.files.get(name="transcoded.mp4").sha256},
     ]  # fmt: skip
     [request] = webhook_receiver.wait_for(1)

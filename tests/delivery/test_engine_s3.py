@@ -92,6 +92,10 @@ def test_a_session_lands_in_the_bucket_verified_with_the_manifest_last(
     [message] = WebhookMessage.objects.filter(event_type="file_transfer")
     paths = {f["name"]: f["path"] for f in message.payload["files"]}
     assert paths["transcoded.mp4"] == f"s3://{s3.bucket}/{prefix}transcoded.mp4"
+    urls = {f["name"]: f["url"] for f in message.payload["files"]}
+    assert urls["transcoded.mp4"] == f"s3://{s3.bucket}/{prefix}transcoded.mp4"
+    assert message.payload["destination"]["name"] == "awss3"
+    assert message.payload["destination"]["account"] == s3.bucket
     [request] = webhook_receiver.wait_for(1)
     assert request.json()["files"] == message.payload["files"]
 

@@ -238,6 +238,7 @@ def test_a_test_event_has_null_room_and_is_not_retried(world, hook, webhook_rece
     body = webhook_receiver.wait_for(1)[0].json()
     assert body["type"] == "test" and body["room_id"] is None and body["conf_num"] is None
     assert body["app_id"] == world.app_id
+    assert isinstance(body["trans_date"], int)  # every body has it, in Unix seconds
     assert logged.message.state == State.FAILED
 
 

@@ -70,12 +70,19 @@ def test_a_session_is_announced_by_signed_webhooks_and_its_composite_downloads(p
             time.sleep(0.5)
         assert {"recording", "transcoded"} <= set(events), f"got {sorted(events)} in 60 s"
 
+    # What the third-party webhook consumer does first on every event: the room's CDR.
+    cdr = requests.get(f"{base}/video/v2/cdr/room/{room_id}", auth=api, timeout=30).json()
+    assert cdr["result"] == 0
+    assert sorted(r["user"]["name"] for r in cdr["cdr"]) == ["P0", "P1", "P2"]
+    assert all(isinstance(event["trans_date"], int) for event in events.values())
     transcoded = events["transcoded"]
     assert (transcoded["app_id"], transcoded["room_id"], transcoded["conf_num"]) == (
         creds["APP_ID"], room_id, conf_num,
     )  # fmt: skip
     assert len(events["recording"]["recording"]) == 3
-    [composite] = transcoded["transcoded"]
+    assert all(isinstance(url, str) for url in events["recording"]["recording"])
+    [composite] = transcoded["files"]
+    assert transcoded["recording"] == composite["url"] and transcoded["file_size"] == composite["size"]
     rec = (creds["RECORDING_USERNAME"], creds["RECORDING_PASSWORD"])
     assert requests.get(composite["url"], timeout=30).status_code == 403
     download = tmp_path / "composite.mp4"

@@ -348,8 +348,9 @@ def test_ending_queues_the_recording_webhook_and_processing(
         room.room_id,
         conf_num,
     )
-    [item] = payload["recording"]
-    assert item["name"] == "alice.mp4" and item["size"] == 10
+    [item] = payload["files"]
+    assert payload["recording"] == [item["url"]]  # EnableX's shape: URL strings
+    assert item["name"] == "alice.mp4" and item["size"] == 10 and item["participant"] == "Alice"
     assert item["url"].endswith(f"/recordings/{world.app_id}/{room.room_id}/{conf_num}/alice.mp4")
     assert len(item["sha256"]) == 64
     assert callbacks  # processing, delivery and the webhook wait for the commit
@@ -360,4 +361,5 @@ def test_a_live_upload_queues_the_live_recording_webhook(ingest, world, conf_num
     response = ingest.upload(conf_num, SimpleUploadedFile("live.mp4", b"l" * 10), file_type="live")
     assert response.status_code == 201
     message = WebhookMessage.objects.get(event_type="live_recording")
-    assert message.payload["live_recording"][0]["name"] == "live.mp4"
+    assert message.payload["files"][0]["name"] == "live.mp4"
+    assert message.payload["recording"] == [message.payload["files"][0]["url"]]

@@ -82,7 +82,11 @@ def test_three_participants_are_merged_into_a_transcoded_mp4(
     assert poster.read_bytes()[:2] == b"\xff\xd8"
     event = WebhookMessage.objects.get(event_type="transcoded").payload
     assert event["conf_num"] == session.conf_num
-    assert event["transcoded"][0]["sha256"] == transcoded.sha256
+    # EnableX's shape: the composite's URL as a string, its stage and size.
+    assert event["recording"] == transcoded.public_url
+    assert event["stage"] == "completed" and event["file_size"] == transcoded.size
+    assert event["files"][0]["sha256"] == transcoded.sha256
+    assert isinstance(event["trans_date"], int)
     assert not list((Path(settings.DATA_DIR) / "tmp" / "processing").iterdir())
 
     # A second run (e.g. a re-queued task) changes nothing.

@@ -267,7 +267,7 @@ def test_sigkilled_workers_deliver_every_file_exactly_once_intact_with_one_webho
         per_id = Counter(r.headers["webhook-id"] for r in hooks)
         assert len(per_id) == 20 and set(per_id.values()) == {1}, per_id
         about = {
-            (p["conf_num"], p["destination"]["name"])
+            (p["conf_num"], p["destination"]["label"])
             for p in (WebhookReceiver.verify(project.webhook_secret, r) for r in hooks)
         }
         assert about == {(s["conf_num"], d) for s in sessions for d in ("s3", "sftp")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from projects import webhooks
 from projects.models import Project, WebhookEndpoint
 from projects.webhook_config import do_configure_webhook
-from projects.webhook_forms import WebhookForm
+from projects.webhook_forms import WebhookForm, selected_events
 
 
 class Command(BaseCommand):
@@ -34,6 +35,17 @@ class Command(BaseCommand):
         state.add_argument("--enable", dest="enabled", action="store_true", default=None)
         state.add_argument("--disable", dest="enabled", action="store_false")
         configure.add_argument("--rotate-secret", action="store_true")
+        configure.add_argument(
+            "--events",
+            help="comma-separated events to send (default: keep; all on a new webhook): "
+            + ",".join(webhooks.SELECTABLE_EVENT_TYPES),
+        )
+        configure.add_argument(
+            "--legacy-event-names",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help='send "file-transfer" instead of "file_transfer" (EnableX\'s older docs)',
+        )
         test = sub.add_parser("test", help="Send a test event now; prints STATUS=<http code>.")
         test.add_argument("app_id")
 
@@ -48,7 +60,8 @@ class Command(BaseCommand):
             self.test(project)
 
     def configure(
-        self, project, *, url, basic_user, basic_password_file, enabled, rotate_secret, **_
+        self, project, *, url, basic_user, basic_password_file, enabled, rotate_secret, events,
+        legacy_event_names, **_,
     ):
         endpoint = WebhookEndpoint.objects.filter(project=project).first()
         if endpoint is None and not url:
@@ -58,7 +71,16 @@ class Command(BaseCommand):
             "url": url or endpoint.url,
             "basic_username": endpoint.basic_username if endpoint else "",
             "basic_password": password,
+            "events": (
+                [event.strip() for event in events.split(",") if event.strip()]
+                if events is not None
+                else selected_events(endpoint)
+            ),
         }
+        if legacy_event_names is None:
+            legacy_event_names = bool(endpoint and endpoint.legacy_event_names)
+        if legacy_event_names:
+            data["legacy_event_names"] = "on"
         if enabled is None:
             enabled = endpoint.enabled if endpoint else True
         if enabled:
@@ -80,9 +102,14 @@ class Command(BaseCommand):
             basic_username=form.cleaned_data["basic_username"],
             basic_password=form.password_change(),
             rotate_secret=rotate_secret,
+            events=form.cleaned_data["events"],
+            legacy_event_names=form.cleaned_data["legacy_event_names"],
         )
         self.stdout.write(f"WEBHOOK_URL={change.endpoint.url}")
         self.stdout.write(f"WEBHOOK_ENABLED={'yes' if change.endpoint.enabled else 'no'}")
+        self.stdout.write(f"WEBHOOK_EVENTS={','.join(selected_events(change.endpoint))}")
+        legacy = "yes" if change.endpoint.legacy_event_names else "no"
+        self.stdout.write(f"WEBHOOK_LEGACY_EVENT_NAMES={legacy}")
         if change.new_secret:
             self.stdout.write(f"WEBHOOK_SECRET={change.new_secret}")
 
