@@ -173,9 +173,9 @@ RECORDING_LINK_MAX_AGE_HOURS = env.int("RECORDING_LINK_MAX_AGE_HOURS", default=7
 RECORDING_RETENTION_HOURS = env.int("RECORDING_RETENTION_HOURS", default=72)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=8 * 1024**3)
 # Untrusted media (recordings/ffmpeg.py): the longest recording accepted, and
-# the address space one ffmpeg run may take (16 decoders + x264 stay under 2 GiB).
+# the address space one ffmpeg run may take (0: 2 GiB + 512 MiB per CPU).
 MEDIA_MAX_SECONDS = env.int("MEDIA_MAX_SECONDS", default=6 * 3600)
-MEDIA_FFMPEG_MAX_MEMORY_BYTES = env.int("MEDIA_FFMPEG_MAX_MEMORY_BYTES", default=4 * 1024**3)
+MEDIA_FFMPEG_MAX_MEMORY_BYTES = env.int("MEDIA_FFMPEG_MAX_MEMORY_BYTES", default=0)
 # Serve protected files through nginx (X-Accel-Redirect) instead of Django.
 RECORDINGS_X_ACCEL_PREFIX = env.str("RECORDINGS_X_ACCEL_PREFIX", default="")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

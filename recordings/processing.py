@@ -75,8 +75,19 @@ def process_session(session_id: int) -> Session:
     try:
         storage = recordings_storage()
         inputs = [_local_copy(storage, f.storage_path, Path(workdir)) for f in individual]
+        # Checked again here: files stored before the door checked them, or
+        # before MEDIA_MAX_SECONDS was lowered, must not encode for hours.
+        infos = [media.probe(path) for path in inputs]
+        longest = max(info.duration for info in infos)
+        if longest > settings.MEDIA_MAX_SECONDS:
+            return _fail(
+                session,
+                f"A recording lasts {longest / 3600:.1f} h, longer than the limit of "
+                f"{settings.MEDIA_MAX_SECONDS / 3600:.1f} h (MEDIA_MAX_SECONDS); no composite "
+                "was made.",
+            )
         output = Path(workdir) / TRANSCODED_NAME
-        info = media.make_composite(inputs, output)
+        info = media.make_composite(inputs, output, infos=infos)
         poster = Path(workdir) / POSTER_NAME
         media.make_poster(output, poster)
         return _finish(session, (output, poster, info.duration), participants=len(individual))

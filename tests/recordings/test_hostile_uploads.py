@@ -48,7 +48,9 @@ def another_recording(world) -> Path:
 
 
 @pytest.mark.parametrize("file_type", ["individual", "live"])
-def test_an_html_page_is_refused_with_415_and_nothing_is_kept(ingest, conf_num, settings, file_type):
+def test_an_html_page_is_refused_with_415_and_nothing_is_kept(
+    ingest, conf_num, settings, file_type
+):
     page = SimpleUploadedFile("alice.mp4", media_samples.HTML_PAGE, "video/mp4")
     response = ingest.upload(conf_num, page, file_type=file_type)
     assert response.status_code == 415, response.content
@@ -169,7 +171,7 @@ def test_the_client_content_type_is_never_stored(ingest, conf_num):
     response = ingest.upload(conf_num, video)
     assert response.status_code == 201
     assert "text/html" not in response.content.decode()
-    chat = SimpleUploadedFile("chat.html", "[{\"message\": \"h\u00e9\"}]".encode(), "text/html")
+    chat = SimpleUploadedFile("chat.html", '[{"message": "h\u00e9"}]'.encode(), "text/html")
     assert ingest.upload(conf_num, chat, file_type="chat").status_code == 201
     stored = dict(RecordingFile.objects.values_list("type", "content_type"))
     assert stored == {"individual": "video/mp4", "chat": "application/json"}
@@ -179,5 +181,8 @@ def test_the_client_content_type_is_never_stored(ingest, conf_num):
 
 def test_audio_only_recordings_get_an_audio_type(ingest, conf_num):
     wav = media_samples.wav_header(3_000_000) + os.urandom(3_000_000)
-    assert ingest.upload(conf_num, SimpleUploadedFile("a.wav", wav), file_type="live").status_code == 201
+    assert (
+        ingest.upload(conf_num, SimpleUploadedFile("a.wav", wav), file_type="live").status_code
+        == 201
+    )
     assert RecordingFile.objects.get().content_type == "audio/wav"

@@ -15,7 +15,6 @@ from projects.services import do_create_project
 from recordings import ingest_api
 from recordings.models import RecordingFile, Session
 from recordings.uploads import StreamingUploadHandler
-
 from tests import media_samples
 
 from .ingest_client import Ingest, basic, enable_webhook
