@@ -5,6 +5,7 @@ recording uploaded through the ingest API."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import string
@@ -65,7 +66,8 @@ def test_a_recording_goes_through_nginx_with_basic_auth_range_and_x_accel(stack,
     room_id = room.json()["room"]["room_id"]
     session = requests.post(f"{base}/ingest/v1/rooms/{room_id}/sessions", auth=api, timeout=30)
     conf_num = session.json()["conf_num"]
-    body = os.urandom(3 * 1024 * 1024 + 17)
+    # Chat must be JSON: ~3 MB of it, random so a wrong byte range shows.
+    body = json.dumps([os.urandom(512).hex() for _ in range(3 * 1024)]).encode()
     upload = requests.post(
         f"{base}/ingest/v1/sessions/{conf_num}/files", auth=api, timeout=60,
         data={"type": "chat"}, files={"file": ("chat.json", body)},
