@@ -32,6 +32,7 @@ from functools import cache
 
 import imageio_ffmpeg
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 # Demuxers a recording may come in (the names ffmpeg gives them): MP4/MOV and
 # relatives, Matroska/WebM, Ogg, WAV, MP3 and raw AAC.
@@ -109,8 +110,15 @@ def base_command(*, loglevel: str = "error") -> list[str]:
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", loglevel, "-y"]
 
 
+def configured_memory_bytes() -> int:
+    try:
+        return settings.MEDIA_FFMPEG_MAX_MEMORY_BYTES
+    except ImproperlyConfigured:  # the media functions also serve bench/ without Django
+        return 0
+
+
 def _limit_child(limits: Limits):
-    memory = limits.memory_bytes or settings.MEDIA_FFMPEG_MAX_MEMORY_BYTES or default_memory_bytes()
+    memory = limits.memory_bytes or configured_memory_bytes() or default_memory_bytes()
     cpu, fsize = limits.cpu_seconds, max(limits.output_bytes, STDERR_MAX_BYTES)
 
     def apply() -> None:  # runs in the child between fork and exec
