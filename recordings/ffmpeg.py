@@ -131,6 +131,16 @@ def _limit_child(limits: Limits):
     return apply
 
 
+def child_env() -> dict[str, str]:
+    """ffmpeg gets no secrets from the portal's environment, and glibc is told
+    to keep few malloc arenas (each reserves 64 MiB of address space under
+    RLIMIT_AS)."""
+    keep = {
+        key: os.environ[key] for key in ("PATH", "TMPDIR", "LANG", "LC_ALL") if key in os.environ
+    }
+    return {**keep, "MALLOC_ARENA_MAX": "2"}
+
+
 def tail(stderr_file, lines: int = STDERR_TAIL_LINES) -> str:
     stderr_file.seek(0, os.SEEK_END)
     size = stderr_file.tell()
@@ -154,7 +164,7 @@ def run(cmd: Sequence[str], what: str, limits: Limits, *, stderr_file=None) -> i
                 stderr=err,
                 timeout=limits.timeout,
                 preexec_fn=_limit_child(limits),  # noqa: PLW1509 - only setrlimit
-                env={**os.environ, "MALLOC_ARENA_MAX": "2"},  # fewer reserved arenas (RLIMIT_AS)
+                env=child_env(),
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:

@@ -92,14 +92,16 @@ def test_a_run_that_writes_too_much_is_stopped_by_the_file_size_limit(tmp_path):
 
 def test_a_huge_image_cannot_take_more_memory_than_allowed(tmp_path):
     """A 12000x12000 PNG decodes to ~150 MB of pixels (0.5 GB as RGB); under a
-    256 MB address space ffmpeg fails instead of taking the machine's memory.
+    512 MB address space ffmpeg fails instead of taking the machine's memory.
     (The door never lets an image in; this is the limit behind it.)"""
     image = tmp_path / "big.png"
     image.write_bytes(media_samples.png(12000, 12000))
-    decode = [*ffmpeg.base_command(), "-i", str(image), "-pix_fmt", "rgb24", "-f", "null", "-"]
+    # One thread each, so the memory needed does not depend on the machine's CPUs.
+    decode = [*ffmpeg.base_command(), "-threads", "1", "-i", str(image), "-filter_threads", "1",
+              "-threads", "1", "-pix_fmt", "rgb24", "-f", "null", "-"]  # fmt: skip
     unlimited = ffmpeg.Limits(timeout=120, output_bytes=0, memory_bytes=8 * 1024**3)
     ffmpeg.run(decode, "Decoding a huge image", unlimited)  # it does decode, given the memory
-    small = ffmpeg.Limits(timeout=120, output_bytes=0, memory_bytes=256 * 1024**2)
+    small = ffmpeg.Limits(timeout=120, output_bytes=0, memory_bytes=512 * 1024**2)
     with pytest.raises(MediaError, match="Cannot allocate memory"):
         ffmpeg.run(decode, "Decoding a huge image", small)
     # The same limit leaves room for an ordinary image.
@@ -112,3 +114,17 @@ def test_the_composite_timeout_and_output_size_grow_with_the_media():
     assert short.timeout == 120 + 2 * 60 and long.timeout == 120 + 2 * 3600
     assert long.output_bytes > short.output_bytes > 64 * 1024 * 1024
     assert long.cpu_seconds >= long.timeout
+
+
+def test_ffmpeg_gets_none_of_the_portals_secrets(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "portal-secret-key-value")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
+    script = "import os, sys; print(sorted(os.environ), file=sys.stderr)"
+    limits = ffmpeg.Limits(timeout=30, output_bytes=0)
+    with tempfile.TemporaryFile() as err:
+        ffmpeg.run([sys.executable, "-c", script], "Listing the environment", limits,
+                   stderr_file=err)  # fmt: skip
+        err.seek(0)
+        names = err.read().decode()
+    assert "SECRET_KEY" not in names and "AWS_SECRET_ACCESS_KEY" not in names
+    assert "MALLOC_ARENA_MAX" in names
