@@ -4,7 +4,10 @@ the client, decides its content type.
 ``individual`` and ``live`` uploads must probe as media in an allowed format
 (415 otherwise) and stay within the limits at the door (422 each, naming the
 limit); ``chat`` and ``metadata`` must be UTF-8 JSON (422). The checks read
-the file where the upload handler streamed it, before anything is stored."""
+the file where the upload handler streamed it, before anything is stored.
+Probing reads the head of a recording (and an MP4's index), not all of it;
+only a file whose container states no duration (a live-written WebM) is read
+through, without decoding, to measure it, so it cannot dodge the limits."""
 
 from __future__ import annotations
 
@@ -30,8 +33,8 @@ MAX_INDIVIDUAL_PER_SESSION = 16
 # a media server that starts recording a little before it asks for the session
 # and clocks that disagree by a few minutes.
 WALL_CLOCK_MARGIN = timedelta(minutes=5)
-# A 6-hour chat at one message a second is ~5 MB; json.load holds the whole
-# document, so its size is what bounds memory here.
+# A 6-hour chat at one message a second is ~3 MB (21,600 messages of ~150
+# bytes); json.loads holds the whole document, so its size bounds memory here.
 JSON_MAX_BYTES = 32 * 1024 * 1024
 
 

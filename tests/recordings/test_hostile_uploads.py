@@ -3,7 +3,9 @@ with nothing kept; the server, not the client, decides a stored file's type."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from projects.models import Room
+from recordings.ffmpeg import ffmpeg_exe
 from recordings.models import RecordingFile, Session
 from tests import media_samples
 from tests.factories import make_recording
@@ -186,3 +189,32 @@ def test_audio_only_recordings_get_an_audio_type(ingest, conf_num):
         == 201
     )
     assert RecordingFile.objects.get().content_type == "audio/wav"
+
+
+def test_json_larger_than_its_limit_is_refused(ingest, conf_num, settings, monkeypatch):
+    monkeypatch.setattr("recordings.admission.JSON_MAX_BYTES", 1000)
+    chat = SimpleUploadedFile("chat.json", json.dumps(["x" * 100] * 20).encode())
+    response = ingest.upload(conf_num, chat, file_type="chat")
+    assert response.status_code == 422 and "limit of 1000 bytes" in response.json()["error"]
+    assert nothing_kept(settings)
+
+
+def test_a_webm_without_a_duration_header_is_measured_at_the_door(ingest, conf_num, tmp_path):
+    """A live-written WebM states no duration; the door measures it rather than
+    letting it past the limits unchecked."""
+    path = tmp_path / "live.webm"
+    with path.open("wb") as out:  # written to a pipe: the muxer cannot go back for the duration
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:d=3",
+             "-c:v", "libvpx", "-deadline", "realtime", "-f", "webm", "pipe:1"],
+            stdout=out, check=True,
+        )  # fmt: skip
+    summary = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
+    assert "Duration: N/A" in summary
+    response = ingest.upload(conf_num, SimpleUploadedFile("live.webm", path.read_bytes()), "live")
+    assert response.status_code == 201, response.content
+    stored = RecordingFile.objects.get()
+    assert stored.content_type == "video/webm"
+    assert stored.duration_seconds == pytest.approx(3.0, abs=0.2)
