@@ -38,8 +38,8 @@ from django.core.exceptions import ImproperlyConfigured
 # relatives, Matroska/WebM, Ogg, WAV, MP3 and raw AAC.
 MEDIA_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "ogg", "wav", "mp3", "aac")
 FORMAT_WHITELIST = ",".join(MEDIA_FORMATS)
-# What the portal writes itself: the composite and poster, and lavfi sources
-# of the sample media (no file or network access: the graphs are ours).
+# Inputs are local files only: no http, tcp, pipe, data: or subfile, even when
+# a container or playlist names one. (Outputs are the portal's own paths.)
 PROTOCOL_WHITELIST = "file"
 
 STDERR_TAIL_LINES = 12
