@@ -107,6 +107,10 @@ def test_hostile_uploads_are_refused_and_a_real_recording_still_goes_through(por
     assert session_row(portal, conf_num)["files"] == []
     uploads = Path(portal.data_dir) / "tmp" / "uploads"
     assert not uploads.exists() or list(uploads.iterdir()) == []
+    attacker_store = Path(portal.data_dir) / "recordings" / attacker.creds["APP_ID"]
+    assert (
+        not attacker_store.exists() or [p for p in attacker_store.rglob("*") if p.is_file()] == []
+    )
 
     # The attacker's real recording goes through, and nothing of the victim's is in it.
     own = attacker.upload(conf_num, "me.mp4", media_samples.recording(3, index=1))
