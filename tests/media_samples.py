@@ -6,6 +6,8 @@ door, files an attacker would send instead."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import struct
 import tempfile
 import zlib
@@ -20,7 +22,9 @@ SMALL_LIMITS = ffmpeg.Limits(timeout=120, output_bytes=64 * 1024 * 1024)
 
 @cache
 def _folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="portal-test-media-"))
+    folder = Path(tempfile.mkdtemp(prefix="portal-test-media-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 @cache
