@@ -172,6 +172,10 @@ STORAGES = {
 RECORDING_LINK_MAX_AGE_HOURS = env.int("RECORDING_LINK_MAX_AGE_HOURS", default=72)
 RECORDING_RETENTION_HOURS = env.int("RECORDING_RETENTION_HOURS", default=72)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=8 * 1024**3)
+# Untrusted media (recordings/ffmpeg.py): the longest recording accepted, and
+# the address space one ffmpeg run may take (0: 2 GiB + 512 MiB per CPU).
+MEDIA_MAX_SECONDS = env.int("MEDIA_MAX_SECONDS", default=6 * 3600)
+MEDIA_FFMPEG_MAX_MEMORY_BYTES = env.int("MEDIA_FFMPEG_MAX_MEMORY_BYTES", default=0)
 # Serve protected files through nginx (X-Accel-Redirect) instead of Django.
 RECORDINGS_X_ACCEL_PREFIX = env.str("RECORDINGS_X_ACCEL_PREFIX", default="")
 # Optional separate origin for recording files and /dl/ links (e.g.

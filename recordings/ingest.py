@@ -23,6 +23,7 @@ from django.utils import timezone
 from delivery import services as delivery_services
 from projects.models import Project, Room
 
+from . import admission
 from .events import queue_session_event
 from .models import RecordingFile, Session
 from .uploads import raise_for_disk_error
@@ -252,20 +253,35 @@ def do_store_file(
     size: int,
     sha256: str,
     participant: str = "",
-    content_type: str = "",
     move: bool = True,
 ) -> RecordingFile:
-    """Keep an uploaded file (already hashed) as a RecordingFile of the session.
-    Nothing stays in the store if the database row cannot be written."""
+    """Keep an uploaded file (already hashed) as a RecordingFile of the session,
+    once it passed the checks at the door (``recordings.admission``: its content
+    type is the probe's, never the client's). Nothing stays in the store if it is
+    refused or the database row cannot be written."""
     if file_type not in UPLOAD_TYPES:
         raise IngestError(1001, f"type must be one of {', '.join(UPLOAD_TYPES)}", 400)
+    # Probing takes a moment: done before the session row is locked.
+    session = get_session(project, conf_num)
+    refuse_if_ended(session)
+    try:
+        admitted = admission.admit(session, file_type, source_path)
+    except admission.Refused as exc:
+        raise IngestError(exc.result, exc.message, exc.status) from None
     storage = recordings_storage()
     stored = None
     try:
         with transaction.atomic():
             session = get_session(project, conf_num, lock=True)
             refuse_if_ended(session)
-            name = unique_name(session, clean_file_name(original_name, file_type), storage)
+            try:
+                admission.refuse_if_composite_full(session, file_type)
+            except admission.Refused as exc:
+                raise IngestError(exc.result, exc.message, exc.status) from None
+            cleaned = clean_file_name(
+                admission.name_for(clean_file_name(original_name, file_type), admitted), file_type
+            )
+            name = unique_name(session, cleaned, storage)
             stored = store_local_file(
                 storage, f"{session_folder(session)}/{name}", source_path, move=move
             )
@@ -278,7 +294,8 @@ def do_store_file(
                 sha256=sha256,
                 storage_path=stored,
                 participant=participant[:200],
-                content_type=content_type[:100],
+                content_type=admitted.content_type,
+                duration_seconds=admitted.duration,
             )
             if file_type == RecordingFile.Type.LIVE:
                 queue_session_event(

@@ -5,13 +5,13 @@ holds the rules; ``recordings.uploads`` streams file bodies to disk."""
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.views import APIView
 
 from portal.api import ApiError, ok
-from projects.api import error_responses, json_object
+from projects.api import ErrorEnvelopeSerializer, error_responses, json_object
 
 from . import ingest
 from .uploads import FORM_OVERHEAD, StreamingUploadHandler, UploadTooLarge
@@ -151,6 +151,23 @@ live_recording_stop = _transition_view(
 )  # fmt: skip
 
 
+# The client's Content-Type is never used: the server decides (recordings.admission).
+UPLOAD_REFUSALS = {
+    415: OpenApiResponse(
+        ErrorEnvelopeSerializer,
+        description="An individual or live upload is not audio or video in an allowed format "
+        "(MP4/MOV, Matroska/WebM, Ogg, WAV, MP3, AAC); `error` names what was received. "
+        "Nothing is kept.",
+    ),
+    422: OpenApiResponse(
+        ErrorEnvelopeSerializer,
+        description="Over a limit at the door (duration over MEDIA_MAX_SECONDS or longer than the "
+        "session, frame over 4096x2160, a 17th individual recording) or chat/metadata that is "
+        "not UTF-8 JSON; `error` names the limit. Nothing is kept.",
+    ),
+}
+
+
 class FileUploadView(APIView):
     parser_classes = [MultiPartParser]
 
@@ -161,6 +178,7 @@ class FileUploadView(APIView):
         responses={
             201: FileEnvelope,
             **error_responses(400, 401, 404, 409, 413, 507),
+            **UPLOAD_REFUSALS,
         },
     )
     def post(self, request, conf_num: str):
@@ -190,7 +208,6 @@ class FileUploadView(APIView):
                     size=upload.size,
                     sha256=upload.sha256,
                     participant=request.data.get("participant", ""),
-                    content_type=upload.content_type or "",
                 )
             )
         finally:

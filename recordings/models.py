@@ -40,6 +40,9 @@ class Session(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     processing_error = models.TextField(blank=True, default="")
+    # Started processing runs; after MAX_PROCESSING_ATTEMPTS the session fails
+    # instead of being queued again (recordings.processing).
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
     duration_seconds = models.FloatField(null=True, blank=True)
     participant_count = models.PositiveIntegerField(default=0)
     total_size = models.BigIntegerField(default=0)

@@ -6,11 +6,12 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from .models import Session
-from .processing import process_session
+from .processing import MAX_PROCESSING_ATTEMPTS, give_up, process_session
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +30,25 @@ def requeue_stalled_processing() -> int:
     from django_q.tasks import async_task
 
     stalled_since = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
-    # processed_at marks the last re-queue while a session is processing
-    # (and the end of processing afterwards); ended_at is never touched.
+    # processed_at marks the start of the last run or re-queue while a session
+    # is processing (and the end of processing afterwards); ended_at is never
+    # touched.
     stalled = list(
         Session.objects.filter(state=Session.State.PROCESSING)
         .filter(
             Q(processed_at__isnull=True, ended_at__lt=stalled_since)
             | Q(processed_at__lt=stalled_since)
         )
-        .values_list("pk", "conf_num")[:100]
+        .values_list("pk", "conf_num", "processing_attempts")[:100]
     )
-    for pk, conf_num in stalled:
+    for pk, conf_num, attempts in stalled:
+        if attempts >= MAX_PROCESSING_ATTEMPTS:
+            log.warning("session %s stalled in %d processing runs; failing it", conf_num, attempts)
+            with transaction.atomic():
+                session = Session.objects.select_for_update().get(pk=pk)
+                if session.state == Session.State.PROCESSING:
+                    give_up(session)
+            continue
         log.warning("session %s has been processing since before %s; queuing it again",
                     conf_num, stalled_since.isoformat(timespec="seconds"))  # fmt: skip
         # Restart the clock so the session is not queued again before the
