@@ -6,7 +6,10 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("recordings", "0004_report_chart_indexes")]
+BEFORE = [
+    ("projects", "0003_enablex_room_fields_and_webhook_events"),
+    ("recordings", "0005_session_call_log_for_cdr"),
+]
 AFTER = [("recordings", "0006_processing_attempts_server_content_types")]
 
 
