@@ -174,6 +174,10 @@ RECORDING_RETENTION_HOURS = env.int("RECORDING_RETENTION_HOURS", default=72)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=8 * 1024**3)
 # Serve protected files through nginx (X-Accel-Redirect) instead of Django.
 RECORDINGS_X_ACCEL_PREFIX = env.str("RECORDINGS_X_ACCEL_PREFIX", default="")
+# Live recording and streaming: recorders shared by every project; a start
+# with none free waits (FIFO) at most LIVE_RECORDING_MAX_WAIT_SECONDS.
+LIVE_RECORDING_SLOTS = env.int("LIVE_RECORDING_SLOTS", default=10)
+LIVE_RECORDING_MAX_WAIT_SECONDS = env.int("LIVE_RECORDING_MAX_WAIT_SECONDS", default=600)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None  # ingest streams with its own handler into DATA_DIR
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -49,3 +49,12 @@ def requeue_stalled_processing() -> int:
         )
         async_task("recordings.tasks.process_session_task", pk)
     return len(stalled)
+
+
+def expire_waiting_recorders() -> int:
+    """Fail live-recording/streaming requests that waited longer than
+    LIVE_RECORDING_MAX_WAIT_SECONDS (7080 / 7081); scheduled every minute, and
+    checked again whenever the session's state is read."""
+    from .recorders import do_expire_waiting
+
+    return do_expire_waiting()
