@@ -55,6 +55,8 @@ def clean_live_config(config, room: Room) -> dict:
 
 def clean_streaming_config(config, room: Room) -> dict:
     """``{"rtmp_url": ...}`` once its scheme and host are acceptable."""
+    if config is None:
+        config = {}
     if not isinstance(config, dict):
         raise ConfigError(
             "Invalid streaming configuration: send config as an object with rtmp_url "
