@@ -109,6 +109,10 @@ class PoolStatus:
     waiting: int
     mine: list[dict] = field(default_factory=list)
 
+    @property
+    def max_wait_minutes(self) -> int:
+        return max(1, round(settings.LIVE_RECORDING_MAX_WAIT_SECONDS / 60))
+
 
 def lock_pool() -> None:
     """Take the pool's row lock for the rest of the transaction."""

@@ -335,3 +335,25 @@ def test_the_schema_documents_every_queue_code(client):
     assert "202" in paths[f"{base}/streaming/start"]["post"]["responses"]
     session = str(paths[base]["get"])
     assert all(code in session for code in ("7207", "7104", "7080", "7081"))
+
+
+def test_the_rooms_page_shows_slots_in_use_and_the_projects_place_in_the_queue(
+    api, room, client, world
+):
+    other = do_create_project("Other", owner=world.charlie)
+    theirs = Client(client, other.project.app_id, other.app_key)
+    [their_conf] = sessions(theirs, Room.objects.create(project=other.project, name="x"), 1)
+    theirs.begin(their_conf)
+    first, second = sessions(api, room, 2)
+    api.begin(first, "streaming")
+    api.begin(second)
+    client.force_login(world.bob)
+    html = client.get(f"/projects/{world.app_id}/rooms/").content.decode()
+    assert "Recorders in use: <strong>1 of 1</strong>" in html
+    assert "<strong>2</strong> requests waiting" in html
+    assert first in html and "number 1 in the queue" in html
+    assert second in html and "number 2 in the queue" in html
+    assert their_conf not in html  # another project's session is none of ours
+    theirs.halt(their_conf)
+    html = client.get(f"/projects/{world.app_id}/rooms/").content.decode()
+    assert "Recorder running" in html and "number 1 in the queue" in html
