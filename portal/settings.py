@@ -237,6 +237,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RecorderStateEnum": "recordings.ingest_api.RECORDER_STATES",
+        "SessionStateEnum": "recordings.ingest_api.SESSION_STATES",
+    },
 }
 
 # Login throttling (django-axes)

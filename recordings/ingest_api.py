@@ -31,13 +31,17 @@ def session_data(session) -> dict:
     }
 
 
+# Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: two enums of fields
+# called "state".
+RECORDER_STATES = ["off", "waiting", "starting", "on", "stopping", "failed"]
+SESSION_STATES = ["live", "processing", "ready", "failed"]
+
+
 def _recorder_state(name: str):
     return inline_serializer(
         name,
         {
-            "state": serializers.ChoiceField(
-                choices=["off", "waiting", "starting", "on", "stopping", "failed"]
-            ),
+            "state": serializers.ChoiceField(choices=RECORDER_STATES),
             "position": serializers.IntegerField(
                 allow_null=True, help_text="Place in the recorder queue (1 = next) while waiting."
             ),
@@ -54,7 +58,7 @@ def _recorder_state(name: str):
 SESSION_FIELDS = {
     "conf_num": serializers.CharField(),
     "room_id": serializers.CharField(),
-    "state": serializers.ChoiceField(choices=["live", "processing", "ready", "failed"]),
+    "state": serializers.ChoiceField(choices=SESSION_STATES),
     "recording": serializers.CharField(help_text="off, starting, on or stopping"),
     "live_recording": _recorder_state("LiveRecordingState"),
     "streaming": _recorder_state("StreamingState"),
@@ -77,9 +81,14 @@ RecorderEnvelope = inline_serializer(
 StillWaitingEnvelope = inline_serializer(
     "StillWaitingEnvelope",
     {
-        "result": serializers.IntegerField(help_text="7208 (live recording) / 7105 (streaming)"),
+        "result": serializers.IntegerField(
+            help_text="7208 (live recording) / 7105 (streaming): the first start still waits; "
+            "or another state code (5122, 5139, 1009 session ended)"
+        ),
         "error": serializers.CharField(),
-        "position": serializers.IntegerField(),
+        "position": serializers.IntegerField(
+            required=False, help_text="With 7208 / 7105: the waiting request's place."
+        ),
     },
 )
 RoleRequest = inline_serializer(
