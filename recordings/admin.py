@@ -39,9 +39,9 @@ class RecorderRequestAdmin(admin.ModelAdmin):
     list_filter = ["state", "kind"]
     search_fields = ["session__conf_num"]
     list_select_related = ["session", "project"]
-    fields = ["kind", "state", "session", "project", "requested_at", "started_at", "finished_at",
-              "code"]  # fmt: skip
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "kind", "state", "session", "project", "requested_at", "started_at", "finished_at", "code",
+    )  # fmt: skip
 
     def has_add_permission(self, request):
         return False
