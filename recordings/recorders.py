@@ -167,8 +167,10 @@ def _fail(request: RecorderRequest, session: Session, reason: str) -> None:
 
 
 def _locked_session(request: RecorderRequest) -> Session:
+    # of=self: the session row only, not its project's and room's rows, which
+    # another project's work may hold while the whole pool waits.
     return (
-        Session.objects.select_for_update().select_related("room", "project")
+        Session.objects.select_for_update(of=("self",)).select_related("room", "project")
         .get(pk=request.session_id)
     )  # fmt: skip
 
