@@ -144,6 +144,21 @@ def test_every_queue_code_over_http_with_one_slot(portal):
         assert seen[(d, "live_recording", "failed")]["code"] == 7080
         assert seen[(b, "live_recording", "waiting")]["position"] == 1
         assert all(KEY not in r.body.decode() for r in receiver.requests)
+        # The live-recording rules hold for streaming too.
+        assert result(api.start(b, "live_recording")) == (409, 5139)
+        assert result(api.stop(a, "streaming")) == (409, 5140)
+        participant = {"role": "participant", "config": {"rtmp_url": RTMP}}
+        assert result(api.post(f"/ingest/v1/sessions/{a}/streaming/start", participant)) == (
+            403, 5007)  # fmt: skip
+        assert result(api.post(f"/ingest/v1/sessions/{a}/streaming/stop", participant)) == (
+            403, 5008)  # fmt: skip
+        private = {"config": {"rtmp_url": f"rtmp://10.0.0.5/app/{KEY}"}}
+        refused = api.post(f"/ingest/v1/sessions/{a}/streaming/start", private)
+        assert result(refused) == (400, 5138) and KEY not in refused.text
+        chat = api.post("/video/v2/rooms", {"name": "Chat", "owner_ref": "t",
+                                            "settings": {"chat_only": True}})  # fmt: skip
+        chat_conf = api.session(chat.json()["room"]["room_id"])
+        assert result(api.start(chat_conf, "streaming")) == (409, 5097)
         assert api.end(b).status_code == 200  # the slot is free for the next test
     logs = "".join(p.read_text(errors="replace") for p in portal.logs.iterdir())
     assert KEY not in logs
