@@ -309,12 +309,15 @@ def end_session(session: Session) -> None:
 
 
 def do_expire_waiting() -> int:
-    """Fail waiting requests past the longest wait (and start any that can).
-    Takes the pool lock only when there is something to do."""
-    overdue = RecorderRequest.objects.filter(
-        state=Request.WAITING, requested_at__lt=_deadline(timezone.now())
-    )
-    if not overdue.exists():
+    """Fail waiting requests past the longest wait, and start waiting ones
+    when slots are free without a stop having said so (a deleted project's
+    sessions, more LIVE_RECORDING_SLOTS after a restart). Takes the pool lock
+    only when there is something to do; returns how many were overdue."""
+    waiting = RecorderRequest.objects.filter(state=Request.WAITING)
+    overdue = waiting.filter(requested_at__lt=_deadline(timezone.now()))
+    if not overdue.exists() and not (
+        waiting.exists() and slots_in_use() < settings.LIVE_RECORDING_SLOTS
+    ):
         return 0
     with transaction.atomic():
         lock_pool()

@@ -357,3 +357,18 @@ def test_the_rooms_page_shows_slots_in_use_and_the_projects_place_in_the_queue(
     theirs.halt(their_conf)
     html = client.get(f"/projects/{world.app_id}/rooms/").content.decode()
     assert "Recorder running" in html and "number 1 in the queue" in html
+
+
+def test_the_schedule_starts_waiting_requests_when_slots_free_without_a_stop(
+    api, room, client, world, settings
+):
+    other = do_create_project("Other", owner=world.charlie)
+    theirs = Client(client, other.project.app_id, other.app_key)
+    [their_conf] = sessions(theirs, Room.objects.create(project=other.project, name="x"), 1)
+    theirs.begin(their_conf)
+    [conf] = sessions(api, room, 1)
+    assert api.begin(conf).json()["result"] == 7207
+    other.project.delete()  # its session and its slot go with it
+    assert states(api, conf)[0]["state"] == "waiting"
+    assert tasks.expire_waiting_recorders() == 0
+    assert states(api, conf)[0]["state"] == "on"
