@@ -280,6 +280,8 @@ def do_stop(project: Project, conf_num: str, kind: str, *, role=None) -> Outcome
     _set_state(session, rules, State.OFF)
     _announce(session, rules, request, State.OFF)
     _fill_free_slots()
+    # The freed slot may have gone to this session's other kind.
+    session.refresh_from_db(fields=[r.field for r in RULES.values()])
     return Outcome(session)
 
 

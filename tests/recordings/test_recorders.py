@@ -372,3 +372,12 @@ def test_the_schedule_starts_waiting_requests_when_slots_free_without_a_stop(
     assert states(api, conf)[0]["state"] == "waiting"
     assert tasks.expire_waiting_recorders() == 0
     assert states(api, conf)[0]["state"] == "on"
+
+
+def test_a_stop_answers_with_what_the_freed_slot_started_in_the_same_session(api, room):
+    [conf] = sessions(api, room, 1)
+    api.begin(conf)
+    assert api.begin(conf, "streaming").json()["result"] == 7104
+    stopped = api.halt(conf).json()
+    assert stopped["live_recording"]["state"] == "off"
+    assert stopped["streaming"] == {"state": "on", "position": None, "code": None}
