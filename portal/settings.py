@@ -182,6 +182,10 @@ RECORDINGS_X_ACCEL_PREFIX = env.str("RECORDINGS_X_ACCEL_PREFIX", default="")
 # https://files.example.com): a file served there shares no cookies and no
 # origin with the portal's pages (docs/deploy.md).
 RECORDINGS_PUBLIC_BASE_URL = env.str("RECORDINGS_PUBLIC_BASE_URL", default="").rstrip("/")
+# Live recording and streaming: recorders shared by every project; a start
+# with none free waits (FIFO) at most LIVE_RECORDING_MAX_WAIT_SECONDS.
+LIVE_RECORDING_SLOTS = env.int("LIVE_RECORDING_SLOTS", default=10)
+LIVE_RECORDING_MAX_WAIT_SECONDS = env.int("LIVE_RECORDING_MAX_WAIT_SECONDS", default=600)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None  # ingest streams with its own handler into DATA_DIR
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -242,6 +246,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RecorderStateEnum": "recordings.ingest_api.RECORDER_STATES",
+        "SessionStateEnum": "recordings.ingest_api.SESSION_STATES",
+    },
 }
 
 # Health (portal/health.py). Every cluster (ALT_CLUSTERS included, they inherit

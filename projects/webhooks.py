@@ -32,6 +32,7 @@ EVENT_TYPES = (
     "recording",
     "transcoded",
     "live_recording",
+    "recording_state",
     "file_transfer",
     "delivery_failed",
     "test",

@@ -1,5 +1,6 @@
 """Business rules of the ingest API (the media server's side): sessions,
-recording and live-recording state, file storage and the end of a session.
+recording state, file storage and the end of a session. Live recording and
+streaming, which need a recorder slot, are ``recordings.recorders``.
 
 Every transition locks the session row (select_for_update) so concurrent calls
 see each other's state. Errors are IngestError with the platform's result code."""
@@ -12,10 +13,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
@@ -23,7 +22,7 @@ from django.utils import timezone
 from delivery import services as delivery_services
 from projects.models import Project, Room
 
-from . import admission
+from . import admission, recorders
 from .events import queue_session_event
 from .models import RecordingFile, Session
 from .uploads import raise_for_disk_error
@@ -41,7 +40,6 @@ DEFAULT_NAMES = {
 }
 UPLOAD_TYPES = tuple(DEFAULT_NAMES)
 _UNSAFE = re.compile(r"[^\w.\-+@()]")
-_url = URLValidator(schemes=["http", "https"])
 
 
 @dataclass
@@ -83,18 +81,19 @@ def refuse_if_ended(session: Session) -> None:
 @transaction.atomic
 def do_start_session(project: Project, room_id: str) -> Session:
     room = get_room(project, room_id)
-    return Session.objects.create(
-        project=project,
-        room=room,
-        recording=State.ON if room.auto_recording else State.OFF,
-        live_recording=State.ON if room.auto_live_recording else State.OFF,
-        live_recording_config=(
-            {"url": room.settings["live_recording"]["url"]} if room.auto_live_recording else {}
-        ),
+    if room.auto_live_recording:
+        recorders.lock_pool()  # before any session row, as every recorder action
+    session = Session.objects.create(
+        project=project, room=room, recording=State.ON if room.auto_recording else State.OFF
     )
+    if room.auto_live_recording:
+        # Takes a recorder slot like any live recording, or waits for one.
+        config = {"url": room.settings["live_recording"]["url"]}
+        recorders.start_with_session(session, "live_recording", config)
+    return session
 
 
-def _check_role(role, code: int, what: str) -> None:
+def check_role(role, code: int, what: str) -> None:
     if role is not None and role != "moderator":
         raise IngestError(code, f"Only a moderator may {what} (role was {role!r}).", 403)
 
@@ -102,7 +101,7 @@ def _check_role(role, code: int, what: str) -> None:
 @transaction.atomic
 def do_start_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
     session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5007, "start recording")
+    check_role(role, 5007, "start recording")
     refuse_if_ended(session)
     if session.recording == State.STARTING:
         raise IngestError(5033, "Recording is starting already; wait for it.")
@@ -116,7 +115,7 @@ def do_start_recording(project: Project, conf_num: str, *, role: str | None = No
 @transaction.atomic
 def do_stop_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
     session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5008, "stop recording")
+    check_role(role, 5008, "stop recording")
     refuse_if_ended(session)
     if session.recording == State.STOPPING:
         raise IngestError(5035, "Recording is stopping already; wait for it.")
@@ -124,63 +123,6 @@ def do_stop_recording(project: Project, conf_num: str, *, role: str | None = Non
         raise IngestError(5036, "Recording was not started, so it cannot be stopped.")
     session.recording = State.OFF
     session.save(update_fields=["recording"])
-    return session
-
-
-def clean_live_config(config, room: Room) -> dict:
-    if config is None:
-        url = room.settings.get("live_recording", {}).get("url", "")
-        return {"url": url} if url else {}
-    if not isinstance(config, dict):
-        raise IngestError(5138, "Invalid live recording configuration: must be an object.", 400)
-    if "url" in config:
-        try:
-            if not isinstance(config["url"], str):
-                raise ValidationError("not a string")
-            _url(config["url"])
-        except ValidationError:
-            raise IngestError(
-                5138, "Invalid live recording configuration: config.url must be an http(s) URL.",
-                400,
-            ) from None  # fmt: skip
-    return config
-
-
-@transaction.atomic
-def do_start_live_recording(
-    project: Project, conf_num: str, *, role: str | None = None, config=None
-) -> Session:
-    session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5007, "start live recording")
-    refuse_if_ended(session)
-    if session.room.chat_only:
-        raise IngestError(5097, "Live recording is not available in a chat-only room.")
-    clean = clean_live_config(config, session.room)
-    if session.live_recording == State.STARTING:
-        raise IngestError(5122, "Live recording is starting already; wait for it.")
-    if session.live_recording in (State.ON, State.STOPPING):
-        raise IngestError(5139, "Live recording is already running.")
-    session.live_recording = State.ON
-    session.live_recording_config = clean
-    session.save(update_fields=["live_recording", "live_recording_config"])
-    return session
-
-
-@transaction.atomic
-def do_stop_live_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
-    session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5008, "stop live recording")
-    refuse_if_ended(session)
-    if session.room.chat_only:
-        raise IngestError(5097, "Live recording is not available in a chat-only room.")
-    if session.live_recording == State.STOPPING:
-        raise IngestError(5141, "Live recording is stopping already; wait for it.")
-    if session.live_recording == State.STARTING:
-        raise IngestError(5122, "Live recording is still starting; stop it once it runs.")
-    if session.live_recording == State.OFF:
-        raise IngestError(5140, "Live recording is not running in this session.")
-    session.live_recording = State.OFF
-    session.save(update_fields=["live_recording"])
     return session
 
 
@@ -316,13 +258,14 @@ def do_store_file(
 def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool = True) -> Session:
     """End the session: refuse further files, announce the individual recordings,
     hand chat/metadata to delivery and queue processing after commit."""
+    recorders.lock_pool()  # before the session row, as every recorder action
     session = get_session(project, conf_num, lock=True)
     refuse_if_ended(session)
     session.ended_at = timezone.now()
     session.state = Session.State.PROCESSING
     session.recording = State.OFF
-    session.live_recording = State.OFF
-    session.save(update_fields=["ended_at", "state", "recording", "live_recording"])
+    session.save(update_fields=["ended_at", "state", "recording"])
+    recorders.end_session(session)  # frees its recorder slots; what waited fails
     individual = list(session.files.filter(type=RecordingFile.Type.INDIVIDUAL))
     if individual:
         queue_session_event(

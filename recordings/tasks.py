@@ -58,3 +58,13 @@ def requeue_stalled_processing() -> int:
         )
         async_task("recordings.tasks.process_session_task", pk)
     return len(stalled)
+
+
+def expire_waiting_recorders() -> int:
+    """Fail live-recording/streaming requests that waited longer than
+    LIVE_RECORDING_MAX_WAIT_SECONDS (7080 / 7081; also checked whenever the
+    session's state is read) and start waiting ones if slots freed without a
+    stop. Scheduled every minute (migration 0006)."""
+    from .recorders import do_expire_waiting
+
+    return do_expire_waiting()

@@ -63,7 +63,7 @@ def test_a_session_starts_with_recording_off_in_a_plain_room(ingest, room):
     response = ingest.post(f"/rooms/{room.room_id}/sessions")
     body = response.json()
     assert response.status_code == 201 and body["result"] == 0
-    assert body["recording"] == "off" and body["live_recording"] == "off"
+    assert body["recording"] == "off" and body["live_recording"]["state"] == "off"
     assert Session.objects.get(conf_num=body["conf_num"]).room == room
 
 
@@ -162,11 +162,10 @@ def test_recording_starts_and_stops(ingest, conf_num):
 def test_live_recording_keeps_its_config(ingest, conf_num):
     config = {"url": "https://viewer.example.com/live"}
     response = ingest.post(f"/sessions/{conf_num}/live-recording/start", {"config": config})
-    assert response.status_code == 200 and response.json()["live_recording"] == "on"
+    assert response.status_code == 200 and response.json()["live_recording"]["state"] == "on"
     assert Session.objects.get(conf_num=conf_num).live_recording_config == config
-    assert (
-        ingest.post(f"/sessions/{conf_num}/live-recording/stop").json()["live_recording"] == "off"
-    )
+    stopped = ingest.post(f"/sessions/{conf_num}/live-recording/stop").json()
+    assert stopped["live_recording"]["state"] == "off"
 
 
 @pytest.mark.parametrize("config", ["https://x.example.com", {"url": "ftp://x"}, {"url": 5}])
