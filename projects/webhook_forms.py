@@ -5,6 +5,8 @@ from urllib.parse import urlsplit
 from django import forms
 from django.core.validators import URLValidator
 
+from portal.egress import validate_public_url
+
 from .models import WebhookEndpoint
 
 
@@ -12,6 +14,13 @@ class HttpURLField(forms.URLField):
     """A URL field accepting only http(s); one validator, so one error."""
 
     default_validators = [URLValidator(schemes=["http", "https"])]
+
+    def run_validators(self, value):
+        # The egress rule first: an address such as http://2130706433/ is also
+        # not a URL Django accepts, and the rule is what the user must read.
+        if value not in self.empty_values:
+            validate_public_url(value)
+        super().run_validators(value)
 
 
 class WebhookForm(forms.Form):

@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 from django import forms
 
+from portal import egress
+
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes sent since the previous call."""
 
@@ -60,6 +62,24 @@ class UntrustedHostKey(TransferError):
         self.fingerprint = fingerprint
         self.pinned = pinned
         self.what = what
+
+
+def refused_error(exc: BaseException | None) -> TransferError | None:
+    """A permanent TransferError with the egress guard's words if ``exc`` (or
+    what it wraps) is the guard refusing an address; retrying cannot help."""
+    refused = egress.refused_in(exc)
+    return TransferError(refused.message, permanent=True) if refused is not None else None
+
+
+class PublicURLField(forms.URLField):
+    """A URL whose host the egress guard accepts. The guard's rule is checked
+    first so that http://2130706433/ reads "is a loopback address", not
+    "enter a valid URL"."""
+
+    def run_validators(self, value: Any) -> None:
+        if value not in self.empty_values:
+            egress.validate_public_url(value)
+        super().run_validators(value)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload, MediaIoBaseUpload
 
 from delivery.google_oauth import credentials_for, drive_service
+from portal import egress
 
 from .base import (
     PROBE_NAME,
@@ -40,6 +41,7 @@ from .base import (
     LocalFile,
     ProgressCallback,
     TransferError,
+    refused_error,
 )
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ REVOKED_MESSAGE = "Google account access was revoked or expired: reconnect the G
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError"}
 FULL_REASONS = {"storageQuotaExceeded", "teamDriveFileLimitExceeded"}
 NETWORK_ERRORS = (OSError, httplib2.HttpLib2Error, http.client.HTTPException)
-DRIVE_ERRORS = (HttpError, GoogleAuthError, *NETWORK_ERRORS)
+DRIVE_ERRORS = (HttpError, GoogleAuthError, egress.OutboundRefused, *NETWORK_ERRORS)
 
 # Find-or-create of one folder name under one parent is serialized across the
 # threads of this process; striped so the set of locks stays bounded.
@@ -378,6 +380,9 @@ class GoogleDriveDestination(Destination):
     def _translate(self, exc: Exception, what: str) -> TransferError:
         """A TransferError saying what to fix; never a URL (upload session URLs
         are credentials) nor a token."""
+        refused = refused_error(exc)
+        if refused is not None:
+            return refused
         if isinstance(exc, RefreshError):
             data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
             if data.get("error") == "invalid_client":
