@@ -102,10 +102,10 @@ def refusal_reason(ip: IPAddress) -> str | None:
         return "a multicast address"
     if ip.version == 4 and ip in CGNAT:
         return "a carrier-grade NAT address (100.64.0.0/10)"
-    if ip.is_private:
-        return "a private-network address"
     if ip.is_reserved:
         return "a reserved address"
+    if ip.is_private:
+        return "a private-network address"
     if not ip.is_global:
         return "not a globally routable address"
     return None
