@@ -163,7 +163,11 @@ def connect(
     seconds (None: blocking; anything else, such as urllib3's "default"
     sentinel, leaves the socket's default)."""
     deadline = _DEADLINE.get()
-    wanted = timeout if timeout is None or isinstance(timeout, int | float) else socket.getdefaulttimeout()
+    wanted = (
+        timeout
+        if timeout is None or isinstance(timeout, int | float)
+        else socket.getdefaulttimeout()
+    )
     error: OSError | None = None
     for family, socktype, proto, _name, sockaddr in resolve(host, port):
         sock = socket.socket(family, socktype, proto)

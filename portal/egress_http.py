@@ -91,7 +91,6 @@ class GuardedSession(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self.trust_env = False  # no HTTP(S)_PROXY, no .netrc credentials
-        self.max_redirects = 0
         self.mount("http://", GuardedAdapter())
         self.mount("https://", GuardedAdapter())
 
@@ -106,7 +105,8 @@ def guarded_session() -> GuardedSession:
 
 
 def guard_requests_session(session: requests.Session) -> requests.Session:
-    """Route an existing Session (one a library made) through the guard."""
+    """Route an existing Session (one a library made) through the guard. It
+    raises TooManyRedirects rather than follow a redirect."""
     session.trust_env = False
     session.max_redirects = 0
     session.mount("http://", GuardedAdapter())

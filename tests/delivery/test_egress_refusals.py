@@ -19,7 +19,9 @@ from delivery.models import DeliveryDestination
 from tests.portal.test_egress import REFUSED, RebindingResolver
 from tests.servers.listener import RecordingListener, listeners_on_one_port
 
-AZURE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 RULE = "only connects to public internet addresses"
 
 
@@ -34,19 +36,32 @@ def configs(host: str, port: int) -> dict[str, tuple[str, dict]]:
         "scp": ("scp", login),
         "s3": (
             "s3",
-            {"bucket": "bucket-a", "region": "us-east-1", "endpoint_url": url,
-             "access_key_id": "AKIDEXAMPLE", "secret_access_key": "secret"},
+            {
+                "bucket": "bucket-a",
+                "region": "us-east-1",
+                "endpoint_url": url,
+                "access_key_id": "AKIDEXAMPLE",
+                "secret_access_key": "secret",
+            },
         ),  # fmt: skip
         "azure-key": (
             "azure",
-            {"auth": "key", "account_name": "devstoreaccount1", "account_key": AZURE_KEY,
-             "container": "rec", "endpoint_url": f"{url}/devstoreaccount1"},
+            {
+                "auth": "key",
+                "account_name": "devstoreaccount1",
+                "account_key": AZURE_KEY,
+                "container": "rec",
+                "endpoint_url": f"{url}/devstoreaccount1",
+            },
         ),  # fmt: skip
         "azure-connection-string": (
             "azure",
-            {"auth": "connection_string", "container": "rec", "connection_string":
-             f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURE_KEY};"
-             f"BlobEndpoint={url}/devstoreaccount1;"},
+            {
+                "auth": "connection_string",
+                "container": "rec",
+                "connection_string": f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURE_KEY};"
+                f"BlobEndpoint={url}/devstoreaccount1;",
+            },
         ),  # fmt: skip
         "azure-sas": (
             "azure",
@@ -116,7 +131,9 @@ def test_a_dns_answer_that_changes_after_the_check_never_reaches_the_internal_ad
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.2/32"]
     vetted, internal = listeners_on_one_port("127.0.0.2", "127.0.0.1", hang_up=True)
     try:
-        monkeypatch.setattr(socket, "getaddrinfo", RebindingResolver("rebind.test", "127.0.0.2", "127.0.0.1"))
+        monkeypatch.setattr(
+            socket, "getaddrinfo", RebindingResolver("rebind.test", "127.0.0.2", "127.0.0.1")
+        )
         if name == "gdrive":
             google_at(settings, f"http://rebind.test:{vetted.port}/")
             kind, config = "gdrive", {"refresh_token": "1//refresh", "folder": ""}

@@ -105,7 +105,9 @@ def test_a_malformed_allowlist_is_a_clear_configuration_error(settings):
         egress.check_host("8.8.8.8")
 
 
-@pytest.mark.parametrize("spelling", ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "0177.0.0.1"])
+@pytest.mark.parametrize(
+    "spelling", ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "0177.0.0.1"]
+)
 def test_no_connection_is_ever_made_to_a_refused_address(no_exemptions, spelling):
     with RecordingListener("127.0.0.1") as listener:
         with pytest.raises(egress.OutboundRefused):
