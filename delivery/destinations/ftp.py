@@ -99,6 +99,7 @@ class _GuardedFTP(ftplib.FTP):
 
     def makepasv(self) -> tuple[str, int]:
         _untrusted_host, port = super().makepasv()
+        assert self.sock is not None  # connected: PASV was just answered on it
         return self.sock.getpeername()[0], port
 
 
