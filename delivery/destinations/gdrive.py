@@ -408,7 +408,8 @@ class GoogleDriveDestination(Destination):
         status = exc.resp.status
         details = exc.error_details if isinstance(exc.error_details, list) else []
         reason = next((d.get("reason") for d in details if isinstance(d, dict)), None) or ""
-        message = str(exc.reason or "")[:200]
+        # A Drive reason code, or nothing: the body's prose is not ours to show.
+        reason = reason if re.fullmatch(r"[A-Za-z]{1,64}", str(reason)) else ""
         detail = f"HTTP {status}" + (f" {reason}" if reason else "")
         if status == 401:
             return GoogleGrantRevoked()
@@ -425,4 +426,4 @@ class GoogleDriveDestination(Destination):
                 f"Not found on Google Drive while {what}: was a folder deleted or moved to the bin?",
                 permanent=True,
             )
-        return TransferError(f"Google Drive refused {what} ({detail}: {message}).", permanent=True)
+        return TransferError(f"Google Drive refused {what} ({detail}).", permanent=True)

@@ -232,3 +232,18 @@ def test_manage_py_delivery_configure_exits_non_zero_naming_the_rule(
     err = capsys.readouterr().err
     assert "Destination not saved" in err and RULE in err
     assert not DeliveryDestination.objects.exists()
+
+
+@pytest.mark.parametrize(("host", "rule"), REFUSED)
+def test_manage_py_delivery_configure_refuses_every_internal_address(
+    world, no_exemptions, capsys, host, rule
+):
+    argv = ["manage.py", "delivery", "configure", world.app_id, "--kind", "sftp"]
+    argv += ["--types", "chat", "--set", f"host={host}", "--set", "username=rec"]
+    argv += ["--set", "password=pw"]
+    with pytest.raises(SystemExit) as exited:
+        execute_from_command_line(argv)
+    assert exited.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert rule in err and RULE in err
+    assert not DeliveryDestination.objects.exists()
