@@ -2,10 +2,11 @@
 a tenant chose (webhooks, every delivery destination, Google's URLs when an
 operator overrides them) is opened by ``connect()`` here.
 
-``connect()`` resolves the name once, refuses it if any answer is not a
+``connect()`` resolves the name once, drops every answer that is not a
 globally routable address (loopback, private, link-local, CGNAT, multicast,
 reserved, unspecified, IPv4-mapped, NAT64, 6to4/Teredo wrapping an internal
-address, ...), and then connects to exactly the addresses it vetted, so a DNS
+address, ...), refuses the name if none is left, and then connects to exactly
+the addresses it vetted, so a DNS
 answer that changes between the check and the connect (rebinding) cannot
 swap in an internal address. Numeric spellings such as ``2130706433``,
 ``0177.0.0.1`` or ``0x7f.1`` are what the resolver makes of them (127.0.0.1),
@@ -137,17 +138,24 @@ def _refuse(host: str, ip: IPAddress, reason: str) -> OutboundRefused:
 
 
 def resolve(host: str, port: int) -> list[tuple[Any, ...]]:
-    """``getaddrinfo`` answers for (host, port), each of them vetted. Raises
-    OutboundRefused if any answer is refused, socket.gaierror if none."""
+    """The ``getaddrinfo`` answers for (host, port) the guard accepts; refused
+    answers are dropped (``localhost`` may name ::1 besides an allowed
+    127.0.0.1). Raises OutboundRefused if none is left, socket.gaierror if
+    the name does not resolve."""
     if not host:
         raise OutboundRefused("No host name given.")
     answers = socket.getaddrinfo(host.strip("[]"), port, 0, socket.SOCK_STREAM)
+    vetted, refused = [], None
     for answer in answers:
         ip = ipaddress.ip_address(str(answer[4][0]).split("%", 1)[0])
         reason = refusal_reason(ip)
-        if reason:
-            raise _refuse(host, ip, reason)
-    return answers
+        if reason is None:
+            vetted.append(answer)
+        elif refused is None:
+            refused = _refuse(host, ip, reason)
+    if not vetted and refused is not None:
+        raise refused
+    return vetted
 
 
 def connect(

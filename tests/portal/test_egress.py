@@ -168,6 +168,32 @@ def test_connect_uses_the_address_it_vetted_when_dns_changes_its_answer(rebindin
     assert len(vetted.accepted) == 1
 
 
+def test_refused_answers_of_a_name_are_dropped_and_never_connected_to(settings, monkeypatch):
+    """mixed.test answers 127.0.0.1 (refused here) and 127.0.0.2 (allowed):
+    the connection goes to 127.0.0.2 only."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+
+    def resolver(host, port, family=0, type=0, proto=0, flags=0):  # noqa: A002
+        if host != "mixed.test":
+            return REAL_GETADDRINFO(host, port, family, type, proto, flags)
+        return [
+            *REAL_GETADDRINFO("127.0.0.1", port, family, type, proto, flags),
+            *REAL_GETADDRINFO("127.0.0.2", port, family, type, proto, flags),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    internal, allowed = listeners_on_one_port("127.0.0.1", "127.0.0.2")
+    try:
+        with egress.connect("mixed.test", internal.port, 5) as sock:
+            assert sock.getpeername()[0] == "127.0.0.2"
+        egress.check_host("mixed.test")
+        time.sleep(0.3)
+        assert internal.accepted == []
+    finally:
+        internal.close()
+        allowed.close()
+
+
 def test_a_deadline_cuts_a_peer_that_trickles_its_answer(settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     answer = b"HTTP/1.1 200 OK\r\n" * 10
