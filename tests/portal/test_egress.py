@@ -4,7 +4,10 @@ even when the DNS answer changes between check and connect."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -209,3 +212,16 @@ def test_a_deadline_cuts_a_peer_that_trickles_its_answer(settings):
     assert limit.expired
     assert 1.5 < elapsed < 6, elapsed
     assert 0 < len(received) < len(answer)
+
+
+def test_a_malformed_allowlist_stops_the_portal_at_start_with_a_clear_message(settings):
+    env = {**os.environ, "PORTAL_TESTING": "1", "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8,intranet"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "OUTBOUND_ALLOWED_NETWORKS: 'intranet' is not a network such as 127.0.0.0/8" in (
+        result.stderr
+    )
