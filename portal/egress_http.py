@@ -19,6 +19,7 @@ alone; one guard for every protocol keeps one rule.
 from __future__ import annotations
 
 import socket
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -117,10 +118,10 @@ def guard_requests_session(session: requests.Session) -> requests.Session:
 # -- botocore ---------------------------------------------------------------------------------
 
 
-def guard_boto_client(client: Any) -> Any:
-    """Make a boto3 client open every connection through the guard. botocore
-    offers no public hook for its connection classes; its URLLib3Session keeps
-    them in ``_pool_classes_by_scheme`` (stable since botocore 1.11)."""
+@cache
+def _boto_pool_classes() -> dict[str, type]:
+    # botocore is imported here, not at module level: web processes that only
+    # send webhooks never load it.
     from botocore.awsrequest import (
         AWSHTTPConnection,
         AWSHTTPConnectionPool,
@@ -140,7 +141,14 @@ def guard_boto_client(client: Any) -> Any:
     class GuardedAWSHTTPSConnectionPool(AWSHTTPSConnectionPool):
         ConnectionCls = GuardedAWSHTTPSConnection
 
-    pools = {"http": GuardedAWSHTTPConnectionPool, "https": GuardedAWSHTTPSConnectionPool}
+    return {"http": GuardedAWSHTTPConnectionPool, "https": GuardedAWSHTTPSConnectionPool}
+
+
+def guard_boto_client(client: Any) -> Any:
+    """Make a boto3 client open every connection through the guard, with no
+    proxy. botocore offers no public hook for its connection classes; its
+    URLLib3Session keeps them in ``_pool_classes_by_scheme`` (so since 1.11)."""
+    pools = _boto_pool_classes()
     http_session = client._endpoint.http_session
     http_session._pool_classes_by_scheme = pools
     http_session._manager.pool_classes_by_scheme = pools
