@@ -247,3 +247,25 @@ def test_manage_py_delivery_configure_refuses_every_internal_address(
     err = capsys.readouterr().err
     assert rule in err and RULE in err
     assert not DeliveryDestination.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["s3", "azure-key", "azure-sas", "gdrive"])
+def test_redirects_are_never_followed(settings, name):
+    """An endpoint answering 302 towards another address: the client stops
+    there, whatever the library's default."""
+    with RecordingListener("127.0.0.1") as target:
+        location = f"http://127.0.0.1:{target.port}/elsewhere"
+        answer = (
+            f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        with RecordingListener("127.0.0.1", answer=answer) as redirector:
+            if name == "gdrive":
+                google_at(settings, f"http://127.0.0.1:{redirector.port}/")
+                kind, config = "gdrive", {"refresh_token": "1//refresh", "folder": ""}
+            else:
+                kind, config = configs("127.0.0.1", redirector.port)[name]
+            check(kind, config)
+            settle()
+            assert redirector.accepted
+        assert target.accepted == []
