@@ -76,8 +76,10 @@ class PublicURLField(forms.URLField):
     first so that http://2130706433/ reads "is a loopback address", not
     "enter a valid URL"."""
 
+    stored = ""  # the saved value, not checked again (see check_public_host)
+
     def run_validators(self, value: Any) -> None:
-        if value not in self.empty_values:
+        if value not in self.empty_values and value != self.stored:
             egress.validate_public_url(value)
         super().run_validators(value)
 
@@ -127,6 +129,9 @@ class DestinationForm(forms.Form):
     def __init__(self, *args: Any, stored_secrets: frozenset[str] = frozenset(), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.stored_secrets = stored_secrets
+        for name, fld in self.fields.items():
+            if isinstance(fld, PublicURLField):
+                fld.stored = str((self.initial or {}).get(name) or "")
         for name in self.secret_fields:
             fld = self.fields[name]
             fld.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
@@ -137,6 +142,13 @@ class DestinationForm(forms.Form):
     def clean_root(self) -> str:
         root = (self.cleaned_data.get("root") or "").strip()
         return root.strip("/") if root not in ("", "/") else ""
+
+    def check_public_host(self, name: str, host: str) -> None:
+        """The egress rule for a host field. The saved value is not checked
+        again, so a destination refused since it was saved can still be
+        edited or switched off (delivering to it stays refused)."""
+        if host != str((self.initial or {}).get(name) or ""):
+            egress.validate_public_host(host)
 
     def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Return (public config, secrets) from cleaned data. Blank secrets are

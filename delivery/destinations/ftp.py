@@ -64,7 +64,7 @@ class FTPForm(DestinationForm):
         host = self.cleaned_data["host"].strip()
         if "://" in host or "/" in host or "@" in host:
             raise forms.ValidationError("Give the host name only, e.g. ftp.example.com.")
-        egress.validate_public_host(host)
+        self.check_public_host("host", host)
         return host
 
 

@@ -116,7 +116,7 @@ class SSHLoginForm(DestinationForm):
 
     def clean_host(self) -> str:
         host = self.cleaned_data["host"].strip()
-        egress.validate_public_host(host)
+        self.check_public_host("host", host)
         return host
 
     def clean_username(self) -> str:

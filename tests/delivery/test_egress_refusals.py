@@ -269,3 +269,25 @@ def test_redirects_are_never_followed(settings, name):
             settle()
             assert redirector.accepted
         assert target.accepted == []
+
+
+@pytest.mark.parametrize("name", ["ftp", "sftp", "s3", "azure-key"])
+def test_a_destination_refused_since_it_was_saved_can_still_be_switched_off(
+    world, settings, name
+):
+    from delivery.config import do_save_destination
+
+    kind, data = form_data(name, "127.0.0.1")
+    form = kind_form(kind, data)
+    assert form.is_valid(), form.errors
+    saved = do_save_destination(world.project, kind, form, name, ["chat"], True)
+    settings.OUTBOUND_ALLOWED_NETWORKS = []  # the operator narrowed the exemptions
+    unchanged = kind_form(kind, data, destination=saved)
+    assert unchanged.is_valid(), unchanged.errors
+    _kind, moved = form_data(name, "127.0.0.2")
+    changed = kind_form(kind, moved, destination=saved)
+    assert not changed.is_valid()
+    assert "127.0.0.2 is a loopback address" in str(changed.errors)
+    with pytest.raises(TransferError, match="127.0.0.1 is a loopback address"):
+        with destination_for(kind, saved.merged_config()) as dest:
+            dest.check()

@@ -215,3 +215,16 @@ def test_send_test_event_shows_the_status_never_the_receivers_answer(client, wor
     assert f"Test event failed: 127.0.0.1:{listener.port} answered HTTP 500" in html
     for word in ("internal-cache", "v7.2.4", "role=master", "Oops"):
         assert word not in html
+
+
+def test_a_webhook_refused_since_it_was_saved_can_still_be_switched_off(client, world, settings):
+    url = "http://127.0.0.1:9/in"
+    do_configure_webhook(world.project, url=url)
+    settings.OUTBOUND_ALLOWED_NETWORKS = []  # the operator narrowed the exemptions
+    client.force_login(world.alice)
+    response = save(client, world, url=url, enabled=None)
+    assert response.status_code == 302
+    assert WebhookEndpoint.objects.get().enabled is False
+    response = save(client, world, url="http://127.0.0.1:10/in")
+    assert response.status_code == 400
+    assert "127.0.0.1 is a loopback address" in response.content.decode()
