@@ -225,3 +225,33 @@ def test_a_malformed_allowlist_stops_the_portal_at_start_with_a_clear_message(se
     assert "OUTBOUND_ALLOWED_NETWORKS: 'intranet' is not a network such as 127.0.0.0/8" in (
         result.stderr
     )
+
+
+def test_the_real_portal_without_the_allowlist_refuses_and_never_connects():
+    """The portal's own processes (settings from the environment, the CLI):
+    saving an internal URL exits non-zero naming the rule, and a webhook put
+    in the database by other means is never sent to it."""
+    from tests.servers.portal import PortalProcesses
+
+    portal = PortalProcesses(extra_env={"OUTBOUND_ALLOWED_NETWORKS": ""})
+    try:
+        portal.setup()
+        app_id = portal.create_project()["APP_ID"]
+        with RecordingListener("127.0.0.1") as listener:
+            url = f"http://localhost:{listener.port}/hooks"
+            saved = portal.manage("webhook", "configure", app_id, "--url", url, check=False)
+            assert saved.returncode != 0
+            assert "localhost resolves to a loopback address" in saved.stderr
+            portal.manage("shell", "-c", (
+                "from projects.models import Project;"
+                "from projects.webhook_config import do_configure_webhook;"
+                f"do_configure_webhook(Project.objects.get(app_id={app_id!r}), url={url!r})"
+            ))  # fmt: skip
+            sent = portal.manage("webhook", "test", app_id, check=False)
+            assert sent.returncode != 0
+            assert "STATUS=0" in sent.stdout
+            assert "localhost resolves to a loopback address" in sent.stderr
+            time.sleep(0.3)
+            assert listener.accepted == []
+    finally:
+        portal.stop()
