@@ -306,3 +306,27 @@ def test_ticking_generate_key_pair_when_adding_an_sftp_destination(client, world
     assert "private_key" in dest.secrets
     html = client.get(response["Location"]).content.decode()
     assert dest.config["public_key"] in html
+
+
+# -- the egress guard ------------------------------------------------------------------------------
+
+
+def test_the_page_refuses_an_internal_host_naming_the_rule(client, world, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    client.force_login(world.alice)
+    response = post_new(
+        client, world, "sftp", host="169.254.169.254", port="22", username="rec", password=SECRET
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "169.254.169.254 is a link-local address" in html
+    assert "only connects to public internet addresses" in html
+    assert not DeliveryDestination.objects.exists()
+
+
+def test_test_connection_to_a_host_refused_since_saving_says_why(client, world, s3, settings):  # noqa: F811
+    client.force_login(world.alice)
+    dest = make_destination(world, "s3", "s3", **s3.destination_config(root="probe-test"))
+    settings.OUTBOUND_ALLOWED_NETWORKS = []  # e.g. the operator narrowed the exemptions
+    html = client.post(action_url(world, "test", dest), follow=True).content.decode()
+    assert "Test of “s3” failed: 127.0.0.1 is a loopback address" in html

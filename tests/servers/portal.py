@@ -55,6 +55,7 @@ class PortalProcesses:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DEBUG": "false",
             "Q_WORKERS": "2",
+            "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test servers are on loopback
             **({"DATABASE_URL": database_url} if database_url else {}),
             **(extra_env or {}),
         }
