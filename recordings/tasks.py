@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.queues import enqueue_processing
+
 from .models import Session
 from .processing import process_session
 
@@ -19,6 +21,11 @@ def process_session_task(session_id: int) -> str:
     return process_session(session_id).state
 
 
+def queue_processing(session_id: int) -> None:
+    """Hand the session to the media-processing cluster (portal/queues.py)."""
+    enqueue_processing("recordings.tasks.process_session_task", session_id)
+
+
 def requeue_stalled_processing() -> int:
     """Queue processing again for sessions stuck in ``processing``.
 
@@ -26,8 +33,6 @@ def requeue_stalled_processing() -> int:
     task is stopped by django-q2 after Q_CLUSTER["timeout"], so a session still
     processing after Q_CLUSTER["retry"] (which is longer) has no worker left.
     Processing is idempotent (``process_session`` finishes a session once)."""
-    from django_q.tasks import async_task
-
     stalled_since = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
     # processed_at marks the last re-queue while a session is processing
     # (and the end of processing afterwards); ended_at is never touched.
@@ -47,5 +52,5 @@ def requeue_stalled_processing() -> int:
         Session.objects.filter(pk=pk, state=Session.State.PROCESSING).update(
             processed_at=timezone.now()
         )
-        async_task("recordings.tasks.process_session_task", pk)
+        queue_processing(pk)
     return len(stalled)

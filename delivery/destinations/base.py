@@ -148,6 +148,12 @@ class Destination:
     # Secrets set by an action (e.g. the OAuth callback), never typed into the page.
     action_only_secrets: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def unavailable(cls) -> str:
+        """Why this portal does not offer the kind (e.g. the operator has not
+        enabled it), or "" when it is offered."""
+        return ""
+
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)
         self.root = (self.config.get("root") or "").strip("/")

@@ -9,7 +9,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run the web server (gunicorn) and the task worker (qcluster) together until Ctrl-C."
+    help = (
+        "Run the web server (gunicorn), the delivery/webhook workers and the media-processing "
+        "workers (two qclusters) together until Ctrl-C."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000")
@@ -26,6 +29,11 @@ class Command(BaseCommand):
                 ]
             ),
             subprocess.Popen([python, "manage.py", "qcluster"]),
+            # The media-processing cluster (portal/queues.py).
+            subprocess.Popen(
+                [python, "manage.py", "qcluster"],
+                env={**os.environ, "Q_CLUSTER_NAME": settings.PROCESSING_CLUSTER},
+            ),
         ]
         stopping = False
 
@@ -41,7 +49,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Public base URL: {settings.PUBLIC_BASE_URL}")
         if login:
             self.stdout.write(login)
-        self.stdout.write("Press Ctrl-C to stop the web server and the worker.")
+        self.stdout.write("Press Ctrl-C to stop the web server and the workers.")
         try:
             while not stopping and all(p.poll() is None for p in processes):
                 time.sleep(0.5)
