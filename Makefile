@@ -29,6 +29,9 @@ install-test-deps: install
 	fi
 	@test -x node_modules/.bin/azurite-blob || npm install --no-audit --no-fund --silent
 
+# The demo delivers its session to a local folder, an operator feature that is
+# off by default: `make run` allows DATA_DIR/delivered, for the demo only.
+run: export DELIVERY_LOCAL_ROOTS ?= $(abspath $(DATA_DIR))/delivered
 run: install
 	@mkdir -p "$(DATA_DIR)"
 	$(PY) portal/bootstrap.py
