@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "portal",  # before django_q: its qcluster command stops cleanly (portal/workers.py)
     "django_q",
     "axes",
     "projects",

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from portal import workers
 from portal.queues import enqueue_processing
 
 from .models import Session
@@ -18,7 +19,17 @@ log = logging.getLogger(__name__)
 
 
 def process_session_task(session_id: int) -> str:
-    return process_session(session_id).state
+    # A stopping worker (portal/workers.py) gives the session to another one
+    # instead of leaving it "processing" until the stalled sweep finds it.
+    if workers.stopping.is_set():
+        queue_processing(session_id)
+        return "queued again: the worker is stopping"
+    try:
+        return process_session(session_id).state
+    except workers.WorkerStopping:
+        log.info("worker stopping: session %s queued for processing again", session_id)
+        queue_processing(session_id)
+        return "queued again: the worker stopped"
 
 
 def queue_processing(session_id: int) -> None:

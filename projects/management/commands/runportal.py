@@ -1,11 +1,15 @@
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import psutil
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from portal.management.commands.qcluster import STOP_SECONDS
 
 
 class Command(BaseCommand):
@@ -57,9 +61,13 @@ class Command(BaseCommand):
             for p in processes:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
+            # A qcluster takes up to STOP_SECONDS to stop its running tasks.
+            deadline = time.monotonic() + STOP_SECONDS + 5
             for p in processes:
                 try:
                     p.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    os.kill(p.pid, signal.SIGKILL)
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        for child in psutil.Process(p.pid).children(recursive=True):
+                            child.kill()
+                        os.kill(p.pid, signal.SIGKILL)
