@@ -45,6 +45,10 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def on_worker_spawned(**kwargs: Any) -> None:
     """django-q2's post_spawn, in each new worker process."""
+    from django_q.conf import Conf
+
+    if Conf.SYNC:  # the task runs in the calling process (tests): leave its signals alone
+        return
     stopping.clear()
     _current.clear()
     signal.signal(signal.SIGTERM, _on_sigterm)
