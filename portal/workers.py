@@ -1,8 +1,8 @@
 """How a django-q2 worker process stops its current task when its cluster stops.
 
 ``manage.py qcluster`` (portal/management/commands/qcluster.py) sends SIGTERM to
-its workers when it is asked to stop; systemd (``KillMode=control-group``) and
-Ctrl-C in a terminal send it to them directly as well. A worker then:
+its workers when it is asked to stop; systemd (``KillMode=control-group``) sends
+it to them directly as well, and Ctrl-C in a terminal SIGINT. A worker then:
 
 * raises ``WorkerStopping`` in a task that says it can be interrupted (media
   processing: the transcode is stopped and the session queued again);
@@ -35,7 +35,7 @@ class WorkerStopping(BaseException):  # noqa: N818 - not an error: a request to 
     failure) let it through; only the task's entry point catches it."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_stop_signal(signum: int, frame: Any) -> None:
     if stopping.is_set():
         return
     stopping.set()
@@ -51,7 +51,10 @@ def on_worker_spawned(**kwargs: Any) -> None:
         return
     stopping.clear()
     _current.clear()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    # Ctrl-C in a terminal reaches every process of the group, ffmpeg included,
+    # which then quits: the task must know it was a stop, not a broken file.
+    signal.signal(signal.SIGINT, _on_stop_signal)
 
 
 def on_task_start(*, task: dict, **kwargs: Any) -> None:

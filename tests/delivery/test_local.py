@@ -217,6 +217,16 @@ def test_delivery_configure_refuses_the_folder_and_exits_non_zero(name, layout, 
     assert not DeliveryDestination.objects.exists()
 
 
+def test_delivery_configure_exits_non_zero_from_the_shell(layout, settings, world, capsys):
+    from django.core.management import ManagementUtility
+
+    with pytest.raises(SystemExit) as exited:
+        ManagementUtility(["manage.py", "delivery", "configure", world.app_id, "--kind", "local",
+                           "--set", "path=/etc"]).execute()  # fmt: skip
+    assert exited.value.code != 0
+    assert "/etc is not inside a folder this portal may deliver to" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ATTACKS)
 def test_a_run_refuses_the_folder_for_good_with_the_same_message(name, layout, settings, world):
     """A destination saved before the rule (or before the operator narrowed

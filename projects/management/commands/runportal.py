@@ -29,7 +29,7 @@ class Command(BaseCommand):
                 [
                     python, "-m", "gunicorn", "portal.wsgi", "--bind", bind,
                     "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-                    "--timeout", "600", "--access-logfile", "-",
+                    "--timeout", "600", "--graceful-timeout", "20", "--access-logfile", "-",
                 ]
             ),
             subprocess.Popen([python, "manage.py", "qcluster"]),
