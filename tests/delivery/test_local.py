@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -323,3 +324,12 @@ def test_with_roots_the_kind_is_offered(client, world):
     client.force_login(world.alice)
     html = client.get(reverse("delivery:settings", args=[world.app_id])).content.decode()
     assert "Local or NFS folder" in html
+
+
+def test_a_relative_root_is_a_configuration_error(tmp_path):
+    """A relative root would depend on the worker's current folder."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_TESTING": "1",
+           "DATA_DIR": str(tmp_path), "DELIVERY_LOCAL_ROOTS": "/mnt/ok,relative/dir"}  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env,
+                         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode != 0 and "DELIVERY_LOCAL_ROOTS must list absolute folders" in run.stderr
