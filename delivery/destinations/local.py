@@ -174,6 +174,10 @@ class LocalFolderDestination(Destination):
                 tmp.unlink(missing_ok=True)
             permanent = exc.errno in (13, 30)  # EACCES, EROFS
             raise TransferError(f"Cannot write {target}: {exc.strerror}", permanent=permanent) from None
+        except BaseException:  # e.g. the worker stopping mid-file: no .part left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         target = self._target(remote_path)
