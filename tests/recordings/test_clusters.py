@@ -54,7 +54,9 @@ def test_the_processing_cluster_has_its_own_queue_and_workers_and_the_same_timeo
         "print(json.dumps([Conf.CLUSTER_NAME, Conf.PREFIX, Conf.WORKERS, Conf.TIMEOUT,"
         " Conf.RETRY, get_broker().list_key]))"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_TESTING": "1",
+    # Its own SQLite in tmp_path, not the test run's database.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {**inherited, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_TESTING": "1",
            "Q_CLUSTER_NAME": "processing", "Q_PROCESSING_WORKERS": "3", "DATA_DIR": str(tmp_path)}  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=False,
                          capture_output=True, text=True)  # fmt: skip
