@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "portal",  # before django_q: its qcluster command stops cleanly (portal/workers.py)
     "django_q",
     "axes",
     "projects",
@@ -239,6 +240,22 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# Media processing has its own cluster and queue (`Q_CLUSTER_NAME=processing
+# manage.py qcluster`), so deliveries and webhook sends never wait behind a
+# transcode. It inherits everything above (same timeout and retry, which the
+# stalled-processing sweep relies on) except its number of workers: one
+# ffmpeg already uses every core it is given. Schedules stay on the default
+# cluster (django-q2 runs schedules without a cluster only there).
+PROCESSING_CLUSTER = "processing"
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    PROCESSING_CLUSTER: {"workers": env.int("Q_PROCESSING_WORKERS", default=1)},
+}
+
+# Folders on this machine that "Local or NFS folder" destinations may write
+# into (comma-separated absolute paths). Empty: the kind is not offered.
+DELIVERY_LOCAL_ROOTS = [root for root in env.list("DELIVERY_LOCAL_ROOTS", default=[]) if root]
+if not all(Path(root).is_absolute() for root in DELIVERY_LOCAL_ROOTS):
+    raise environ.ImproperlyConfigured("DELIVERY_LOCAL_ROOTS must list absolute folders.")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -139,12 +139,10 @@ def payload_for_test_event(project: Project) -> dict[str, Any]:
 
 def enqueue_send(message_pk: int) -> None:
     """Wake a worker; if the broker is down the sweep sends it anyway."""
-    from django_q.tasks import async_task
+    from portal.queues import enqueue
 
     try:
-        async_task(
-            "projects.webhooks.send_message_task", message_pk, task_name=f"webhook-{message_pk}"
-        )
+        enqueue("projects.webhooks.send_message_task", message_pk, task_name=f"webhook-{message_pk}")
     except Exception:
         logger.warning("Could not queue webhook message %s; the sweep will send it", message_pk)
 

@@ -276,9 +276,7 @@ def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool
         lambda: delivery_services.schedule_deliveries_for_session(session_id, {"chat", "metadata"})
     )
     if schedule_processing:
-        from django_q.tasks import async_task
+        from .tasks import queue_processing
 
-        transaction.on_commit(
-            lambda: async_task("recordings.tasks.process_session_task", session_id)
-        )
+        transaction.on_commit(lambda: queue_processing(session_id))
     return session

@@ -10,6 +10,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal import workers
+from portal.queues import enqueue_processing
+
 from .models import Session
 from .processing import MAX_PROCESSING_ATTEMPTS, give_up, process_session
 
@@ -17,7 +20,22 @@ log = logging.getLogger(__name__)
 
 
 def process_session_task(session_id: int) -> str:
-    return process_session(session_id).state
+    # A stopping worker (portal/workers.py) gives the session to another one
+    # instead of leaving it "processing" until the stalled sweep finds it.
+    if workers.stopping.is_set():
+        queue_processing(session_id)
+        return "queued again: the worker is stopping"
+    try:
+        return process_session(session_id).state
+    except workers.WorkerStopping:
+        log.info("worker stopping: session %s queued for processing again", session_id)
+        queue_processing(session_id)
+        return "queued again: the worker stopped"
+
+
+def queue_processing(session_id: int) -> None:
+    """Hand the session to the media-processing cluster (portal/queues.py)."""
+    enqueue_processing("recordings.tasks.process_session_task", session_id)
 
 
 def requeue_stalled_processing() -> int:
@@ -27,8 +45,6 @@ def requeue_stalled_processing() -> int:
     task is stopped by django-q2 after Q_CLUSTER["timeout"], so a session still
     processing after Q_CLUSTER["retry"] (which is longer) has no worker left.
     Processing is idempotent (``process_session`` finishes a session once)."""
-    from django_q.tasks import async_task
-
     stalled_since = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
     # processed_at marks the start of the last run or re-queue while a session
     # is processing (and the end of processing afterwards); ended_at is never
@@ -56,7 +72,7 @@ def requeue_stalled_processing() -> int:
         Session.objects.filter(pk=pk, state=Session.State.PROCESSING).update(
             processed_at=timezone.now()
         )
-        async_task("recordings.tasks.process_session_task", pk)
+        queue_processing(pk)
     return len(stalled)
 
 

@@ -184,6 +184,12 @@ class Destination:
     webhook_name: ClassVar[str]
     url_scheme: ClassVar[str] = ""
 
+    @classmethod
+    def unavailable(cls) -> str:
+        """Why this portal does not offer the kind (e.g. the operator has not
+        enabled it), or "" when it is offered."""
+        return ""
+
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)
         self.root = (self.config.get("root") or "").strip("/")
