@@ -12,10 +12,10 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.files.storage import storages
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from . import store
 from .models import RecordingFile, Session
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ def expire_old_files(now: datetime | None = None) -> int:
     if settings.RECORDING_RETENTION_HOURS <= 0:
         return 0
     now = now or timezone.now()
-    storage = storages["recordings"]
     done = 0
     while True:
         ids = list(expirable_files(now).values_list("id", flat=True)[:BATCH])
@@ -63,8 +62,8 @@ def expire_old_files(now: datetime | None = None) -> int:
             for path in paths:
                 try:
                     if path:
-                        storage.delete(path)  # a missing file is not an error
-                except OSError as exc:
+                        store.delete(path)  # a missing file is not an error
+                except Exception as exc:  # OSError, or a bucket's (botocore) error
                     logger.warning("Retention could not remove %s of file %s: %s", path, pk, exc)
             done += 1
 
