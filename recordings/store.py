@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -128,7 +128,7 @@ def put(name: str, source: str | os.PathLike | IO[bytes], *, move: bool = False)
     if storage.exists(name):
         raise FileExistsError(errno.EEXIST, "already in the recording store", name)
     reader = _HashingReader(source)
-    saved = storage.save(name, File(reader, name=os.path.basename(name)))
+    saved = storage.save(name, File(cast(IO[bytes], reader), name=os.path.basename(name)))
     if saved != name:  # a backend that renamed rather than overwrote
         storage.delete(saved)
         raise FileExistsError(errno.EEXIST, "already in the recording store", name)
