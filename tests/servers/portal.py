@@ -91,11 +91,14 @@ class PortalProcesses:
         )  # fmt: skip
         wait_for_port(port)
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, *, data_dir: Path | None = None) -> subprocess.Popen:
+        """``data_dir``: the worker's own DATA_DIR, as on a machine that shares
+        only the database and the bucket with the web (its log stays here)."""
+        env = {**self.env, "DATA_DIR": str(data_dir)} if data_dir else self.env
         log = open(self.logs / f"worker-{len(self.workers)}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.workers.append(proc)
         return proc
