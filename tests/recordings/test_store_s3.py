@@ -305,3 +305,28 @@ def test_retention_deletes_the_objects_from_the_bucket(world, bucket, s3):
     assert keys(s3, bucket) == [kept.storage_path]
     gone.refresh_from_db()
     assert gone.is_expired and not store.exists(gone.storage_path)
+
+
+@pytest.mark.django_db
+def test_retention_removes_bytes_left_without_a_row_once_a_session_is_all_expired(
+    world, bucket, s3
+):
+    old = timezone.now() - timedelta(hours=73)
+    session = make_session(make_room(world.project))
+    rf = add_file(session, "transcoded", "old.mp4", b"old", created_at=old)
+    folder = rf.storage_path.rsplit("/", 1)[0]
+    # What a processing worker killed between storing and committing leaves.
+    s3.client().put_object(Bucket=bucket, Key=f"{folder}/transcoded.mp4", Body=b"orphan")
+    other = add_file(
+        make_session(make_room(world.project)), "chat", "c.json", b"[]", created_at=old
+    )
+    alive = make_session(make_room(world.project))
+    add_file(alive, "chat", "new.json", b"[]")
+    add_file(alive, "chat", "old.json", b"[]", created_at=old)
+    alive_orphan = f"{alive.project.app_id}/{alive.room.room_id}/{alive.conf_num}/transcoded.mp4"
+    s3.client().put_object(Bucket=bucket, Key=alive_orphan, Body=b"not yet")
+    assert expire_old_files() == 3
+    left = keys(s3, bucket)
+    assert not [k for k in left if k.startswith(folder + "/")]
+    assert other.storage_path not in left
+    assert alive_orphan in left  # its session still has a file within retention
