@@ -208,10 +208,10 @@ def unique_name(session: Session, name: str) -> str:
     return candidate
 
 
-def store_upload(name: str, source_path: str, *, move: bool) -> str:
+def store_upload(name: str, source_path: str, *, move: bool, sha256: str) -> str:
     """Put a checked upload into the recording store under ``name``."""
     try:
-        return store.put(name, source_path, move=move).name
+        return store.put(name, source_path, move=move, sha256=sha256).name
     except FileExistsError:
         raise IngestError(1009, f"{name} exists in the recording store already; retry.") from None
     except OSError as exc:
@@ -257,7 +257,9 @@ def do_store_file(
                 admission.name_for(clean_file_name(original_name, file_type), admitted), file_type
             )
             name = unique_name(session, cleaned)
-            stored = store_upload(f"{session_folder(session)}/{name}", source_path, move=move)
+            stored = store_upload(
+                f"{session_folder(session)}/{name}", source_path, move=move, sha256=sha256
+            )
             file = RecordingFile.objects.create(
                 session=session,
                 project=project,

@@ -108,18 +108,22 @@ class _HashingReader:
         pass
 
 
-def put(name: str, source: str | os.PathLike | IO[bytes], *, move: bool = False) -> Stored:
+def put(
+    name: str, source: str | os.PathLike | IO[bytes], *, move: bool = False, sha256: str = ""
+) -> Stored:
     """Store ``source`` (a local path, or a readable binary file) under
     ``name``, replacing nothing: a name already taken raises FileExistsError.
     With ``move`` a source path is removed afterwards (renamed into place on a
-    local store on the same file system: no copy)."""
+    local store on the same file system: no copy, and no second read when the
+    caller passes the ``sha256`` it computed)."""
     storage = backend()
     if isinstance(source, (str, os.PathLike)):
         if move and isinstance(storage, FileSystemStorage) and _rename_into(storage, name, source):
             final = storage.path(name)
-            size = os.stat(final).st_size
-            with open(final, "rb") as fh:
-                return Stored(name, size, hashlib.file_digest(fh, "sha256").hexdigest())
+            if not sha256:
+                with open(final, "rb") as fh:
+                    sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+            return Stored(name, os.stat(final).st_size, sha256)
         with open(source, "rb") as fh:
             stored = put(name, fh)
         if move:
