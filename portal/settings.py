@@ -169,6 +169,24 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+if STORAGES["recordings"]["BACKEND"] == "storages.backends.s3.S3Storage":
+    from boto3.s3.transfer import TransferConfig
+
+    # Uploads go in 8 MiB parts, 4 at a time, at most 4 parts read ahead: an
+    # upload of any size holds about 64 MiB (bench/README.md, "--store s3").
+    S3_TRANSFER = TransferConfig(
+        multipart_threshold=8 * 1024**2, multipart_chunksize=8 * 1024**2, max_concurrency=4
+    )
+    S3_TRANSFER.max_in_memory_upload_chunks = 4
+    STORAGES["recordings"]["OPTIONS"] = {
+        "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+        "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+        "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+        "file_overwrite": True,  # recordings/store.py refuses a taken name itself
+        "transfer_config": S3_TRANSFER,
+    }
 
 # Recording behaviour
 RECORDING_LINK_MAX_AGE_HOURS = env.int("RECORDING_LINK_MAX_AGE_HOURS", default=72)

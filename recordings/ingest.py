@@ -7,14 +7,11 @@ see each other's state. Errors are IngestError with the platform's result code."
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
 from dataclasses import dataclass
 
-from django.core.files import File
-from django.core.files.storage import FileSystemStorage, storages
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
@@ -22,7 +19,7 @@ from django.utils import timezone
 from delivery import services as delivery_services
 from projects.models import Project, Room
 
-from . import admission, recorders
+from . import admission, recorders, store
 from .events import queue_session_event
 from .models import RecordingFile, Session
 from .uploads import raise_for_disk_error
@@ -50,10 +47,6 @@ class IngestError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-def recordings_storage():
-    return storages["recordings"]
 
 
 def get_room(project: Project, room_id: str) -> Room:
@@ -145,41 +138,24 @@ def session_folder(session: Session) -> str:
     return f"{session.project.app_id}/{session.room.room_id}/{session.conf_num}"
 
 
-def unique_name(session: Session, name: str, storage) -> str:
+def unique_name(session: Session, name: str) -> str:
     """``name``, or ``name-2.ext``, ``name-3.ext``... not yet used in the session."""
     taken = set(session.files.values_list("name", flat=True)) | RESERVED_NAMES
     stem, ext = os.path.splitext(name)
     candidate, counter = name, 1
-    while candidate in taken or storage.exists(f"{session_folder(session)}/{candidate}"):
+    while candidate in taken or store.exists(f"{session_folder(session)}/{candidate}"):
         counter += 1
         suffix = f"-{counter}"
         candidate = stem[: NAME_MAX - len(ext) - len(suffix)] + suffix + ext
     return candidate
 
 
-def store_local_file(storage, name: str, source_path: str, *, move: bool) -> str:
-    """Put ``source_path`` into ``storage`` under ``name`` and return the stored
-    name. On a local store the file is renamed into place (no copy)."""
+def store_upload(name: str, source_path: str, *, move: bool, sha256: str) -> str:
+    """Put a checked upload into the recording store under ``name``."""
     try:
-        if isinstance(storage, FileSystemStorage):
-            final = storage.path(name)
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            if move:
-                try:
-                    os.replace(source_path, final)
-                    os.chmod(final, storage.file_permissions_mode or 0o644)
-                    return name
-                except OSError as exc:
-                    if exc.errno != errno.EXDEV:
-                        raise
-        with open(source_path, "rb") as fh:
-            saved = storage.save(name, File(fh, name=os.path.basename(name)))
-        if saved != name:
-            storage.delete(saved)
-            raise IngestError(1009, f"{name} exists in the recording store already; retry.")
-        if move:
-            os.unlink(source_path)
-        return saved
+        return store.put(name, source_path, move=move, sha256=sha256).name
+    except FileExistsError:
+        raise IngestError(1009, f"{name} exists in the recording store already; retry.") from None
     except OSError as exc:
         raise_for_disk_error(exc)
         raise
@@ -210,7 +186,6 @@ def do_store_file(
         admitted = admission.admit(session, file_type, source_path)
     except admission.Refused as exc:
         raise IngestError(exc.result, exc.message, exc.status) from None
-    storage = recordings_storage()
     stored = None
     try:
         with transaction.atomic():
@@ -223,9 +198,9 @@ def do_store_file(
             cleaned = clean_file_name(
                 admission.name_for(clean_file_name(original_name, file_type), admitted), file_type
             )
-            name = unique_name(session, cleaned, storage)
-            stored = store_local_file(
-                storage, f"{session_folder(session)}/{name}", source_path, move=move
+            name = unique_name(session, cleaned)
+            stored = store_upload(
+                f"{session_folder(session)}/{name}", source_path, move=move, sha256=sha256
             )
             file = RecordingFile.objects.create(
                 session=session,
@@ -248,7 +223,7 @@ def do_store_file(
                 )
     except BaseException:
         if stored:
-            storage.delete(stored)
+            store.delete(stored)
         raise
     log.info("stored %s (%d bytes) for session %s", stored, size, conf_num)
     return file

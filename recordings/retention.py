@@ -12,10 +12,10 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.files.storage import storages
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from . import store
 from .models import RecordingFile, Session
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ def expire_old_files(now: datetime | None = None) -> int:
     if settings.RECORDING_RETENTION_HOURS <= 0:
         return 0
     now = now or timezone.now()
-    storage = storages["recordings"]
     done = 0
     while True:
         ids = list(expirable_files(now).values_list("id", flat=True)[:BATCH])
@@ -59,14 +58,38 @@ def expire_old_files(now: datetime | None = None) -> int:
             return done
         expirable_files(now).filter(pk__in=ids).update(expired_at=now)
         marked = RecordingFile.objects.filter(pk__in=ids, expired_at=now)
-        for pk, *paths in marked.values_list("id", "storage_path", "poster_path"):
+        folders = {}
+        for pk, session_id, *paths in marked.values_list(
+            "id", "session_id", "storage_path", "poster_path"
+        ):
             for path in paths:
-                try:
-                    if path:
-                        storage.delete(path)  # a missing file is not an error
-                except OSError as exc:
-                    logger.warning("Retention could not remove %s of file %s: %s", path, pk, exc)
+                if path:
+                    _remove(path, f"file {pk}")
+                    folders[session_id] = path.rsplit("/", 1)[0]
             done += 1
+        _sweep_emptied_sessions(folders)
+
+
+def _remove(name: str, what: str) -> None:
+    try:
+        store.delete(name)  # a missing file is not an error
+    except Exception as exc:  # OSError, or a bucket's (botocore) error
+        logger.warning("Retention could not remove %s of %s: %s", name, what, exc)
+
+
+def _sweep_emptied_sessions(folders: dict[int, str]) -> None:
+    """Once every file of a session has expired, remove whatever else is left
+    in its folder of the store: bytes a worker killed between storing a file
+    and committing its row (e.g. a composite) left behind with no row."""
+    live = set(
+        RecordingFile.objects.filter(session_id__in=folders, expired_at__isnull=True)
+        .values_list("session_id", flat=True)
+        .distinct()
+    )
+    for session_id, folder in folders.items():
+        if session_id not in live and folder.count("/") == 2:  # app/room/conf
+            for name in list(store.listing(folder)):
+                _remove(name, f"session {session_id} (no row)")
 
 
 def run_retention() -> int:
