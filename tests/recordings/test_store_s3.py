@@ -261,7 +261,7 @@ def test_a_two_participant_session_is_processed_from_and_into_the_bucket(
 
 @pytest.mark.django_db(transaction=True)
 def test_delivery_streams_from_the_bucket_to_the_destination(
-    world, bucket, tmp_path, monkeypatch, settings
+    world, bucket, tmp_path, local_roots, monkeypatch, settings
 ):
     monkeypatch.setattr(Conf, "SYNC", True)
     session = make_session(make_room(world.project))
@@ -281,7 +281,9 @@ def test_delivery_streams_from_the_bucket_to_the_destination(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_file_changed_in_the_bucket_is_not_delivered(world, bucket, s3, tmp_path, monkeypatch):
+def test_a_file_changed_in_the_bucket_is_not_delivered(
+    world, bucket, s3, tmp_path, local_roots, monkeypatch
+):
     monkeypatch.setattr(Conf, "SYNC", True)
     session = make_session(make_room(world.project))
     rf = add_file(session, "transcoded", "transcoded.mp4", b"original bytes")
