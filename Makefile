@@ -33,6 +33,7 @@ run: install
 	@mkdir -p "$(DATA_DIR)"
 	$(PY) portal/bootstrap.py
 	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput -v0
 	@$(PY) manage.py setup_demo > "$(DATA_DIR)/demo.env"
 	@$(PY) manage.py fill_demo || echo "demo session could not be simulated; the portal still runs"

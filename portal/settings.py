@@ -216,6 +216,38 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# The cache every gunicorn worker shares: failed-credential counts (APP_KEY
+# and recording-file throttles) must hold across processes. The database
+# cache by default (`manage.py createcachetable` runs wherever `migrate` does),
+# Redis when REDIS_URL is set. A REDIS_URL that is not a redis:// URL is
+# reported by `manage.py check` (portal.checks) and the database cache is used.
+CACHE_TABLE = "portal_cache"
+if REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "portal",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+        }
+    }
+
+# Failed APP_KEY checks per (APP_ID, client address) before 429: counted
+# before any PBKDF2 work, so fresh wrong keys cannot burn the portal's CPU.
+API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=10)
+API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", default=300)
+
+# Per-project quotas (0 = unlimited), enforced by the APIs and the pages.
+PROJECT_MAX_ROOMS = env.int("PROJECT_MAX_ROOMS", default=1000)
+PROJECT_MAX_STORAGE_BYTES = env.int("PROJECT_MAX_STORAGE_BYTES", default=500 * 1024**3)
+PROJECT_MAX_LIVE_SESSIONS = env.int("PROJECT_MAX_LIVE_SESSIONS", default=50)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -238,7 +270,11 @@ SPECTACULAR_SETTINGS = {
 # Login throttling (django-axes)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Lock the pair (username, address): a stranger guessing a user's password
+# locks out only himself, never that user nor everyone behind the proxy. The
+# address is the audit log's (X-Real-IP trusted only from loopback nginx).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "projects.audit.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 

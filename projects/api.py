@@ -27,16 +27,21 @@ PER_PAGE_MAX = 500
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or an invalid field (`fields` names it).",
     401: "Missing or wrong APP_ID:APP_KEY.",
-    403: "Not allowed.",
+    403: "Not allowed, e.g. a project quota (rooms, stored bytes, live sessions) is reached.",
     404: "No such room or session in this project.",
     409: "Conflicts with the current state.",
     413: "Upload larger than the configured maximum.",
+    429: "Too many failed APP_KEY checks for this APP_ID from this address; retry after "
+    "`Retry-After` seconds.",
     507: "The recording store is full.",
 }
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the error envelope under the given HTTP statuses."""
+    """Schema entries for the error envelope under the given HTTP statuses.
+    Wherever a wrong key is possible (401), so is the failure throttle (429)."""
+    if 401 in codes and 429 not in codes:
+        codes = (*codes, 429)
     return {
         code: OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code])
         for code in codes

@@ -7,9 +7,10 @@ memory, keyed by an HMAC of (stored hash, password): the plain password is
 never kept, and changing the password changes the hash, which invalidates
 the entry at once.
 
-Failed checks are remembered the same way for a shorter time: a client that
-repeats a wrong key (a misconfigured script, or someone hammering the API)
-would otherwise cost a full PBKDF2 run per request.
+Failed checks are remembered for a shorter time in the cache every gunicorn
+worker shares (database or Redis, see ``CACHES``): a client that repeats a
+wrong key (a misconfigured script, or someone hammering the API) would
+otherwise cost a full PBKDF2 run per request in each worker.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import time
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
+from django.core.cache import cache
 
 _TTL_SECONDS = 300
 _FAILED_TTL_SECONDS = 60
 _MAX_ENTRIES = 10_000
 _verified: dict[str, float] = {}
-_failed: dict[str, float] = {}
 _lock = threading.Lock()
 
 
@@ -44,12 +45,15 @@ def cached_check(raw: str, encoded: str) -> bool:
     with _lock:
         if _verified.get(key, 0) > now:
             return True
-        if _failed.get(key, 0) > now:
-            return False
+    failed_key = f"credentials:failed:{key}"
+    if cache.get(failed_key):
+        return False
     ok = check_password(raw, encoded)
+    if not ok:
+        cache.set(failed_key, 1, _FAILED_TTL_SECONDS)
+        return False
     with _lock:
-        remembered, ttl = (_verified, _TTL_SECONDS) if ok else (_failed, _FAILED_TTL_SECONDS)
-        if len(remembered) >= _MAX_ENTRIES:
-            remembered.clear()
-        remembered[key] = now + ttl
-    return ok
+        if len(_verified) >= _MAX_ENTRIES:
+            _verified.clear()
+        _verified[key] = now + _TTL_SECONDS
+    return True
