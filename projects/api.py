@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from portal.api import ApiError, ok
 
 from .models import Room
+from .quotas import QuotaExceeded
 from .room_services import RoomInUse, do_create_room, do_delete_room, do_update_room
 from .serializers import (
     ErrorEnvelopeSerializer,
@@ -115,7 +116,7 @@ class RoomListView(APIView):
         operation_id="rooms_create",
         summary="Create a room",
         request=RoomCreateSerializer,
-        responses={201: RoomEnvelopeSerializer, **error_responses(400, 401)},
+        responses={201: RoomEnvelopeSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request):
         data = json_object(request.data)
@@ -128,6 +129,8 @@ class RoomListView(APIView):
             )
         except DjangoValidationError as exc:
             raise invalid(exc) from None
+        except QuotaExceeded as exc:
+            raise ApiError(exc.result, exc.message, status=exc.status) from None
         return ok({"room": RoomSerializer(room).data}, status_code=status.HTTP_201_CREATED)
 
 

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import Project, Room
+from .quotas import check_room_quota
 from .rooms import validate_room_settings
 
 NAME_MAX = 200
@@ -33,13 +34,15 @@ def _check_text(value, field: str, limit: int, *, required: bool = False) -> str
 def do_create_room(
     project: Project, *, name, owner_ref="", settings=None, acting_user=None
 ) -> Room:
-    """Create a room; raise ValidationError naming the bad field."""
-    return Room.objects.create(
-        project=project,
-        name=_check_text(name, "name", NAME_MAX, required=True),
-        owner_ref=_check_text(owner_ref, "owner_ref", OWNER_REF_MAX),
-        settings=validate_room_settings(settings),
-    )
+    """Create a room; raise ValidationError naming the bad field, or
+    QuotaExceeded at PROJECT_MAX_ROOMS."""
+    fields = {
+        "name": _check_text(name, "name", NAME_MAX, required=True),
+        "owner_ref": _check_text(owner_ref, "owner_ref", OWNER_REF_MAX),
+        "settings": validate_room_settings(settings),
+    }
+    check_room_quota(project)
+    return Room.objects.create(project=project, **fields)
 
 
 @transaction.atomic

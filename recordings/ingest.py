@@ -21,6 +21,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from delivery import services as delivery_services
+from projects import quotas
 from projects.models import Project, Room
 
 from .events import queue_session_event
@@ -82,6 +83,10 @@ def refuse_if_ended(session: Session) -> None:
 @transaction.atomic
 def do_start_session(project: Project, room_id: str) -> Session:
     room = get_room(project, room_id)
+    try:
+        quotas.check_live_sessions_quota(project)
+    except quotas.QuotaExceeded as exc:
+        raise IngestError(exc.result, exc.message, exc.status) from None
     return Session.objects.create(
         project=project,
         room=room,
@@ -91,6 +96,16 @@ def do_start_session(project: Project, room_id: str) -> Session:
             {"url": room.settings["live_recording"]["url"]} if room.auto_live_recording else {}
         ),
     )
+
+
+def refuse_if_over_storage_quota(project: Project) -> None:
+    """Before an upload is read: a project whose store is already full gets
+    its 403 at once instead of after streaming gigabytes."""
+    with transaction.atomic():
+        try:
+            quotas.check_storage_quota(project, 0)
+        except quotas.QuotaExceeded as exc:
+            raise IngestError(exc.result, exc.message, exc.status) from None
 
 
 def _check_role(role, code: int, what: str) -> None:
@@ -265,6 +280,10 @@ def do_store_file(
         with transaction.atomic():
             session = get_session(project, conf_num, lock=True)
             refuse_if_ended(session)
+            try:
+                quotas.check_storage_quota(project, size)
+            except quotas.QuotaExceeded as exc:
+                raise IngestError(exc.result, exc.message, exc.status) from None
             name = unique_name(session, clean_file_name(original_name, file_type), storage)
             stored = store_local_file(
                 storage, f"{session_folder(session)}/{name}", source_path, move=move
