@@ -11,8 +11,28 @@ cache key.
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def shared_cache(call: Callable[[], T], default: T) -> T:
+    """Run one cache operation. An unreachable cache (Redis down, a missing
+    cache table) turns throttling off with an error in the log, instead of
+    answering every API call with a 500; `manage.py check` names the cause."""
+    try:
+        return call()
+    except Exception as exc:  # redis.ConnectionError, DatabaseError, ...
+        logger.error(
+            "The shared cache failed (%s); throttling is off until it answers",
+            type(exc).__name__,
+        )
+        return default
 
 
 class FailureThrottle:
@@ -28,11 +48,14 @@ class FailureThrottle:
     def is_throttled(self, *parts: str) -> bool:
         if self.limit <= 0:
             return False
-        return (cache.get(self._key(parts)) or 0) >= self.limit
+        count = shared_cache(lambda: cache.get(self._key(parts)), None) or 0
+        return count >= self.limit
 
     def note_failure(self, *parts: str) -> int:
         """Count one failure and return the count in the current window."""
-        key = self._key(parts)
+        return shared_cache(lambda: self._count(self._key(parts)), 0)
+
+    def _count(self, key: str) -> int:
         if cache.add(key, 1, self.window_seconds):
             return 1
         try:
@@ -42,4 +65,4 @@ class FailureThrottle:
             return 1
 
     def reset(self, *parts: str) -> None:
-        cache.delete(self._key(parts))
+        shared_cache(lambda: cache.delete(self._key(parts)), None)

@@ -24,4 +24,6 @@ class ProjectsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
+        from portal import checks  # noqa: F401  (registers the operator-settings checks)
+
         user_logged_in.connect(_join_invited_projects, dispatch_uid="projects-join-invited")

@@ -24,6 +24,8 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password
 from django.core.cache import cache
 
+from portal.throttle import shared_cache
+
 _TTL_SECONDS = 300
 _FAILED_TTL_SECONDS = 60
 _MAX_ENTRIES = 10_000
@@ -46,11 +48,11 @@ def cached_check(raw: str, encoded: str) -> bool:
         if _verified.get(key, 0) > now:
             return True
     failed_key = f"credentials:failed:{key}"
-    if cache.get(failed_key):
+    if shared_cache(lambda: cache.get(failed_key), None):
         return False
     ok = check_password(raw, encoded)
     if not ok:
-        cache.set(failed_key, 1, _FAILED_TTL_SECONDS)
+        shared_cache(lambda: cache.set(failed_key, 1, _FAILED_TTL_SECONDS), None)
         return False
     with _lock:
         if len(_verified) >= _MAX_ENTRIES:
