@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 # Debian packages the test suite starts real servers / browsers with.
-TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core
+TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core redis-server
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/portal
 
 .PHONY: install install-test-deps run test test-sqlite test-postgres lint typecheck check clean
