@@ -275,6 +275,7 @@ AXES_COOLOFF_TIME = 0.25  # hours
 # address is the audit log's (X-Real-IP trusted only from loopback nginx).
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "projects.audit.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 
