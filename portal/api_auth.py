@@ -12,6 +12,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from projects.audit import client_ip
+from projects.credentials import checked
 from projects.models import Project
 
 from .basic_auth import MalformedCredentials, basic_credentials
@@ -52,7 +53,9 @@ class AppKeyAuthentication(BaseAuthentication):
             return None
         app_id, app_key = given
         # Per (APP_ID, address): a stranger's wrong keys never lock out the
-        # media server, and a throttled client costs no PBKDF2 run.
+        # media server elsewhere, and a throttled client costs no PBKDF2 run.
+        # Only wrong keys that cost one are counted: a key already known to be
+        # wrong (remembered in the shared cache) is refused for free.
         failures, who = _failures(), (app_id, client_ip(request) or "")
         if failures.is_throttled(*who):
             raise exceptions.Throttled(
@@ -61,8 +64,12 @@ class AppKeyAuthentication(BaseAuthentication):
                 "wait and retry with the right key.",
             )
         project = Project.objects.filter(app_id=app_id).first()
-        if project is None or not project.check_app_key(app_key):
-            failures.note_failure(*who)
+        if project is None:
+            raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")
+        matches, hashed = checked(app_key, project.app_key_hash)
+        if not matches:
+            if hashed:
+                failures.note_failure(*who)
             raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")
         return ProjectPrincipal(project), project
 

@@ -40,22 +40,29 @@ def _cache_key(raw: str, encoded: str) -> str:
 
 
 def cached_check(raw: str, encoded: str) -> bool:
+    return checked(raw, encoded)[0]
+
+
+def checked(raw: str, encoded: str) -> tuple[bool, bool]:
+    """(matches, hashed): ``hashed`` says whether this call ran the slow
+    hasher, i.e. cost the server a PBKDF2 run (what the APP_KEY failure
+    throttle counts; a remembered answer is free)."""
     if not raw or not encoded:
-        return False
+        return False, False
     key = _cache_key(raw, encoded)
     now = time.monotonic()
     with _lock:
         if _verified.get(key, 0) > now:
-            return True
+            return True, False
     failed_key = f"credentials:failed:{key}"
     if shared_cache(lambda: cache.get(failed_key), None):
-        return False
+        return False, False
     ok = check_password(raw, encoded)
     if not ok:
         shared_cache(lambda: cache.set(failed_key, 1, _FAILED_TTL_SECONDS), None)
-        return False
+        return False, True
     with _lock:
         if len(_verified) >= _MAX_ENTRIES:
             _verified.clear()
         _verified[key] = now + _TTL_SECONDS
-    return True
+    return True, True
