@@ -238,8 +238,9 @@ else:
         }
     }
 
-# Failed APP_KEY checks per (APP_ID, client address) before 429: counted
-# before any PBKDF2 work, so fresh wrong keys cannot burn the portal's CPU.
+# Failed APP_KEY checks per (APP_ID, client address) before 429, checked
+# before any PBKDF2 work; only wrong keys that cost a PBKDF2 run are counted,
+# so fresh wrong keys cannot burn the portal's CPU (portal.api_auth).
 API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=10)
 API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", default=300)
 
