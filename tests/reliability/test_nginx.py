@@ -1,6 +1,7 @@
 """Debian's nginx with the documented config (deploy/nginx.conf.template) in
 front of gunicorn: Basic auth, Range and X-Accel-Redirect serving of a
-recording uploaded through the ingest API."""
+recording uploaded through the ingest API; and the abuse it must absorb
+(lockouts by address, APP_KEY guessing, slow request bodies, tokens in logs)."""
 
 from __future__ import annotations
 
