@@ -117,7 +117,9 @@ def check_cache_table(app_configs, databases=None, **kwargs):
     from django.db import connection
 
     table = settings.CACHES["default"]["LOCATION"]
-    if table in connection.introspection.table_names():
+    tables = connection.introspection.table_names()
+    # A fresh database (the first `migrate`) gets the table right after.
+    if table in tables or "django_migrations" not in tables:
         return []
     return [
         Warning(

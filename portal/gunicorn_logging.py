@@ -1,14 +1,17 @@
-"""gunicorn's access log without the secrets in signed download links.
+"""Logs without the secrets in signed download links.
 
 A ``/dl/<token>`` link needs no login for 72 hours: whoever reads it in a log
 can download the recording. gunicorn logs the request line, path, referer and
-raw URI; this logger replaces the token in every one of them before the line
-is formatted. Used through ``logger_class`` in ``deploy/gunicorn.conf.py``
-(nginx's ``log_format`` in ``deploy/nginx.conf.template`` does the same).
+raw URI; ``RedactingLogger`` replaces the token in every one of them before
+the line is formatted (``logger_class`` in ``deploy/gunicorn.conf.py``; nginx's
+``log_format`` in ``deploy/nginx.conf.template`` does the same). Django's own
+``django.request`` warnings ("Gone: /dl/...") go through
+``RedactDownloadTokens`` (``LOGGING`` in settings).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from gunicorn.glogging import Logger
@@ -28,3 +31,11 @@ class RedactingLogger(Logger):
             key: redact_download_tokens(value) if isinstance(value, str) else value
             for key, value in atoms.items()
         }
+
+
+class RedactDownloadTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/dl/" in message:
+            record.msg, record.args = redact_download_tokens(message), None
+        return True

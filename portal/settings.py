@@ -314,9 +314,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Download-link tokens never reach the log (portal.gunicorn_logging).
+    "filters": {"redact_links": {"()": "portal.gunicorn_logging.RedactDownloadTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_links"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Only our handler (Django's default one would skip the redaction).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # botocore/urllib3 debug logs may carry signed headers; keep them quiet.
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},

@@ -233,3 +233,6 @@ def test_download_tokens_never_reach_the_access_logs(stack):
     for log in (nginx_log, gunicorn_log):
         assert "/dl/[redacted]" in log
         assert "SecretTokenPart" not in log and "SignatureNotForLogs" not in log
+    # Nor the portal's own log, where Django reports the refused link.
+    web_log = (portal.logs / "web.log").read_text()
+    assert "Bad Request: /dl/[redacted]" in web_log and "SecretTokenPart" not in web_log
