@@ -23,8 +23,8 @@ timeout = 600
 graceful_timeout = 30
 keepalive = 5
 
-# Access log: /dl/ tokens redacted (portal.gunicorn_logging); the client is
+# Access log: /dl/ tokens redacted (portal.log_redaction); the client is
 # nginx's X-Real-IP when present.
-logger_class = "portal.gunicorn_logging.RedactingLogger"
+logger_class = "portal.log_redaction.RedactingLogger"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s %({x-real-ip}i)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'

@@ -314,8 +314,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Download-link tokens never reach the log (portal.gunicorn_logging).
-    "filters": {"redact_links": {"()": "portal.gunicorn_logging.RedactDownloadTokens"}},
+    # Download-link tokens never reach the log (portal.log_redaction).
+    "filters": {"redact_links": {"()": "portal.log_redaction.RedactDownloadTokens"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
