@@ -170,27 +170,20 @@ def test_wrong_app_keys_are_throttled_per_app_id_and_address(stack):
     assert server.get(url, auth=(creds["APP_ID"], creds["APP_KEY"]), timeout=30).status_code == 200
 
 
-def test_twenty_slow_request_bodies_do_not_stop_the_portal(stack):
+def _portal_answers_while_bodies_trickle(base: str, head: bytes) -> None:
+    """20 raw sockets send ``head`` (request line, headers, a first byte of
+    body) and then one byte a second each; meanwhile the login page must keep
+    answering within seconds."""
     import socket
     import threading
     import time
 
-    _portal, base, _creds = stack
     host, port = base.removeprefix("http://").split(":")
-    # With a CSRF cookie (anyone gets one from the login page) Django reads
-    # the form body before answering, so an unbuffered slow body holds a
-    # gunicorn thread for as long as the client likes.
-    cookie = requests.get(f"{base}/accounts/login/", timeout=30).cookies["csrftoken"]
     stop = threading.Event()
     sockets = []
     for _ in range(20):
         sock = socket.create_connection((host, int(port)), timeout=30)
-        sock.sendall(
-            b"POST /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Cookie: csrftoken=" + cookie.encode() + b"\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            b"Content-Length: 100000\r\n\r\nusername=a"
-        )
+        sock.sendall(head)
         sockets.append(sock)
 
     def trickle():
@@ -215,6 +208,34 @@ def test_twenty_slow_request_bodies_do_not_stop_the_portal(stack):
         dripper.join()
         for sock in sockets:
             sock.close()
+
+
+def test_twenty_slow_request_bodies_do_not_stop_the_portal(stack):
+    _portal, base, _creds = stack
+    # With a CSRF cookie (anyone gets one from the login page) Django reads
+    # the form body before answering, so an unbuffered slow body holds a
+    # gunicorn thread for as long as the client likes.
+    cookie = requests.get(f"{base}/accounts/login/", timeout=30).cookies["csrftoken"]
+    _portal_answers_while_bodies_trickle(
+        base,
+        b"POST /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Cookie: csrftoken=" + cookie.encode() + b"\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 100000\r\n\r\nusername=a",
+    )
+
+
+def test_slow_anonymous_uploads_to_the_one_unbuffered_location_do_not_stop_it(stack):
+    # The ingest upload location streams bodies to gunicorn; without the
+    # project's APP_KEY the answer (401) comes before the body is read, and
+    # nginx then drops the rest instead of feeding it to gunicorn.
+    _portal, base, _creds = stack
+    _portal_answers_while_bodies_trickle(
+        base,
+        b"POST /ingest/v1/sessions/123456/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: multipart/form-data; boundary=xyz\r\n"
+        b"Content-Length: 100000000\r\n\r\n-",
+    )
 
 
 def test_download_tokens_never_reach_the_access_logs(stack):
