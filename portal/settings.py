@@ -237,6 +237,8 @@ else:
             "LOCATION": CACHE_TABLE,
         }
     }
+# Per-process memos that need no sharing (the report's day chart): no query.
+CACHES["local"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 
 # Failed APP_KEY checks per (APP_ID, client address) before 429, checked
 # before any PBKDF2 work; only wrong keys that cost a PBKDF2 run are counted,
