@@ -12,7 +12,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from projects.audit import client_ip
-from projects.credentials import checked
+from projects.credentials import checked, remembered
 from projects.models import Project
 
 from .basic_auth import MalformedCredentials, basic_credentials
@@ -52,6 +52,11 @@ class AppKeyAuthentication(BaseAuthentication):
         if given is None:
             return None
         app_id, app_key = given
+        project = Project.objects.filter(app_id=app_id).first()
+        if project is not None and remembered(app_key, project.app_key_hash):
+            # The right key, verified recently by this process: no hashing,
+            # no cache query, nothing to throttle.
+            return ProjectPrincipal(project), project
         # Per (APP_ID, address): a stranger's wrong keys never lock out the
         # media server elsewhere, and a throttled client costs no PBKDF2 run.
         # Only wrong keys that cost one are counted: a key already known to be
@@ -63,7 +68,6 @@ class AppKeyAuthentication(BaseAuthentication):
                 detail="Too many failed APP_KEY checks for this APP_ID from your address; "
                 "wait and retry with the right key.",
             )
-        project = Project.objects.filter(app_id=app_id).first()
         if project is None:
             raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")
         matches, hashed = checked(app_key, project.app_key_hash)

@@ -43,6 +43,14 @@ def cached_check(raw: str, encoded: str) -> bool:
     return checked(raw, encoded)[0]
 
 
+def remembered(raw: str, encoded: str) -> bool:
+    """True when this process verified the pair recently: free, no query."""
+    if not raw or not encoded:
+        return False
+    with _lock:
+        return _verified.get(_cache_key(raw, encoded), 0) > time.monotonic()
+
+
 def checked(raw: str, encoded: str) -> tuple[bool, bool]:
     """(matches, hashed): ``hashed`` says whether this call ran the slow
     hasher, i.e. cost the server a PBKDF2 run (what the APP_KEY failure
