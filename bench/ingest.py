@@ -207,6 +207,7 @@ def main() -> int:
         env.update(bucket_env(bucket))
     try:
         subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        subprocess.run([python, "manage.py", "createcachetable"], cwd=ROOT, env=env, check=True)
         out = subprocess.run(
             [python, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=env, check=True,
             capture_output=True, text=True,

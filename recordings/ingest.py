@@ -17,6 +17,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from delivery import services as delivery_services
+from projects import quotas
 from projects.models import Project, Room
 
 from . import admission, recorders, store
@@ -74,6 +75,10 @@ def refuse_if_ended(session: Session) -> None:
 @transaction.atomic
 def do_start_session(project: Project, room_id: str) -> Session:
     room = get_room(project, room_id)
+    try:
+        quotas.check_live_sessions_quota(project)
+    except quotas.QuotaExceeded as exc:
+        raise IngestError(exc.result, exc.message, exc.status) from None
     if room.auto_live_recording:
         recorders.lock_pool()  # before any session row, as every recorder action
     session = Session.objects.create(
@@ -84,6 +89,16 @@ def do_start_session(project: Project, room_id: str) -> Session:
         config = {"url": room.settings["live_recording"]["url"]}
         recorders.start_with_session(session, "live_recording", config)
     return session
+
+
+def refuse_if_over_storage_quota(project: Project) -> None:
+    """Before an upload is read: a project whose store is already full gets
+    its 403 at once instead of after streaming gigabytes."""
+    with transaction.atomic():
+        try:
+            quotas.check_storage_quota(project, 0)
+        except quotas.QuotaExceeded as exc:
+            raise IngestError(exc.result, exc.message, exc.status) from None
 
 
 def check_role(role, code: int, what: str) -> None:
@@ -194,6 +209,10 @@ def do_store_file(
             try:
                 admission.refuse_if_composite_full(session, file_type)
             except admission.Refused as exc:
+                raise IngestError(exc.result, exc.message, exc.status) from None
+            try:
+                quotas.check_storage_quota(project, size)
+            except quotas.QuotaExceeded as exc:
                 raise IngestError(exc.result, exc.message, exc.status) from None
             cleaned = clean_file_name(
                 admission.name_for(clean_file_name(original_name, file_type), admitted), file_type

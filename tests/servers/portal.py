@@ -79,6 +79,7 @@ class PortalProcesses:
 
     def setup(self) -> None:
         self.manage("migrate", "--noinput", "-v0")
+        self.manage("createcachetable")  # the throttles' shared cache
         self.manage("collectstatic", "--noinput", "-v0")
         self.manage("shell", "-c", (
             "from django.contrib.auth import get_user_model;"
@@ -94,6 +95,8 @@ class PortalProcesses:
         log = open(self.logs / "web.log", "ab")
         self.web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
+             "--access-logfile", str(self.logs / "access.log"),
              "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--timeout", "300"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
