@@ -63,6 +63,8 @@ class ResumePoint:
     def note(self, message: str) -> None:
         if self._note is not None:
             self._note(message)
+
+
 HASH_CHUNK = 1024 * 1024
 
 
@@ -268,6 +270,13 @@ class Destination:
         Return False if it is missing or different (the engine then uploads
         it again); raise TransferError when the check itself cannot be made."""
         raise NotImplementedError
+
+    def discard(self, remote_path: str, state: Mapping[str, Any]) -> None:
+        """Remove what a half-sent upload of ``remote_path`` left behind (the
+        ``state`` it saved in its ResumePoint: an unfinished multipart upload,
+        uncommitted blocks, a temporary file), when the delivery gives up or
+        is sent again from scratch. Best effort; kinds that leave nothing
+        behind keep this default."""
 
     def final_path(self, remote_path: str) -> str:
         """The path as reported in the file_transfer webhook, e.g.

@@ -1,10 +1,14 @@
 """AWS S3 or any S3-compatible store (MinIO, Ceph, Wasabi, R2, ...).
 
-Large files go up as a multipart upload, several parts at once; S3 makes the
+Large files go up as a multipart upload, a few parts at once; S3 makes the
 object visible only when the upload is completed, so a half-sent file never
-appears under its final key. A failed upload is aborted so its parts stop
-costing storage, and parts left by a killed worker are aborted before the
-next attempt.
+appears under its final key. The UploadId is saved with the file's row as
+soon as the upload is created (ResumePoint), so the next run, after a lost
+connection or a killed worker, lists the parts S3 has, checks them and sends
+only the missing ones. A permanent error, a delivery that gives up or one
+sent again from scratch aborts the upload so its parts stop costing storage;
+parts a worker left without saving their UploadId are aborted before a new
+upload starts.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ from .base import (
     TransferError,
     refused_error,
 )
+from .parts import Part, concurrency_for, send_parts, split
 
 MB = 1024 * 1024
-# Chosen by measurement with bench/delivery.py (see bench/README.md).
 MULTIPART_THRESHOLD = 16 * MB
-MULTIPART_CHUNKSIZE = 16 * MB
+# 8 MiB parts, two at a time: a killed worker leaves at most 16 MiB of
+# unacknowledged parts to send again (parts.IN_FLIGHT); see bench/README.md.
+MULTIPART_CHUNKSIZE = 8 * MB
 MAX_CONCURRENCY = 4
 
 STORAGE_CLASSES = [
@@ -206,17 +212,6 @@ class S3Destination(Destination):
             self.open()
         return self._client
 
-    def _transfer_config(self) -> Any:
-        from boto3.s3.transfer import TransferConfig
-
-        return TransferConfig(
-            multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=self.multipart_chunksize,
-            max_concurrency=self.max_concurrency,
-            use_threads=True,
-            preferred_transfer_client="classic",
-        )
-
     def _part_size(self, size: int) -> int:
         """The part size s3transfer will use for a file of ``size`` bytes."""
         from s3transfer.utils import ChunksizeAdjuster
@@ -241,33 +236,147 @@ class S3Destination(Destination):
         resume: ResumePoint | None = None,
     ) -> None:
         key = self.full_path(remote_path)
-        self._abort_incomplete(key)  # parts left behind by a worker that was killed
+        resume = resume if resume is not None else ResumePoint()
         try:
             try:
-                self._upload(local, key, progress)
+                self._upload(local, key, progress, resume)
             except Exception as exc:
                 if not (self._send_checksum and _refuses_checksums(exc)):
                     raise
-                self._abort_incomplete(key)
+                self._discard(key, resume)
                 with self._lock:
                     self._send_checksum = False
                     self._client = self._make_client(checksums=False)
-                self._upload(local, key, progress)
-        except BaseException as exc:
-            self._abort_incomplete(key)
-            if _is_boto_error(exc):
-                raise self._error(exc, key) from None
-            raise
+                self._upload(local, key, progress, resume)
+        except Exception as exc:
+            if not _is_boto_error(exc):
+                raise
+            error = self._error(exc, key)
+            if error.permanent:
+                self._discard(key, resume)
+            # A transient error (or a lost lease, which is not caught here)
+            # keeps the multipart upload for the next run to continue.
+            raise error from None
 
-    def _upload(self, local: LocalFile, key: str, progress: ProgressCallback) -> None:
-        self.client.upload_file(
-            str(local.path),
-            self.bucket,
-            key,
-            ExtraArgs=self._put_args(),
-            Callback=progress,
-            Config=self._transfer_config(),
+    def _upload(
+        self, local: LocalFile, key: str, progress: ProgressCallback, resume: ResumePoint
+    ) -> None:
+        if local.size < self.multipart_threshold:
+            if resume.state:
+                self._discard(key, resume)
+            with open(local.path, "rb") as fh:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=fh, **self._put_args())
+            progress(local.size)
+            return
+        found = self._resumed(local, key, resume)
+        if found is None:
+            # Parts a worker killed before it could save its UploadId left.
+            self._abort_incomplete(key)
+            part_size = self._part_size(local.size)
+            created = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, **self._put_args()
+            )
+            upload_id, done = created["UploadId"], {}
+            resume.save({"upload_id": upload_id, "key": key, "part_size": part_size,
+                         "size": local.size, "checksum": self._send_checksum})  # fmt: skip
+        else:
+            upload_id, part_size, done = found
+        parts = split(local.size, part_size)
+        todo = [part for part in parts if part.number not in done]
+        if done:
+            resume.note(
+                f"continuing the multipart upload: {len(done)} of {len(parts)} parts are "
+                f"already in the bucket, sending {len(todo)}"
+            )
+
+        def send(part: Part) -> dict[str, str]:
+            extra = {"ChecksumAlgorithm": "SHA256"} if self._send_checksum else {}
+            sent = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part.number,
+                Body=part.read(local.path), **extra,
+            )  # fmt: skip
+            return _completed_part(part.number, sent)
+
+        done.update(
+            send_parts(todo, send, progress, concurrency_for(part_size, self.max_concurrency))
         )
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [done[number] for number in sorted(done)]},
+        )
+
+    def _resumed(
+        self, local: LocalFile, key: str, resume: ResumePoint
+    ) -> tuple[str, int, dict[int, dict[str, str]]] | None:
+        """(UploadId, part size, parts already intact in the bucket) of the
+        upload an earlier run saved, or None to start a new one."""
+        state = resume.state
+        if not state:
+            return None
+        same = (state.get("key"), state.get("size"), state.get("checksum")) == (
+            key, local.size, self._send_checksum
+        )  # fmt: skip
+        if not (same and state.get("upload_id") and state.get("part_size")):
+            self._discard(key, resume)
+            return None
+        upload_id, part_size = str(state["upload_id"]), int(state["part_size"])
+        try:
+            listed = self._list_parts(key, upload_id)
+        except Exception as exc:
+            if _code(exc) not in ("NoSuchUpload", "404"):
+                raise
+            resume.note("the unfinished multipart upload is gone from the bucket; starting again")
+            resume.save({})
+            return None
+        expected = {part.number: part for part in split(local.size, part_size)}
+        done = {}
+        for item in listed:
+            part = expected.get(int(item["PartNumber"]))
+            if part is not None and int(item["Size"]) == part.size and self._intact(local, part, item):
+                done[part.number] = _completed_part(part.number, item)
+        return upload_id, part_size, done
+
+    def _list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        marker = 0
+        while True:
+            page = self.client.list_parts(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+            )
+            items.extend(page.get("Parts", []))
+            if not page.get("IsTruncated"):
+                return items
+            marker = int(page["NextPartNumberMarker"])
+
+    def _intact(self, local: LocalFile, part: Part, item: dict[str, Any]) -> bool:
+        """The part in the bucket holds these bytes, as far as S3 tells: its
+        SHA-256 if it kept one, else its ETag (the MD5, unless SSE-KMS)."""
+        data = part.read(local.path)
+        if item.get("ChecksumSHA256"):
+            return bool(item["ChecksumSHA256"] == _b64(hashlib.sha256(data).digest()))
+        etag = str(item.get("ETag", "")).strip('"')
+        if re.fullmatch(r"[0-9a-f]{32}", etag) and not str(self.config.get("sse") or "").startswith("aws:kms"):
+            return etag == hashlib.md5(data).hexdigest()
+        return True
+
+    def discard(self, remote_path: str, state: Any) -> None:
+        self._discard(self.full_path(remote_path), ResumePoint(state))
+
+    def _discard(self, key: str, resume: ResumePoint) -> None:
+        """Abort the saved multipart upload (and any other left for ``key``)."""
+        upload_id = resume.state.get("upload_id")
+        if upload_id:
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=resume.state.get("key") or key, UploadId=upload_id
+                )
+            except Exception:
+                pass  # already gone, or the bucket is unreachable: nothing to keep
+        self._abort_incomplete(key)
+        if resume.state:
+            resume.save({})
 
     def _put_args(self) -> dict[str, str]:
         args = {}
@@ -430,6 +539,14 @@ def _is_boto_error(exc: BaseException) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return isinstance(exc, (BotoCoreError, ClientError, Boto3Error))
+
+
+def _completed_part(number: int, answer: dict[str, Any]) -> dict[str, Any]:
+    """A part as CompleteMultipartUpload wants it, from UploadPart's or ListParts' answer."""
+    part = {"PartNumber": number, "ETag": answer["ETag"]}
+    if answer.get("ChecksumSHA256"):
+        part["ChecksumSHA256"] = answer["ChecksumSHA256"]
+    return part
 
 
 def _b64(raw: bytes) -> str:

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from delivery.destinations import destination_class
-from delivery.destinations.base import TransferError
+from delivery.destinations.base import ResumePoint, TransferError
 from delivery.destinations.s3 import S3Destination, S3Form
 from tests.delivery import MB, Progress, random_file
 from tests.servers.moto_s3 import MotoS3Server, s3, s3_server  # noqa: F401
@@ -117,14 +117,96 @@ def test_a_missing_bucket_is_a_permanent_error(s3, tmp_path):  # noqa: F811
     assert "Bucket 'no-such-bucket' does not exist" in caught.value.message
 
 
-def test_a_failed_upload_leaves_no_incomplete_multipart_upload(s3, dest, tmp_path):  # noqa: F811
-    local = random_file(tmp_path / "a.mp4", 4 * PART)
+class StopAfter:
+    """A progress callback that lets ``parts`` parts through, then raises as
+    the engine's does when the lease is lost (or the worker is stopping)."""
 
-    def lease_lost(count: int) -> None:
-        raise RuntimeError("lease lost")
+    def __init__(self, parts: int):
+        self.left, self.total = parts, 0
 
+    def __call__(self, count: int) -> None:
+        if self.left <= 0:
+            raise RuntimeError("lease lost")
+        self.left -= 1
+        self.total += count
+
+
+def saved_point() -> tuple[ResumePoint, list[dict], list[str]]:
+    saves: list[dict] = []
+    notes: list[str] = []
+    return ResumePoint(save=saves.append, note=notes.append), saves, notes
+
+
+def parts_in_bucket(s3, state) -> list[int]:  # noqa: F811
+    listing = s3.client().list_parts(Bucket=s3.bucket, Key=state["key"], UploadId=state["upload_id"])
+    return [p["PartNumber"] for p in listing.get("Parts", [])]
+
+
+def test_a_run_stopped_mid_upload_keeps_the_upload_and_the_next_sends_only_the_missing_parts(
+    s3, dest, tmp_path  # noqa: F811
+):
+    local = random_file(tmp_path / "a.mp4", 6 * PART + 7)
+    point, saves, _notes = saved_point()
     with pytest.raises(RuntimeError, match="lease lost"):
-        dest.upload(local, "a.mp4", lease_lost)
+        dest.upload(local, "a.mp4", StopAfter(2), point)
+    state = saves[0]
+    assert state["key"] == f"{dest.root}/a.mp4" and state["upload_id"]
+    assert [u["UploadId"] for u in s3.incomplete_uploads(dest.root)] == [state["upload_id"]]
+    kept = parts_in_bucket(s3, state)
+    assert len(kept) >= 2  # the two acknowledged, and any that were in flight
+
+    again, _saves, notes = saved_point()
+    again.state = dict(state)
+    progress = Progress()
+    dest.upload(local, "a.mp4", progress, again)
+    assert progress.total == local.size - len(kept) * PART
+    assert dest.verify(local, "a.mp4") is True
+    assert s3.incomplete_uploads(dest.root) == []
+    assert f"{len(kept)} of 7 parts are already in the bucket" in notes[0]
+
+
+def test_a_part_whose_bytes_differ_is_sent_again(s3, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "a.mp4", 4 * PART)
+    point, saves, _notes = saved_point()
+    with pytest.raises(RuntimeError):
+        dest.upload(local, "a.mp4", StopAfter(2), point)
+    state = saves[0]
+    s3.client().upload_part(
+        Bucket=s3.bucket, Key=state["key"], UploadId=state["upload_id"], PartNumber=1,
+        Body=b"x" * PART, ChecksumAlgorithm="SHA256",
+    )  # fmt: skip
+    kept = parts_in_bucket(s3, state)
+    progress = Progress()
+    dest.upload(local, "a.mp4", progress, ResumePoint(state))
+    assert progress.total == local.size - (len(kept) - 1) * PART
+    assert dest.verify(local, "a.mp4") is True
+    assert body(s3, state["key"]) == local.path.read_bytes()
+
+
+def test_an_upload_gone_from_the_bucket_is_started_again(s3, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "a.mp4", 3 * PART)
+    point, saves, _notes = saved_point()
+    with pytest.raises(RuntimeError):
+        dest.upload(local, "a.mp4", StopAfter(1), point)
+    state = saves[0]
+    s3.client().abort_multipart_upload(Bucket=s3.bucket, Key=state["key"], UploadId=state["upload_id"])
+    again, saves, notes = saved_point()
+    again.state = dict(state)
+    progress = Progress()
+    dest.upload(local, "a.mp4", progress, again)
+    assert progress.total == local.size
+    assert "gone from the bucket" in notes[0]
+    assert saves[-1]["upload_id"] != state["upload_id"]
+    assert dest.verify(local, "a.mp4") is True
+
+
+def test_discard_aborts_the_saved_upload(s3, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "a.mp4", 3 * PART)
+    point, saves, _notes = saved_point()
+    with pytest.raises(RuntimeError):
+        dest.upload(local, "a.mp4", StopAfter(1), point)
+    assert len(s3.incomplete_uploads(dest.root)) == 1
+    dest.discard("a.mp4", saves[0])
     assert s3.incomplete_uploads(dest.root) == []
     assert dest.verify(local, "a.mp4") is False
 
