@@ -39,6 +39,7 @@ from .leases import (
     new_lease_owner,
     patiently,
 )
+from .leftovers import discard_leftovers, start_point
 from .local_files import local_copy, mb, remote_path_for
 from .manifest import manifest_file
 from .models import DeliveredFile, Delivery
@@ -233,7 +234,11 @@ class DeliveryRun:
         def save(state: dict[str, Any]) -> None:
             def write() -> None:
                 with self.db_lock:
-                    DeliveredFile.objects.filter(pk=df.pk).update(resume_state=state)
+                    # Only while ours: a run that lost its lease must not
+                    # overwrite what a redelivery marked for removal.
+                    DeliveredFile.objects.filter(
+                        pk=df.pk, delivery__lease_owner=self.owner
+                    ).update(resume_state=state)
 
             patiently(write, f"delivery {self.delivery.pk}")
             df.resume_state = state
@@ -255,7 +260,8 @@ class DeliveryRun:
                 return
             self.set_file(df, state=FileState.UPLOADING, bytes_sent=0, error="")
             started = time.monotonic()
-            dest.upload(local, remote, self.progress_for(df), self.resume_point(df))
+            point = start_point(dest, remote, self.resume_point(df))
+            dest.upload(local, remote, self.progress_for(df), point)
             seconds = time.monotonic() - started
             if not dest.verify(local, remote):
                 raise TransferError(
@@ -418,6 +424,8 @@ class DeliveryRun:
         ok = patiently(write, f"delivery {self.delivery.pk}")
         if not ok:
             return "lease lost"
+        if give_up:
+            discard_leftovers(self.delivery)
         return "failed" if give_up else "retry_wait"
 
 

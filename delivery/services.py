@@ -21,6 +21,7 @@ from recordings.models import RecordingFile, Session
 from .destinations import destination_for
 from .destinations.base import TransferError
 from .engine import Scrubber, capped_log, log_entry, unexpected_error
+from .leftovers import mark_for_fresh_start
 from .models import DeliveredFile, Delivery, DeliveryDestination
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def do_redeliver(delivery: Delivery, *, acting_user=None) -> Delivery:
         state=FileState.PENDING, bytes_sent=0, remote_path="", seconds=None, verified_at=None,
         error="",
     )  # fmt: skip
+    mark_for_fresh_start(delivery)
     _reset(delivery)
     delivery.bytes_sent = 0
     delivery.manifest_written_at = None

@@ -15,6 +15,7 @@ import time
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import timezone
 from django_q.conf import Conf
 
 from delivery import engine, services, tasks
@@ -169,6 +170,84 @@ def test_parts_left_by_a_dead_worker_are_aborted_when_the_sweep_resumes(
     assert delivery.state == State.DELIVERED and delivery.attempts == 2
     assert s3.incomplete_uploads(root) == []
     assert sha256_of_object(s3, key) == session.files.get().sha256
+
+
+def half_sent(server, key: str, data: bytes, parts: int) -> dict:
+    """What a run killed after ``parts`` acknowledged parts saved: a multipart
+    upload in the bucket and its ResumePoint state on the file's row."""
+    client = server.client()
+    upload_id = client.create_multipart_upload(
+        Bucket=server.bucket, Key=key, ChecksumAlgorithm="SHA256"
+    )["UploadId"]
+    for number in range(1, parts + 1):
+        client.upload_part(
+            Bucket=server.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+            Body=data[(number - 1) * PART : number * PART], ChecksumAlgorithm="SHA256",
+        )  # fmt: skip
+    return {"upload_id": upload_id, "key": key, "part_size": PART, "size": len(data),
+            "checksum": True}  # fmt: skip
+
+
+def stored_bytes(session) -> bytes:
+    from django.core.files.storage import storages
+
+    rf = session.files.get()
+    with storages["recordings"].open(rf.storage_path, "rb") as fh:
+        return fh.read()
+
+
+def test_the_next_run_continues_a_half_sent_file_from_the_parts_in_the_bucket(
+    world, s3, root, monkeypatch
+):
+    session = make_session(world.project, {"transcoded.mp4": ("transcoded", 5 * PART + 11)})
+    s3_destination(world.project, s3, root)
+    services.schedule_deliveries_for_session(session.pk)
+    key = f"{root}/{session.room.room_id}/{session.conf_num}/transcoded.mp4"
+    state = half_sent(s3, key, stored_bytes(session), parts=3)
+    DeliveredFile.objects.update(resume_state=state, state=DeliveredFile.State.UPLOADING)
+    monkeypatch.setattr(Conf, "SYNC", True)
+    assert engine.run_delivery(Delivery.objects.get().pk) == "delivered"
+    delivery = Delivery.objects.get()
+    assert sha256_of_object(s3, key) == session.files.get().sha256
+    assert s3.incomplete_uploads(root) == []
+    assert delivery.speed and delivery.speed > 0
+    resumed = [e["message"] for e in delivery.log if e["event"] == "resume"]
+    assert resumed == ["transcoded.mp4: continuing the multipart upload: 3 of 6 parts are "
+                       "already in the bucket, sending 3"]  # fmt: skip
+    assert DeliveredFile.objects.get().resume_state == {}
+
+
+def test_a_delivery_that_gives_up_aborts_its_unfinished_multipart_upload(world, s3, root):
+    session = make_session(world.project, {"transcoded.mp4": ("transcoded", 3 * PART)})
+    s3_destination(world.project, s3, root)
+    services.schedule_deliveries_for_session(session.pk)
+    key = f"{root}/{session.room.room_id}/{session.conf_num}/transcoded.mp4"
+    DeliveredFile.objects.update(resume_state=half_sent(s3, key, stored_bytes(session), parts=1))
+    # A permanent error: retention removed the file before it was delivered.
+    session.files.update(expired_at=timezone.now())
+    assert engine.run_delivery(Delivery.objects.get().pk) == "failed"
+    assert s3.incomplete_uploads(root) == []
+    assert DeliveredFile.objects.get().resume_state == {}
+
+
+def test_a_redelivery_aborts_the_unfinished_upload_and_sends_the_file_from_scratch(
+    world, s3, root, monkeypatch
+):
+    session = make_session(world.project, {"transcoded.mp4": ("transcoded", 3 * PART)})
+    s3_destination(world.project, s3, root)
+    services.schedule_deliveries_for_session(session.pk)
+    key = f"{root}/{session.room.room_id}/{session.conf_num}/transcoded.mp4"
+    state = half_sent(s3, key, stored_bytes(session), parts=2)
+    DeliveredFile.objects.update(resume_state=state)
+    monkeypatch.setattr(Conf, "SYNC", True)
+    services.do_redeliver(Delivery.objects.get(), acting_user=world.alice)
+    delivery = Delivery.objects.get()
+    assert delivery.state == State.DELIVERED, delivery.last_error
+    assert not [e for e in delivery.log if e["event"] == "resume"]
+    assert s3.incomplete_uploads(root) == []
+    assert sha256_of_object(s3, key) == session.files.get().sha256
+    with pytest.raises(Exception, match="NoSuchUpload"):
+        s3.client().list_parts(Bucket=s3.bucket, Key=key, UploadId=state["upload_id"])
 
 
 WORKER = textwrap.dedent(
