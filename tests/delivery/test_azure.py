@@ -8,7 +8,7 @@ import pytest
 
 from delivery.destinations import destination_class
 from delivery.destinations.azure import AzureBlobDestination, AzureBlobForm
-from delivery.destinations.base import TransferError
+from delivery.destinations.base import ResumePoint, TransferError
 from tests.delivery import MB, Progress, random_file
 from tests.servers.azurite import ACCOUNT_KEY, AzuriteServer, azurite, azurite_server  # noqa: F401
 
@@ -147,6 +147,55 @@ def test_a_server_stopped_mid_transfer_is_transient_and_a_retry_succeeds(azurite
     azurite.start()  # same port; Azurite in memory forgets blobs, so the container is new
     dest.upload(local, "room1/42/transcoded.mp4", Progress())
     assert dest.verify(local, "room1/42/transcoded.mp4") is True
+
+
+class StopAfter:
+    """Lets ``blocks`` blocks through, then raises as the engine's progress
+    callback does when the lease is lost."""
+
+    def __init__(self, blocks: int):
+        self.left = blocks
+
+    def __call__(self, count: int) -> None:
+        if self.left <= 0:
+            raise RuntimeError("lease lost")
+        self.left -= 1
+
+
+def test_a_run_stopped_mid_upload_leaves_staged_blocks_the_next_run_does_not_send_again(
+    azurite, dest, tmp_path  # noqa: F811
+):
+    local = random_file(tmp_path / "a.mp4", 6 * BLOCK + 5)
+    saves: list[dict] = []
+    with pytest.raises(RuntimeError, match="lease lost"):
+        dest.upload(local, "a.mp4", StopAfter(2), ResumePoint(save=saves.append))
+    name = f"{dest.root}/a.mp4"
+    assert saves == [{"blob": name, "block_size": BLOCK}]
+    blob = azurite.service().get_blob_client(azurite.container, name)
+    _committed, staged = blob.get_block_list("all")
+    assert len(staged) >= 2  # the two acknowledged, and any that were in flight
+    assert dest.verify(local, "a.mp4") is False  # nothing visible yet
+
+    notes: list[str] = []
+    progress = Progress()
+    dest.upload(local, "a.mp4", progress, ResumePoint(saves[0], note=notes.append))
+    assert progress.total == local.size - len(staged) * BLOCK
+    assert notes == [f"continuing the blob: {len(staged)} of 7 blocks are already staged, "
+                     f"sending {7 - len(staged)}"]  # fmt: skip
+    assert dest.verify(local, "a.mp4") is True
+    assert content(azurite, name) == local.path.read_bytes()
+
+
+def test_discard_drops_the_staged_blocks_of_a_blob_never_committed(azurite, dest, tmp_path):  # noqa: F811
+    local = random_file(tmp_path / "a.mp4", 3 * BLOCK)
+    saves: list[dict] = []
+    with pytest.raises(RuntimeError):
+        dest.upload(local, "a.mp4", StopAfter(1), ResumePoint(save=saves.append))
+    blob = azurite.service().get_blob_client(azurite.container, f"{dest.root}/a.mp4")
+    assert blob.get_block_list("uncommitted")[1]
+    dest.discard("a.mp4", saves[0])
+    with pytest.raises(Exception, match="BlobNotFound"):
+        blob.get_block_list("all")
 
 
 # -- the form ---------------------------------------------------------------------------
