@@ -2,7 +2,9 @@
 
 Files go to ``.<name>.part`` in the target folder and are renamed into place
 once their size matches. The temporary name is the same on every attempt so a
-retry after a cut connection resumes it with REST instead of starting over.
+retry after a cut connection or a killed worker continues it from its size
+(SIZE, then REST + STOR) instead of starting over; it is deleted when the
+delivery gives up or is sent again from scratch (discard).
 
 Certificates: a chain that verifies against the system CAs is accepted; any
 other certificate is accepted only if its fingerprint (``SHA256:<base64>``,
@@ -290,6 +292,11 @@ class FTPDestination(Destination):
         temp = posixpath.join(folder, f".{name}.part")
         self._make_folders(folder)
         offset = self._resume_offset(local, temp)
+        if resume is not None:
+            if resume.state != {"temp": temp}:
+                resume.save({"temp": temp})  # what discard() removes
+            if offset:
+                resume.note(f"continuing {posixpath.basename(temp)} at byte {offset} of {local.size}")
         if offset < local.size or local.size == 0:
             with open(local.path, "rb") as fh, self._errors(f"uploading {temp}"):
                 fh.seek(offset)
@@ -308,6 +315,12 @@ class FTPDestination(Destination):
                 f"check free space on {self.host}"
             )
         self._rename(temp, final)
+
+    def discard(self, remote_path: str, state: Any) -> None:
+        final = self._abs(remote_path)
+        folder, name = posixpath.split(final)
+        # Only our own temporary name, whatever the state says.
+        self._delete_quietly(posixpath.join(folder, f".{name}.part"))
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         self._conn()

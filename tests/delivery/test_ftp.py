@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from delivery.destinations import destination_for
-from delivery.destinations.base import LocalFile, TransferError, UntrustedHostKey
+from delivery.destinations.base import LocalFile, ResumePoint, TransferError, UntrustedHostKey
 from delivery.destinations.ftp import FTPDestination, FTPForm, tls_certificate_fingerprint
 from tests.servers import ftp as servers
 from tests.servers.ftp import FTP_PASSWORD, READONLY, FTPServer
@@ -174,12 +174,26 @@ def test_a_cut_upload_resumes_with_rest_and_ends_intact(ftp_server: FTPServer, t
     assert not ftp_server.read("resume/r/c/big.mp4").exists()
 
     progress = Progress()
+    notes: list[str] = []
+    saves: list[dict] = []
     with dest:  # the same instance reconnects
-        dest.upload(local, "r/c/big.mp4", progress)
+        dest.upload(local, "r/c/big.mp4", progress, ResumePoint(save=saves.append, note=notes.append))
         assert dest.verify(local, "r/c/big.mp4")
     assert progress.total == size - partial  # only the missing part was sent
+    assert saves == [{"temp": "/resume/r/c/.big.mp4.part"}]
+    assert notes == [f"continuing .big.mp4.part at byte {partial} of {size}"]
     assert sha256_of(ftp_server.read("resume/r/c/big.mp4")) == local.sha256
     assert visible_leftovers(ftp_server.read("resume")) == []
+
+
+def test_discard_removes_the_temporary_file_of_a_half_sent_upload(ftp_server: FTPServer):
+    folder = ftp_server.read("gone/r/c")
+    folder.mkdir(parents=True)
+    (folder / ".v.mp4.part").write_bytes(os.urandom(100_000))
+    (folder / "other.mp4").write_bytes(b"kept")
+    with destination_for("ftp", ftp_server.config(root="gone")) as dest:
+        dest.discard("r/c/v.mp4", {"temp": "/gone/r/c/other.mp4"})  # the state is not trusted
+    assert sorted(p.name for p in folder.iterdir()) == ["other.mp4"]
 
 
 def test_a_partial_file_of_other_content_is_not_resumed(ftp_server: FTPServer, tmp_path):
