@@ -9,6 +9,10 @@ be one the portal made, and a path never picks up the user's own folders.
 Uploads are resumable: the file appears in Drive only once complete, a lost
 connection or a 5xx resumes from what Google has, and a file already present
 under the same name is updated in place (a new revision) rather than duplicated.
+The upload session URI is kept with the file's row (ResumePoint, encrypted)
+so a later run, after a killed worker, asks Google where to continue. An
+abandoned session holds nothing visible and expires after a week, so there
+is nothing for discard() to remove.
 """
 
 from __future__ import annotations
@@ -221,6 +225,7 @@ class GoogleDriveDestination(Destination):
             str(local.path), mimetype=mimetype, chunksize=self.chunk_size, resumable=True
         )
         fields = "id,size,md5Checksum"
+        resume = resume if resume is not None else ResumePoint()
         try:
             if existing:
                 request = self._files().update(
@@ -229,9 +234,45 @@ class GoogleDriveDestination(Destination):
             else:
                 body = {"name": name, "parents": [folder]}
                 request = self._files().create(body=body, media_body=media, fields=fields)
-            self._send_chunks(request, local, remote_path, progress)
+            start = self._continue_session(request, local, remote_path, resume)
+            if start is not None:
+                self._send_chunks(request, local, remote_path, progress, resume, start)
         finally:
             media.stream().close()
+
+    def _continue_session(
+        self, request: Any, local: LocalFile, remote_path: str, resume: ResumePoint
+    ) -> int | None:
+        """Point ``request`` at the upload session an earlier run saved and
+        return the byte Google asks to continue from (0 for a new session);
+        None if that session already holds the whole file."""
+        state = resume.state
+        uri = state.get("session")
+        if not uri or (state.get("path"), state.get("size")) != (remote_path, local.size):
+            return 0
+        what = f"asking Google Drive where to continue {remote_path}"
+        try:
+            # Google's documented status query of a resumable upload.
+            answer, _content = request.http.request(
+                uri, "PUT", headers={"Content-Range": f"bytes */{local.size}", "content-length": "0"}
+            )
+        except NETWORK_ERRORS as exc:
+            raise self._translate(exc, what) from None
+        if answer.status in (200, 201):
+            resume.note("the upload session already holds the whole file")
+            return None
+        if answer.status in (404, 410):
+            resume.note("the upload session expired; starting the file again")
+            resume.save({})
+            return 0
+        if answer.status != 308:
+            raise self._translate(HttpError(answer, b""), what)
+        received = re.fullmatch(r"bytes=0-(\d+)", answer.get("range", ""))
+        offset = int(received.group(1)) + 1 if received else 0
+        request.resumable_uri = uri
+        request.resumable_progress = offset
+        resume.note(f"continuing the upload session at byte {offset} of {local.size}")
+        return offset
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         folder, name = self._parent_and_name(remote_path, create=False)
@@ -251,18 +292,27 @@ class GoogleDriveDestination(Destination):
 
     # -- uploading ----------------------------------------------------------------------------
     def _send_chunks(
-        self, request: Any, local: LocalFile, remote_path: str, progress: ProgressCallback
+        self,
+        request: Any,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint,
+        start: int,
     ) -> None:
         """Drive the resumable upload. After a failure the next ``next_chunk``
         asks Google how much it has (``Content-Range: bytes */N``) and goes on
-        from there; only consecutive failures without progress count."""
+        from there; only consecutive failures without progress count. The
+        session URI is saved (encrypted: it is a bearer capability, never
+        logged) as soon as Google gives it, for a later run to continue."""
         what = f"uploading {remote_path}"
-        reported = failures = 0
+        reported, failures = start, 0
         response = None
         while response is None:
             try:
                 status, response = request.next_chunk()
             except DRIVE_ERRORS as exc:
+                self._keep_session(request, local, remote_path, resume)
                 error = self._translate(exc, what)
                 if error.permanent:
                     raise error from None
@@ -275,10 +325,18 @@ class GoogleDriveDestination(Destination):
                 request.http.close()  # drop a connection left in an unknown state
                 time.sleep(self.retry_delay * 2 ** (failures - 1))
                 continue
+            if response is None:
+                self._keep_session(request, local, remote_path, resume)
             done = local.size if response is not None else status.resumable_progress
             if done > reported:
                 progress(done - reported)
                 reported, failures = done, 0
+
+    @staticmethod
+    def _keep_session(request: Any, local: LocalFile, remote_path: str, resume: ResumePoint) -> None:
+        uri = request.resumable_uri
+        if uri and resume.state.get("session") != uri:
+            resume.save({"session": uri, "path": remote_path, "size": local.size})
 
     # -- folders ----------------------------------------------------------------------------------
     def _base_folder(self, *, create: bool) -> str | None:

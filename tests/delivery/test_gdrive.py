@@ -15,7 +15,7 @@ import requests
 
 from delivery import google_oauth
 from delivery.destinations import destination_for
-from delivery.destinations.base import LocalFile, TransferError
+from delivery.destinations.base import LocalFile, ResumePoint, TransferError
 from delivery.destinations.gdrive import (
     REVOKED_MESSAGE,
     GoogleAccountError,
@@ -281,6 +281,56 @@ def test_a_lost_answer_to_the_last_chunk_leaves_one_complete_file(gdrive, tmp_pa
     assert content(gdrive, "r/1/last.mp4") == local.path.read_bytes()
     assert gdrive.counts["files.create"] == 1
     assert gdrive.counts["upload.chunk"] == 2  # the status query found the file complete
+
+
+def stop_after(chunks: int):
+    """A progress callback that lets ``chunks`` through, then raises as the
+    engine's does when its lease is lost (a killed worker stops the same way)."""
+    seen: list[int] = []
+
+    def progress(count: int) -> None:
+        if len(seen) >= chunks:
+            raise RuntimeError("lease lost")
+        seen.append(count)
+
+    return progress
+
+
+def test_a_later_run_continues_the_saved_upload_session_where_google_says(gdrive, tmp_path):
+    local = make_file(tmp_path, "big.mp4", 6 * CHUNK + 99)
+    saves: list[dict] = []
+    with pytest.raises(RuntimeError, match="lease lost"):
+        open_dest(gdrive).upload(local, "r/1/big.mp4", stop_after(2), ResumePoint(save=saves.append))
+    state = saves[-1]
+    assert set(state) == {"session", "path", "size"} and "upload_id=" in state["session"]
+    assert gdrive.walk("r/1/big.mp4") == []  # nothing visible yet
+
+    notes: list[str] = []
+    sent: list[int] = []
+    later = open_dest(gdrive)  # another worker: a new connection, the row's state
+    later.upload(local, "r/1/big.mp4", sent.append, ResumePoint(state, note=notes.append))
+    assert later.verify(local, "r/1/big.mp4")
+    assert content(gdrive, "r/1/big.mp4") == local.path.read_bytes()
+    assert gdrive.counts["upload.start"] == 1  # the same session, continued
+    assert gdrive.counts["upload.status"] == 1
+    assert sum(sent) == local.size - 3 * CHUNK  # three chunks were stored before the stop
+    assert notes == [f"continuing the upload session at byte {3 * CHUNK} of {local.size}"]
+    assert not any("upload_id" in note for note in notes)
+
+
+def test_an_expired_upload_session_starts_the_file_again(gdrive, tmp_path):
+    local = make_file(tmp_path, "big.mp4", 2 * CHUNK)
+    dest = open_dest(gdrive)
+    expired = {"session": gdrive.base_url + "upload/drive/v3/files?uploadType=resumable&upload_id=gone",
+               "path": "r/1/big.mp4", "size": local.size}  # fmt: skip
+    notes: list[str] = []
+    saves: list[dict] = []
+    sent: list[int] = []
+    dest.upload(local, "r/1/big.mp4", sent.append, ResumePoint(expired, save=saves.append, note=notes.append))
+    assert dest.verify(local, "r/1/big.mp4")
+    assert sum(sent) == local.size
+    assert notes == ["the upload session expired; starting the file again"]
+    assert saves[0] == {} and saves[-1]["session"] != expired["session"]
 
 
 def test_an_upload_that_keeps_failing_gives_up_with_a_transient_error(gdrive, tmp_path):
