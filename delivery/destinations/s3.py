@@ -38,6 +38,7 @@ from .base import (
     refused_error,
 )
 from .parts import Part, concurrency_for, send_parts, split
+from .s3_errors import _code, _is_boto_error, _refuses_checksums, s3_error
 
 MB = 1024 * 1024
 MULTIPART_THRESHOLD = 16 * MB
@@ -62,27 +63,7 @@ SSE_CHOICES = [
     ("AES256", "AES256 (SSE-S3)"),
     ("aws:kms", "aws:kms (SSE-KMS)"),
 ]
-ERROR_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{1,63}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z0-9]+){1,4}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-BAD_KEY_CODES = {
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "InvalidClientTokenId",
-    "InvalidToken",
-}
-REGION_CODES = {
-    "PermanentRedirect",
-    "AuthorizationHeaderMalformed",
-    "IllegalLocationConstraintException",
-}
-TRANSIENT_CODES = {
-    "RequestTimeout",
-    "SlowDown",
-    "ServiceUnavailable",
-    "InternalError",
-    "RequestTimeTooSkewed",
-}
 
 
 class S3Form(DestinationForm):
@@ -276,7 +257,8 @@ class S3Destination(Destination):
             created = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, **self._put_args()
             )
-            upload_id, done = created["UploadId"], {}
+            upload_id = created["UploadId"]
+            done: dict[int, dict[str, Any]] = {}
             resume.save({"upload_id": upload_id, "key": key, "part_size": part_size,
                          "size": local.size, "checksum": self._send_checksum})  # fmt: skip
         else:
@@ -435,110 +417,9 @@ class S3Destination(Destination):
         except Exception:
             pass
 
-    # -- errors -----------------------------------------------------------------------
     def _error(self, exc: BaseException, key: str) -> TransferError:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionError,
-            EndpointConnectionError,
-            ReadTimeoutError,
-        )
-
-        where = f"s3://{self.bucket}/{key}"
-        endpoint = self.endpoint_url or f"S3 in {self.region}"
-        refused = refused_error(exc)
-        if refused is not None:
-            return refused
-        client_error = _find(exc, ClientError)
-        if client_error is not None:
-            code = _code(client_error)
-            if not ERROR_CODE_RE.match(code):
-                code = ""  # not an S3 error code: the body is not ours to show
-            status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in BAD_KEY_CODES:
-                return TransferError(
-                    f"S3 rejected the access key {self.access_key_id!r} for bucket {self.bucket!r} "
-                    f"({code}): check the access key id and the secret access key.",
-                    permanent=True,
-                )
-            if code == "NoSuchBucket":
-                return TransferError(
-                    f"Bucket {self.bucket!r} does not exist on {endpoint}: create it or fix the name.",
-                    permanent=True,
-                )
-            if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
-                return TransferError(
-                    f"S3 refused access to {where} for access key {self.access_key_id!r} ({code}): "
-                    "check the access key id and secret access key, and that the key may "
-                    "s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucketMultipartUploads "
-                    "and s3:AbortMultipartUpload on this bucket.",
-                    permanent=True,
-                )
-            if code in REGION_CODES or status == 301:
-                actual = client_error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-                hint = actual.get("x-amz-bucket-region")
-                hint = hint if hint and REGION_RE.match(hint) else None
-                return TransferError(
-                    f"Bucket {self.bucket!r} is not in region {self.region!r}"
-                    + (f"; set the region to {hint!r}." if hint else ": fix the region."),
-                    permanent=True,
-                )
-            if code.startswith("KMS") or code in (
-                "InvalidStorageClass",
-                "InvalidEncryptionAlgorithmError",
-            ):
-                return TransferError(
-                    f"S3 refused the storage settings for {where} ({code}): check the storage "
-                    "class and server-side encryption.",
-                    permanent=True,
-                )
-            transient = status >= 500 or status in (408, 429) or code in TRANSIENT_CODES
-            return TransferError(
-                f"S3 answered {code or status} for {where} on {endpoint}", permanent=not transient
-            )
-        if _find(exc, EndpointConnectionError) or _find(exc, ConnectionError):
-            return TransferError(f"Cannot reach {endpoint} (connection failed)")
-        if _find(exc, ReadTimeoutError):
-            return TransferError(f"{endpoint} stopped answering while sending {where}")
-        return TransferError(f"Transfer of {where} failed: {type(exc).__name__}")
-
-
-def _find(exc: BaseException | None, kind: type[BaseException]) -> Any:
-    """``exc`` or the first of its causes that is a ``kind`` (boto3 wraps
-    ClientError into S3UploadFailedError)."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, kind):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
-
-
-def _code(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError
-
-    found = _find(exc, ClientError)
-    return str(found.response.get("Error", {}).get("Code", "")) if found is not None else ""
-
-
-def _refuses_checksums(exc: BaseException) -> bool:
-    from botocore.exceptions import ClientError
-
-    found = _find(exc, ClientError)
-    if found is None:
-        return False
-    error = found.response.get("Error", {})
-    return (
-        error.get("Code") == "NotImplemented" or "checksum" in str(error.get("Message", "")).lower()
-    )
-
-
-def _is_boto_error(exc: BaseException) -> bool:
-    from boto3.exceptions import Boto3Error
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(exc, (BotoCoreError, ClientError, Boto3Error))
+        return s3_error(exc, bucket=self.bucket, key=key, region=self.region,
+                        endpoint_url=self.endpoint_url, access_key_id=self.access_key_id)  # fmt: skip
 
 
 def _completed_part(number: int, answer: dict[str, Any]) -> dict[str, Any]:
