@@ -3,6 +3,7 @@ way through a large upload, and the next worker finishing it. Every byte the
 workers send goes through a byte-counting TCP proxy in front of the server
 (tests/servers/counting_proxy.py), so the test sees what was really sent
 again: at most one part's worth (16 MiB, parts.IN_FLIGHT) per file in flight.
+FTP is seen through proxies on 127.0.0.2 for its control and passive ports.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.faults_support import shell_call, start_sweeper, wait_until
-from tests.servers.counting_proxy import CountingProxy
+from tests.servers.counting_proxy import CountingProxy, ProxiedFTP
+from tests.servers.ftp import _start_server
 from tests.servers.moto_s3 import MotoS3Server
 from tests.servers.portal import PortalProcesses
 
@@ -79,7 +81,7 @@ def delivery_row(portal: PortalProcesses, conf_num: str) -> tuple[str, int, list
     return (row[0], row[1], json.loads(row[2])) if row else None
 
 
-def kill_halfway_then_finish(portal: PortalProcesses, proxy: CountingProxy, made: dict) -> dict:
+def kill_halfway_then_finish(portal: PortalProcesses, proxy: CountingProxy | ProxiedFTP, made: dict) -> dict:
     """Start a worker, SIGKILL it once half the file went through the proxy,
     start another and wait until the delivery is delivered."""
     proxy.reset()
@@ -126,6 +128,33 @@ def test_an_s3_upload_killed_halfway_is_continued_resending_at_most_one_part(por
             assert client.list_multipart_uploads(Bucket=server.bucket).get("Uploads", []) == []
     finally:
         server.stop()
+
+
+def test_an_ftp_upload_killed_halfway_is_continued_from_the_temporary_files_size(
+    portal, tmp_path
+):
+    server = _start_server(tmp_path / "ftp", tls=False)
+    proxy = ProxiedFTP(server.port, server.passive_ports)
+    try:
+        app_id = portal.create_project("Resume FTP")["APP_ID"]
+        config = server.config(root="resume", host=ProxiedFTP.HOST, port=proxy.port)
+        configure(portal, app_id, "ftp", config, tmp_path)
+        made = one_session(portal, app_id, SIZE)
+        result = kill_halfway_then_finish(portal, proxy, made)
+
+        assert result["total"] <= SIZE + IN_FLIGHT + OVERHEAD
+        resumed = [e["message"] for e in result["log"] if e["event"] == "resume"]
+        assert len(resumed) == 1 and resumed[0].startswith(f"{made['name']}: continuing .")
+        delivered = server.read(f"resume/{made['room_id']}/{made['conf_num']}/{made['name']}")
+        digest = hashlib.sha256()
+        with open(delivered, "rb") as fh:
+            while chunk := fh.read(MB):
+                digest.update(chunk)
+        assert digest.hexdigest() == made["sha256"]
+        assert not list(delivered.parent.glob(".*.part"))
+    finally:
+        proxy.close()
+        server.kill()
 
 
 def test_the_proxy_counts_what_goes_through_each_way():

@@ -18,11 +18,17 @@ BUFFER = 256 * 1024
 
 class CountingProxy:
     """Forwards every connection to ``127.0.0.1:<target_port>``. ``upstream``
-    counts client -> server bytes, ``downstream`` server -> client."""
+    counts client -> server bytes, ``downstream`` server -> client. ``host``
+    may be another loopback address (127.0.0.2): then the proxy can take the
+    very port numbers the server uses, as FTP's passive ports need."""
 
-    def __init__(self, target_port: int, *, target_host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, target_port: int, *, target_host: str = "127.0.0.1", host: str = "127.0.0.1",
+        port: int = 0,
+    ):  # fmt: skip
         self.target = (target_host, target_port)
-        self.listener = socket.create_server(("127.0.0.1", port))
+        self.host = host
+        self.listener = socket.create_server((host, port))
         self.port = self.listener.getsockname()[1]
         self.upstream = 0
         self.downstream = 0
@@ -94,3 +100,32 @@ class CountingProxy:
                 sink.shutdown(socket.SHUT_WR)
             with contextlib.suppress(OSError):
                 source.shutdown(socket.SHUT_RD)
+
+
+class ProxiedFTP:
+    """An FTP server seen through counting proxies on 127.0.0.2: one for the
+    control port and one per passive port (the client opens data connections
+    to the control connection's address and the PASV reply's port, so each
+    proxy listens on the server's own port number)."""
+
+    HOST = "127.0.0.2"
+
+    def __init__(self, control_port: int, passive_ports: range):
+        self.control = CountingProxy(control_port, host=self.HOST, port=control_port).start()
+        self.data = [CountingProxy(p, host=self.HOST, port=p).start() for p in passive_ports]
+
+    @property
+    def port(self) -> int:
+        return self.control.port
+
+    @property
+    def upstream(self) -> int:
+        return self.control.upstream + sum(p.upstream for p in self.data)
+
+    def reset(self) -> None:
+        for proxy in (self.control, *self.data):
+            proxy.reset()
+
+    def close(self) -> None:
+        for proxy in (self.control, *self.data):
+            proxy.close()
