@@ -1,6 +1,7 @@
 """Bytes sent again after a delivering process is SIGKILLed half way.
 
     .venv/bin/python bench/resume.py [--size-mb 256] [--kinds s3,azure,ftp] [--at 0.5]
+        [--delay-ms 400] [--repeat 3]
 
 For each kind it starts the test server (moto, Azurite, pyftpdlib) on
 loopback behind a byte-counting TCP proxy (tests/servers/counting_proxy.py),
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -30,7 +32,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 MiB = 1024 * 1024
 # The child talks to loopback test servers only, with the development keys.
 CHILD_ENV = {"PORTAL_TESTING": "1", "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
@@ -105,7 +106,9 @@ def child(kind: str) -> None:
 
     point = ResumePoint(job["state"], save=lambda s: emit(state=s), note=lambda n: emit(note=n))
     with destination_for(kind, job["config"]) as dest:
-        dest.upload(local, "room/conf/bench.bin", lambda _n: None, point)
+        # As the engine does: a file already complete at the destination is not sent.
+        if not dest.verify(local, "room/conf/bench.bin"):
+            dest.upload(local, "room/conf/bench.bin", lambda _n: None, point)
         emit(verified=dest.verify(local, "room/conf/bench.bin"))
 
 
@@ -138,10 +141,19 @@ def run_child(kind: str, job: dict, kill_when: Callable[[], bool] | None) -> tup
     return lines, killed
 
 
-def measure(target: Target, path: Path, size: int, sha256: str, at: float) -> dict:
+def measure(target: Target, path: Path, size: int, sha256: str, at: float, delay: float) -> dict:
     job = {"config": target.config, "path": str(path), "size": size, "sha256": sha256, "state": {}}
     target.proxy.reset()
-    first, killed = run_child(target.kind, job, lambda: target.proxy.upstream >= size * at)
+    reached: list[float] = []
+
+    def kill_now() -> bool:
+        # ``delay`` after the threshold: parts go out in bursts (each is hashed
+        # first), so a kill right at a byte count tends to land between them.
+        if not reached and target.proxy.upstream >= size * at:
+            reached.append(time.monotonic())
+        return bool(reached) and time.monotonic() - reached[0] >= delay
+
+    first, killed = run_child(target.kind, job, kill_now)
     if not killed:
         raise SystemExit(f"{target.kind}: the upload ended before the kill")
     time.sleep(0.5)  # what the kernel had buffered reaches the server (and the count)
@@ -184,6 +196,9 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--kinds", default="s3,azure,ftp")
     parser.add_argument("--at", type=float, default=0.5, help="kill after this share of the file")
+    parser.add_argument("--delay-ms", type=int, default=0,
+                        help="kill this long after the threshold (random from 0 to it per run)")
+    parser.add_argument("--repeat", type=int, default=1, help="kills per kind")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -197,15 +212,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-resume-") as tmp:
         path, sha256 = make_file(Path(tmp), size)
         for kind in args.kinds.split(","):
-            target = TARGETS[kind]()
-            try:
-                r = measure(target, path, size, sha256, args.at)
-            finally:
-                target.proxy.close()
-                target.stop()
-            print(f"{kind:6} {r['killed_at'] / MiB:>6.1f} MiB {r['total'] / MiB:>8.1f} MiB "
-                  f"{r['resent'] / MiB:>5.2f} MiB  {r['verified']!s:8}  "
-                  f"{'; '.join(r['notes'])}", flush=True)  # fmt: skip
+            for _ in range(args.repeat):
+                target = TARGETS[kind]()
+                delay = random.uniform(0, args.delay_ms / 1000)
+                try:
+                    r = measure(target, path, size, sha256, args.at, delay)
+                finally:
+                    target.proxy.close()
+                    target.stop()
+                    print(f"{kind:6} {r['killed_at'] / MiB:>6.1f} MiB {r['total'] / MiB:>8.1f} MiB "
+                      f"{r['resent'] / MiB:>5.2f} MiB  {r['verified']!s:8}  "
+                      f"{'; '.join(r['notes'])}", flush=True)  # fmt: skip
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
