@@ -343,3 +343,30 @@ def test_a_pasv_reply_naming_another_address_does_not_move_the_data_connection(
             assert dest.verify(local, "room/conf/a.bin")
         assert elsewhere.accepted == []
     assert (lying_pasv_ftp_server.home / "room/conf/a.bin").read_bytes() == local.path.read_bytes()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_that_gives_up_removes_its_temporary_file(world, ftp_server: FTPServer):
+    from django.utils import timezone
+
+    from delivery import engine, services
+    from delivery.models import DeliveredFile, Delivery, DeliveryDestination
+    from tests.delivery.engine_support import make_session
+
+    session = make_session(world.project, {"cam.webm": ("individual", 300_000)})
+    config = ftp_server.config(root="giveup")
+    DeliveryDestination.objects.create(
+        project=world.project, name="ftp", kind="ftp", file_types=["individual"],
+        config={k: v for k, v in config.items() if k != "password"},
+        secrets={"password": config["password"]},
+    )  # fmt: skip
+    services.schedule_deliveries_for_session(session.pk)
+    folder = ftp_server.read(f"giveup/{session.room.room_id}/{session.conf_num}")
+    folder.mkdir(parents=True)
+    (folder / ".cam.webm.part").write_bytes(os.urandom(100_000))  # what a killed run left
+    DeliveredFile.objects.update(resume_state={"temp": f"/{folder.relative_to(ftp_server.home)}/.cam.webm.part"})
+    session.files.update(expired_at=timezone.now())  # a permanent error: retention removed it
+
+    assert engine.run_delivery(Delivery.objects.get().pk) == "failed"
+    assert list(folder.iterdir()) == []
+    assert DeliveredFile.objects.get().resume_state == {}
