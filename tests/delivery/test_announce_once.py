@@ -8,6 +8,7 @@ of manifest.json) and a local folder."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -229,3 +230,47 @@ def test_a_live_only_destination_waits_for_the_end_of_processing(world, hook, sy
     lifecycle.files_ready(session.pk, Event.PROCESSING_DONE)
     [body] = transfers(hook, 1)
     assert sorted(f["name"] for f in body["files"]) == ["live-1.mp4", "live-2.mp4"]
+
+
+@pytest.mark.slow
+def test_through_real_processes_a_session_gets_one_complete_file_transfer(tmp_path):
+    """gunicorn + qcluster: a 2-participant session uploaded through the ingest
+    API and ended; the local folder gets every file and one manifest, the
+    webhook consumer one file_transfer listing all five files."""
+    from tests.delivery.portal_session import PORTAL_ENV, PortalClient, file_transfers, make_media
+    from tests.servers.portal import PortalProcesses
+
+    media = make_media(tmp_path / "media", participants=2, seconds=4)
+    target = tmp_path / "dest"
+    target.mkdir()
+    portal = PortalProcesses(extra_env=PORTAL_ENV)
+    try:
+        portal.setup()
+        creds = portal.create_project("Announce")
+        portal.manage("delivery", "configure", creds["APP_ID"], "--kind", "local", "--types",
+                      "individual,chat,metadata,transcoded", "--set", f"path={target}")  # fmt: skip
+        with receivers.WebhookReceiver() as receiver:
+            portal.manage("webhook", "configure", creds["APP_ID"], "--url", receiver.url)
+            portal.start_web()
+            portal.start_worker()
+            client = PortalClient(portal.public_url, creds["APP_ID"], creds["APP_KEY"])
+            conf_num = client.start(client.room())
+            client.upload(conf_num, media)
+            ended = client.end(conf_num)
+            while not file_transfers(receiver, conf_num):
+                assert ended + 120 > time.monotonic(), "no file_transfer in 120 s"
+                time.sleep(0.2)
+            time.sleep(3)  # time for a wrong second one to arrive
+            [body] = file_transfers(receiver, conf_num)
+        assert sorted(f["type"] for f in body["files"]) == [
+            "chat", "individual", "individual", "metadata", "transcoded",
+        ]  # fmt: skip
+        assert body["missing"] == []
+        [manifest] = list(target.rglob("manifest.json"))
+        listed = json.loads(manifest.read_text())["files"]
+        assert sorted(f["name"] for f in listed) == sorted(f["name"] for f in body["files"])
+        assert sorted(p.name for p in manifest.parent.iterdir()) == sorted(
+            [*(f["name"] for f in body["files"]), "manifest.json"]
+        )
+    finally:
+        portal.stop()
