@@ -67,6 +67,7 @@ def bench_delivery():
     spec = importlib.util.spec_from_file_location("bench_delivery", ROOT / "bench" / "delivery.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
     spec.loader.exec_module(module)
     return module
 
@@ -221,6 +222,24 @@ def load(args, workdir: Path, kind: str) -> dict:
         ours = {"files": len(files), "bytes": size, "busy_s": busy,
                 "mb_s": size / MB / max(busy, 1e-3)}  # fmt: skip
 
+        # The same sessions, all finished, to a second destination on the same
+        # server (another root): the delivery alone, no transcode competing.
+        again = {**target.config, "root": f"{target.config.get('root', '')}/again".lstrip("/")}
+        portal.destination(kind, f"{kind}-again", again)
+        t0 = time.monotonic()
+        portal.processes.manage("shell", "-c", (
+            "from projects.models import Project; from delivery import services;"
+            f"services.do_deliver_past_sessions(Project.objects.get(app_id={portal.app_id!r}),"
+            " since=None, until=None, acting_user=None)"
+        ))  # fmt: skip
+        deadline = time.monotonic() + 600
+        while len({b["conf_num"] for b in file_transfers(portal.receiver)
+                   if b["destination"]["label"] == f"{kind}-again"}) < len(conf_nums):  # fmt: skip
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{kind}-again: not all delivered in 600 s")
+            time.sleep(0.02)
+        alone_s = time.monotonic() - t0
+
         # rclone: the same files, from the portal's store, to the same server.
         listing = workdir / f"{kind}-files.txt"
         listing.write_text("".join(f"{f[1]}\n" for f in files))
@@ -234,7 +253,8 @@ def load(args, workdir: Path, kind: str) -> dict:
         rclone_s = time.perf_counter() - t0
         return {
             "kind": kind, "sessions": len(conf_nums), "end_to_last_file_transfer_s": total_s,
-            "ours": ours, "rclone_s": rclone_s, "rclone_mb_s": size / MB / rclone_s,
+            "ours": ours, "alone_s": alone_s, "alone_mb_s": size / MB / alone_s,
+            "rclone_s": rclone_s, "rclone_mb_s": size / MB / rclone_s,
             "ratio": ours["mb_s"] / (size / MB / rclone_s), "load_before": load_before,
         }  # fmt: skip
     finally:
@@ -272,7 +292,10 @@ def main() -> None:
                     f"{kind.upper()}_BUSY_S={r['ours']['busy_s']:.2f} "
                     f"{kind.upper()}_MB_S={r['ours']['mb_s']:.2f} "
                     f"{kind.upper()}_RCLONE_MB_S={r['rclone_mb_s']:.2f} "
-                    f"{kind.upper()}_RATIO={r['ratio']:.2f}",
+                    f"{kind.upper()}_RATIO={r['ratio']:.2f} "
+                    f"{kind.upper()}_ALONE_S={r['alone_s']:.2f} "
+                    f"{kind.upper()}_ALONE_MB_S={r['alone_mb_s']:.2f} "
+                    f"{kind.upper()}_ALONE_RATIO={r['alone_mb_s'] / r['rclone_mb_s']:.2f}",
                     flush=True,
                 )
                 shutil.rmtree(workdir / kind, ignore_errors=True)
