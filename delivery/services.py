@@ -120,6 +120,23 @@ def schedule_deliveries_for_session(
                 wake(delivery.pk)
 
 
+def complete_waiting(limit: int = 200) -> int:
+    """Hand off again the sessions whose processing is over but whose
+    deliveries still wait for it: the hand-off runs after commit, so a worker
+    killed in between would otherwise leave them waiting for ever. Repeating
+    a hand-off is harmless. Returns how many sessions were handed off."""
+    session_ids = list(
+        Delivery.objects.filter(state=State.WAITING, session__state__in=FINISHED_SESSION_STATES)
+        .values_list("session_id", flat=True)
+        .distinct()[:limit]
+    )
+    for session_id in session_ids:
+        schedule_deliveries_for_session(session_id)
+    if session_ids:
+        logger.info("delivery sweep completed %d waiting sessions", len(session_ids))
+    return len(session_ids)
+
+
 # --- actions of the deliveries page and the CLI ------------------------------------
 
 

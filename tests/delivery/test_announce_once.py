@@ -274,3 +274,18 @@ def test_through_real_processes_a_session_gets_one_complete_file_transfer(tmp_pa
         )
     finally:
         portal.stop()
+
+
+def test_the_sweep_completes_a_delivery_whose_hand_off_was_lost(
+    world, hook, sync_queue, tmp_path
+):
+    local_destination(world.project, tmp_path / "nas", types=EVERY_TYPE)
+    session = a_session_ending(world.project)
+    assert Delivery.objects.get().state == State.WAITING
+    # Processing finished, but the worker died before its hand-off ran.
+    add_file(session, "transcoded.mp4", "transcoded", 9000)
+    Session.objects.filter(pk=session.pk).update(state=Session.State.READY)
+    assert hook.requests == []
+    tasks.sweep()
+    [body] = transfers(hook, 1)
+    assert len(body["files"]) == 5 and Delivery.objects.get().state == State.DELIVERED
