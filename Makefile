@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 # Debian packages the test suite starts real servers / browsers with.
-TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core
+TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core systemd
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/portal
 
 .PHONY: install install-test-deps run test test-sqlite test-postgres lint typecheck check clean
@@ -29,6 +29,12 @@ install-test-deps: install
 	fi
 	@test -x node_modules/.bin/azurite-blob || npm install --no-audit --no-fund --silent
 
+# The demo's webhooks and destinations may point at servers on this machine;
+# the egress guard refuses loopback unless told otherwise (README, "Egress guard").
+run: export OUTBOUND_ALLOWED_NETWORKS ?= 127.0.0.0/8
+# The demo delivers its session to a local folder, an operator feature that is
+# off by default: `make run` allows DATA_DIR/delivered, for the demo only.
+run: export DELIVERY_LOCAL_ROOTS ?= $(abspath $(DATA_DIR))/delivered
 run: install
 	@mkdir -p "$(DATA_DIR)"
 	$(PY) portal/bootstrap.py

@@ -2,8 +2,8 @@
 
 Starts a real server (gunicorn portal.wsgi, one gthread worker) on a free
 loopback port with a temporary DATA_DIR and SQLite, creates a project, a room
-and a session, then streams one multipart upload of ``--size-mib`` (default
-2048 = 2 GiB) to ``POST /ingest/v1/sessions/{conf_num}/files`` with
+and a session, then streams one multipart upload of a WAV recording of
+``--size-mib`` (default 2048 = 2 GiB, at most 4095: a WAV header's limit) to ``POST /ingest/v1/sessions/{conf_num}/files`` with
 http.client, 1 MiB at a time, hashing it on the way. Meanwhile psutil samples
 the resident memory (RSS) of the gunicorn master and its worker every 50 ms.
 Prints the peak RSS of the worker and of master + worker, the throughput, and
@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -90,14 +91,30 @@ class Sampler(threading.Thread):
             self.stop.wait(0.05)
 
 
+WAV_HEADER_BYTES = 44
+
+
+def wav_header(data_size: int, rate: int = 192000, channels: int = 32, bits: int = 32) -> bytes:
+    block = channels * bits // 8
+    return (
+        b"RIFF" + struct.pack("<I", 36 + data_size) + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
+        + b"data" + struct.pack("<I", data_size)
+    )  # fmt: skip
+
+
 def upload(port: int, auth: str, conf_num: str, size: int) -> tuple[dict, str, float]:
     boundary = "bench" + os.urandom(8).hex()
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="type"\r\n\r\nindividual\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="participant"\r\n\r\nBench\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n'
-        "Content-Type: video/mp4\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
     ).encode()
+    # The portal keeps only real media: a WAV header makes the random bytes PCM
+    # audio. 32 channels of 32-bit 192 kHz (24.6 MB/s) keep even 4 GiB (the
+    # most a WAV header can say) within the session's own length at the door.
+    wav = wav_header(size - WAV_HEADER_BYTES)
     tail = f"\r\n--{boundary}--\r\n".encode()
     block = os.urandom(BLOCK)
     digest = hashlib.sha256()
@@ -109,7 +126,9 @@ def upload(port: int, auth: str, conf_num: str, size: int) -> tuple[dict, str, f
     conn.endheaders()
     started = time.perf_counter()
     conn.send(head)
-    sent = 0
+    digest.update(wav)
+    conn.send(wav)
+    sent = len(wav)
     while sent < size:
         piece = block[: min(BLOCK, size - sent)]
         digest.update(piece)
@@ -145,6 +164,8 @@ def main() -> int:
         "--worker-class", default="gthread", help="gunicorn worker class (runportal uses gthread)"
     )
     args = parser.parse_args()
+    if not 1 <= args.size_mib < 4096:
+        parser.error("--size-mib must be 1 to 4095 (a WAV header says at most 4 GiB)")
     size = args.size_mib * BLOCK
     data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     (data_dir / "static").mkdir()  # whitenoise warns about a missing STATIC_ROOT

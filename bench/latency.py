@@ -5,8 +5,8 @@
     .venv/bin/python bench/latency.py --part load --sessions 20 --kinds s3,sftp
 
 The portal runs as real processes (tests/servers/portal.py: gunicorn, the
-qcluster, and a ``Q_CLUSTER_NAME=processing`` qcluster for media processing
-where the project routes it there), on its own SQLite database and DATA_DIR.
+delivery/webhook qcluster and the ``Q_CLUSTER_NAME=processing`` qcluster), on
+its own SQLite database and DATA_DIR.
 Sessions go through the ingest API as the media server sends them; the
 ``file_transfer`` webhooks arrive at tests/servers/webhook_receiver.py.
 
@@ -74,7 +74,10 @@ def bench_delivery():
 
 class Portal:
     def __init__(self, workdir: Path):
-        self.processes = PortalProcesses(extra_env=PORTAL_ENV)
+        workdir.mkdir(parents=True, exist_ok=True)
+        # Local folder destinations may write only under DELIVERY_LOCAL_ROOTS.
+        env = {**PORTAL_ENV, "DELIVERY_LOCAL_ROOTS": str(workdir)}
+        self.processes = PortalProcesses(extra_env=env)
         self.processes.setup()
         creds = self.processes.create_project("Latency")
         self.app_id = creds["APP_ID"]
@@ -86,16 +89,7 @@ class Portal:
 
     def start(self) -> None:
         self.processes.start_web()
-        self.processes.start_worker()
-        # The media-processing cluster (issue 14); idle where processing still
-        # runs on the main cluster.
-        log = open(self.processes.logs / "processing.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-            env={**self.processes.env, "Q_CLUSTER_NAME": "processing"},
-        )  # fmt: skip
-        self.processes.workers.append(proc)
+        self.processes.start_worker()  # and the media-processing cluster
 
     def destination(self, kind: str, name: str, config: dict) -> None:
         """A destination taking every type, written straight to the database

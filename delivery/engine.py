@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from portal import workers
+
 from .announcements import announce_failure, announce_file_transfer
 from .destinations import destination_for
 from .destinations.base import Destination, TransferError
@@ -32,6 +34,7 @@ from .leases import (
     backoff,
     claim,
     drop_broken_connection,
+    hand_back,
     lease_seconds,
     new_lease_owner,
     patiently,
@@ -120,7 +123,8 @@ class DeliveryRun:
 
     def progress_for(self, df: DeliveredFile):
         def progress(count: int) -> None:
-            if self.lost.is_set():
+            # A stopping worker lets go at the next chunk (portal/workers.py).
+            if self.lost.is_set() or workers.stopping.is_set():
                 raise LeaseLost(f"lease of delivery {self.delivery.pk} lost")
             with self.state_lock:
                 self.file_bytes[df.pk] = self.file_bytes.get(df.pk, 0) + count
@@ -426,6 +430,9 @@ class DeliveryRun:
 
 def run_delivery(delivery_id: int) -> str:
     """Claim and run one delivery. Returns what happened (for the task log)."""
+    if workers.stopping.is_set():
+        _wake(delivery_id)
+        return "left for another worker: this one is stopping"
     owner = new_lease_owner()
     if not claim(delivery_id, owner):
         return "not due or taken by another worker"
@@ -439,7 +446,18 @@ def run_delivery(delivery_id: int) -> str:
         # the row would stay claimed and be retried every lease, for ever.
         logger.exception("delivery %s cannot be loaded", delivery_id)
         return _unloadable(delivery_id, owner, f"{type(exc).__name__}: {exc}"[:500])
-    return run.run()
+    outcome = run.run()
+    if outcome == "lease lost" and workers.stopping.is_set() and hand_back(delivery_id, owner):
+        logger.info("delivery %s: worker stopping; lease handed back", delivery_id)
+        _wake(delivery_id)
+        return "handed back: the worker is stopping"
+    return outcome
+
+
+def _wake(delivery_id: int) -> None:
+    from .services import wake
+
+    wake(delivery_id)
 
 
 def _unloadable(delivery_id: int, owner: str, reason: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from .destinations import KIND_CHOICES, REGISTRY, destination_class
+from .destinations import REGISTRY, destination_class, offered_kinds
 from .destinations.base import DestinationForm
 from .models import DeliveryDestination, FileType
 
@@ -15,7 +15,14 @@ DEFAULT_TYPES = [FileType.TRANSCODED, FileType.CHAT, FileType.METADATA]
 
 
 class KindChoiceForm(forms.Form):
-    kind = forms.ChoiceField(choices=KIND_CHOICES, label="Deliver files to")
+    kind = forms.ChoiceField(choices=(), label="Deliver files to")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Read per form: the offer depends on the settings (DELIVERY_LOCAL_ROOTS).
+        kind = self.fields["kind"]
+        assert isinstance(kind, forms.ChoiceField)
+        kind.choices = list(offered_kinds().items())
 
 
 class DestinationCommonForm(forms.Form):

@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING, Any
 import requests
 from django.conf import settings
 
+from portal import egress
+from portal.egress_http import GuardedHttp, guard_requests_session, guarded_session
+
 # The Google client libraries cost ~15 MB of memory; they are imported where
 # they are used so web processes that never talk to Google stay small.
 if TYPE_CHECKING:
@@ -85,13 +88,16 @@ def _code_verifier(state: str) -> str:
 def _flow(redirect_uri: str, state: str) -> Flow:
     from google_auth_oauthlib.flow import Flow
 
-    return Flow.from_client_config(
+    flow = Flow.from_client_config(
         _client_config(),
         scopes=SCOPES,
         redirect_uri=redirect_uri,
         state=state,
         code_verifier=_code_verifier(state),
     )
+    # The token URI is a setting (a local double in tests): through the egress guard.
+    guard_requests_session(flow.oauth2session)
+    return flow
 
 
 def authorization_url(redirect_uri: str, state: str, *, login_hint: str | None = None) -> str:
@@ -135,6 +141,8 @@ def exchange_code(redirect_uri: str, code: str, state: str) -> ConnectedAccount:
         raise GoogleOAuthError(
             f"Could not reach Google's token endpoint ({type(exc).__name__}): try again."
         ) from None
+    except egress.OutboundRefused as exc:
+        raise GoogleOAuthError(f"Google's token endpoint was refused: {exc.message}") from None
     finally:
         flow.oauth2session.close()
 
@@ -162,11 +170,14 @@ def revoke(refresh_token: str) -> bool:
     """Revoke the grant at Google. True if revoked now, False if Google says it
     was already revoked or expired (nothing left to do)."""
     try:
-        resp = requests.post(
-            settings.GOOGLE_OAUTH_REVOKE_URI,
-            data={"token": refresh_token},  # in the body: tokens never go in URLs
-            timeout=HTTP_TIMEOUT,
-        )
+        with guarded_session() as session:
+            resp = session.post(
+                settings.GOOGLE_OAUTH_REVOKE_URI,
+                data={"token": refresh_token},  # in the body: tokens never go in URLs
+                timeout=HTTP_TIMEOUT,
+            )
+    except egress.OutboundRefused as exc:
+        raise GoogleOAuthError(f"Google's revocation endpoint was refused: {exc.message}") from None
     except requests.RequestException as exc:
         raise GoogleOAuthError(
             f"Could not reach Google to revoke access ({type(exc).__name__}): try again."
@@ -216,11 +227,12 @@ def drive_service(credentials: Credentials, *, timeout: int = HTTP_TIMEOUT) -> A
     one per thread."""
     from google_auth_httplib2 import AuthorizedHttp
     from googleapiclient.discovery import build_from_document
-    from googleapiclient.http import build_http
 
     api_base = settings.GOOGLE_DRIVE_API_BASE.rstrip("/") + "/"
-    http = build_http()  # knows that Drive's 308 means "resume incomplete", not a redirect
-    http.timeout = timeout
+    # Through the egress guard (the API base and token URI are settings);
+    # Drive's 308 means "resume incomplete", not a redirect.
+    http = GuardedHttp(timeout=timeout)
+    http.redirect_codes = http.redirect_codes - {308}
     return build_from_document(
         _discovery_doc(api_base), http=AuthorizedHttp(credentials, http=http)
     )
@@ -246,6 +258,8 @@ def account_email(credentials: Credentials) -> str:
         raise GoogleOAuthError(
             f"Could not reach Google Drive ({type(exc).__name__}): try again."
         ) from None
+    except egress.OutboundRefused as exc:
+        raise GoogleOAuthError(f"Google Drive's address was refused: {exc.message}") from None
     finally:
         service.close()
     return about.get("user", {}).get("emailAddress", "")

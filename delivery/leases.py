@@ -85,6 +85,17 @@ def claim(delivery_id: int, owner: str) -> bool:
     return updated == 1
 
 
+def hand_back(delivery_id: int, owner: str) -> bool:
+    """Give a running delivery back (its worker is stopping): queued and due
+    at once, for the next worker to claim and resume."""
+    return (
+        Delivery.objects.filter(pk=delivery_id, state=State.RUNNING, lease_owner=owner).update(
+            state=State.QUEUED, lease_owner="", lease_expires_at=None, next_attempt_at=None
+        )
+        == 1
+    )
+
+
 def backoff(attempts: int) -> timedelta:
     """Delay after the ``attempts``-th failed attempt: base, doubling, capped."""
     base = int(settings.DELIVERY_RETRY_BASE_SECONDS)

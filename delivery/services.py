@@ -34,12 +34,10 @@ def wake(delivery_id: int) -> None:
     """Queue a run of the delivery after the current transaction commits."""
 
     def send() -> None:
-        from django_q.tasks import async_task
+        from portal.queues import enqueue
 
         try:
-            async_task(
-                "delivery.tasks.run_delivery", delivery_id, task_name=f"delivery-{delivery_id}"
-            )
+            enqueue("delivery.tasks.run_delivery", delivery_id, task_name=f"delivery-{delivery_id}")
         except Exception:
             logger.warning("Could not queue delivery %s; the sweep will run it", delivery_id)
 

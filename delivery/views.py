@@ -64,6 +64,9 @@ def delivery_settings(request, app_id):
     if kind and kind not in REGISTRY:
         kind = ""
     chooser = KindChoiceForm(initial={"kind": kind or "s3"})
+    if kind and (reason := destination_class(kind).unavailable()):
+        messages.error(request, reason)
+        return _page(request, project, chooser=chooser, status=400)
     if not kind:
         return _page(request, project, chooser=chooser)
     if request.method == "POST":

@@ -7,6 +7,7 @@ the variables documented in README.md.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "portal",  # before django_q: its qcluster command stops cleanly (portal/workers.py)
     "django_q",
     "axes",
     "projects",
@@ -172,12 +174,20 @@ STORAGES = {
 RECORDING_LINK_MAX_AGE_HOURS = env.int("RECORDING_LINK_MAX_AGE_HOURS", default=72)
 RECORDING_RETENTION_HOURS = env.int("RECORDING_RETENTION_HOURS", default=72)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=8 * 1024**3)
+# Untrusted media (recordings/ffmpeg.py): the longest recording accepted, and
+# the address space one ffmpeg run may take (0: 2 GiB + 512 MiB per CPU).
+MEDIA_MAX_SECONDS = env.int("MEDIA_MAX_SECONDS", default=6 * 3600)
+MEDIA_FFMPEG_MAX_MEMORY_BYTES = env.int("MEDIA_FFMPEG_MAX_MEMORY_BYTES", default=0)
 # Serve protected files through nginx (X-Accel-Redirect) instead of Django.
 RECORDINGS_X_ACCEL_PREFIX = env.str("RECORDINGS_X_ACCEL_PREFIX", default="")
 # Optional separate origin for recording files and /dl/ links (e.g.
 # https://files.example.com): a file served there shares no cookies and no
 # origin with the portal's pages (docs/deploy.md).
 RECORDINGS_PUBLIC_BASE_URL = env.str("RECORDINGS_PUBLIC_BASE_URL", default="").rstrip("/")
+# Live recording and streaming: recorders shared by every project; a start
+# with none free waits (FIFO) at most LIVE_RECORDING_MAX_WAIT_SECONDS.
+LIVE_RECORDING_SLOTS = env.int("LIVE_RECORDING_SLOTS", default=10)
+LIVE_RECORDING_MAX_WAIT_SECONDS = env.int("LIVE_RECORDING_MAX_WAIT_SECONDS", default=600)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None  # ingest streams with its own handler into DATA_DIR
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -187,6 +197,17 @@ DELIVERY_RETRY_BASE_SECONDS = env.int("DELIVERY_RETRY_BASE_SECONDS", default=60)
 DELIVERY_RETRY_MAX_SECONDS = env.int("DELIVERY_RETRY_MAX_SECONDS", default=6 * 3600)
 DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=12)
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=120)
+
+# Egress guard (portal/egress.py): networks exempt from "public addresses only",
+# e.g. 127.0.0.0/8 for the test suite's and the demo's loopback servers.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise environ.ImproperlyConfigured(
+            f"OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not a network such as 127.0.0.0/8"
+        ) from None
 
 # Google Drive (OAuth client of the operator; URLs overridable for tests)
 GOOGLE_OAUTH_CLIENT_ID = env.str("GOOGLE_OAUTH_CLIENT_ID", default="")
@@ -219,6 +240,22 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# Media processing has its own cluster and queue (`Q_CLUSTER_NAME=processing
+# manage.py qcluster`), so deliveries and webhook sends never wait behind a
+# transcode. It inherits everything above (same timeout and retry, which the
+# stalled-processing sweep relies on) except its number of workers: one
+# ffmpeg already uses every core it is given. Schedules stay on the default
+# cluster (django-q2 runs schedules without a cluster only there).
+PROCESSING_CLUSTER = "processing"
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    PROCESSING_CLUSTER: {"workers": env.int("Q_PROCESSING_WORKERS", default=1)},
+}
+
+# Folders on this machine that "Local or NFS folder" destinations may write
+# into (comma-separated absolute paths). Empty: the kind is not offered.
+DELIVERY_LOCAL_ROOTS = [root for root in env.list("DELIVERY_LOCAL_ROOTS", default=[]) if root]
+if not all(Path(root).is_absolute() for root in DELIVERY_LOCAL_ROOTS):
+    raise environ.ImproperlyConfigured("DELIVERY_LOCAL_ROOTS must list absolute folders.")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -238,6 +275,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RecorderStateEnum": "recordings.ingest_api.RECORDER_STATES",
+        "SessionStateEnum": "recordings.ingest_api.SESSION_STATES",
+    },
 }
 
 # Health (portal/health.py). Every cluster (ALT_CLUSTERS included, they inherit

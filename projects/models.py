@@ -245,7 +245,6 @@ class WebhookAttempt(models.Model):
     status_code = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
     error = models.CharField(max_length=500, blank=True, default="")
-    response_excerpt = models.CharField(max_length=500, blank=True, default="")
     manual = models.BooleanField(default=False)
 
     class Meta:

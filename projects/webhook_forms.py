@@ -5,6 +5,8 @@ from urllib.parse import urlsplit
 from django import forms
 from django.core.validators import URLValidator
 
+from portal.egress import validate_public_url
+
 from .models import WebhookEndpoint
 from .webhooks import SELECTABLE_EVENT_TYPES
 
@@ -15,6 +17,17 @@ class HttpURLField(forms.URLField):
     """A URL field accepting only http(s); one validator, so one error."""
 
     default_validators = [URLValidator(schemes=["http", "https"])]
+    # The endpoint's saved URL: not re-checked against the egress rule, so a
+    # webhook refused since it was saved can still be switched off (sending
+    # it stays refused at every attempt).
+    stored = ""
+
+    def run_validators(self, value):
+        # The egress rule first: an address such as http://2130706433/ is also
+        # not a URL Django accepts, and the rule is what the user must read.
+        if value not in self.empty_values and value != self.stored:
+            validate_public_url(value)
+        super().run_validators(value)
 
 
 class WebhookForm(forms.Form):
@@ -69,6 +82,8 @@ class WebhookForm(forms.Form):
                 "legacy_event_names": endpoint.legacy_event_names,
             }
         super().__init__(*args, **kwargs)
+        if endpoint is not None:
+            self.fields["url"].stored = endpoint.url  # type: ignore[attr-defined]
         self.has_stored_password = bool(endpoint and endpoint.basic_password)
         self.fields["basic_password"].help_text = (
             "A password is stored; leave blank to keep it."

@@ -19,10 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks import Webhook
+
+from portal import egress
+from portal.egress_http import guarded_session
 
 from .models import Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
@@ -32,6 +36,7 @@ EVENT_TYPES = (
     "recording",
     "transcoded",
     "live_recording",
+    "recording_state",
     "file_transfer",
     "delivery_failed",
     "test",
@@ -58,11 +63,17 @@ BACKOFF = (
 GIVE_UP_AFTER = timedelta(hours=24)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
-# Longer than one attempt can take, so a live sender never loses its claim.
+# Wall-clock limit of one attempt, connect + send + read: per-read timeouts
+# never fire against a receiver that trickles a byte a second (one held an
+# attempt for 39 s against the 10 s read timeout).
+ATTEMPT_DEADLINE = 15.0
+# Longer than one attempt can take, so a live sender never loses its claim
+# and no second worker sends the same message meanwhile.
 LEASE = timedelta(minutes=2)
+if LEASE.total_seconds() < 2 * ATTEMPT_DEADLINE:
+    raise ImproperlyConfigured("The webhook LEASE must outlast an attempt's ATTEMPT_DEADLINE.")
 SWEEP_BATCH = 50
 SWEEP_BUDGET_SECONDS = 45.0
-EXCERPT_BYTES = 500
 USER_AGENT = "RecordingDeliveryPortal-Webhooks/1"
 
 State = WebhookMessage.State
@@ -128,12 +139,10 @@ def payload_for_test_event(project: Project) -> dict[str, Any]:
 
 def enqueue_send(message_pk: int) -> None:
     """Wake a worker; if the broker is down the sweep sends it anyway."""
-    from django_q.tasks import async_task
+    from portal.queues import enqueue
 
     try:
-        async_task(
-            "projects.webhooks.send_message_task", message_pk, task_name=f"webhook-{message_pk}"
-        )
+        enqueue("projects.webhooks.send_message_task", message_pk, task_name=f"webhook-{message_pk}")
     except Exception:
         logger.warning("Could not queue webhook message %s; the sweep will send it", message_pk)
 
@@ -178,7 +187,8 @@ class Outcome:
     status_code: int | None
     duration_ms: int
     error: str = ""
-    response_excerpt: str = ""
+    # Retrying cannot help (the egress guard refused the address): give up now.
+    permanent: bool = False
 
     @property
     def ok(self) -> bool:
@@ -207,8 +217,12 @@ def signed_request(endpoint: WebhookEndpoint, message: WebhookMessage) -> tuple[
 
 
 def post(endpoint: WebhookEndpoint, message: WebhookMessage) -> Outcome:
-    """One HTTP attempt. Never raises for network trouble; error texts name
-    the host but never the path, query or credentials."""
+    """One HTTP attempt through the egress guard, cut at ATTEMPT_DEADLINE.
+    Never raises for network trouble. Only the status code is kept: the
+    receiver's body and headers are never read into a page or the log (a
+    tenant could point the URL at a service to read its answers), and error
+    texts are the portal's own, naming the host but never the path, query or
+    credentials. Redirects are not followed."""
     body, headers = signed_request(endpoint, message)
     auth = (endpoint.basic_username, endpoint.basic_password) if endpoint.basic_username else None
     where = describe_url(endpoint.url)
@@ -217,37 +231,43 @@ def post(endpoint: WebhookEndpoint, message: WebhookMessage) -> Outcome:
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    try:
-        with requests.post(
-            endpoint.url,
-            data=body,
-            headers=headers,
-            auth=auth,
-            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            raw = response.raw.read(EXCERPT_BYTES, decode_content=True) or b""
-            excerpt = raw.decode("utf-8", "replace")
-            status = response.status_code
-    except requests.exceptions.ConnectTimeout:
-        return Outcome(
-            None, elapsed(), f"Timed out connecting to {where} after {CONNECT_TIMEOUT:g} s"
-        )
-    except requests.exceptions.ReadTimeout:
-        return Outcome(None, elapsed(), f"{where} did not answer within {READ_TIMEOUT:g} s")
-    except requests.exceptions.SSLError:
-        return Outcome(None, elapsed(), f"TLS handshake with {where} failed; check its certificate")
-    except requests.exceptions.ConnectionError:
-        return Outcome(None, elapsed(), f"Could not connect to {where}; is the receiver running?")
-    except requests.exceptions.RequestException as exc:
-        return Outcome(None, elapsed(), f"Request to {where} failed ({type(exc).__name__})")
+    with egress.deadline(ATTEMPT_DEADLINE) as limit, guarded_session() as session:
+        try:
+            with session.post(
+                endpoint.url,
+                data=body,
+                headers=headers,
+                auth=auth,
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                stream=True,  # the body is never read
+            ) as response:
+                status = response.status_code
+        except egress.OutboundRefused as exc:
+            return Outcome(None, elapsed(), exc.message, permanent=True)
+        except requests.exceptions.RequestException as exc:
+            return Outcome(None, elapsed(), _failure(exc, where, expired=limit.expired))
     error = ""
     if not 200 <= status < 300:
         error = f"{where} answered HTTP {status}; a 2xx status is needed"
+        if 300 <= status < 400:
+            error += " (redirects are not followed: give the final URL)"
         if status == 401:
             error += " (check the Basic username and password)"
-    return Outcome(status, elapsed(), error, excerpt)
+    return Outcome(status, elapsed(), error)
+
+
+def _failure(exc: requests.exceptions.RequestException, where: str, *, expired: bool) -> str:
+    if expired:
+        return f"{where} did not complete its answer within {ATTEMPT_DEADLINE:g} s"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"Timed out connecting to {where} after {CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"{where} did not answer within {READ_TIMEOUT:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS handshake with {where} failed; check its certificate"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"Could not connect to {where}; is the receiver running?"
+    return f"Request to {where} failed ({type(exc).__name__})"
 
 
 def attempt(message_pk: int, *, manual: bool = False) -> WebhookAttempt | None:
@@ -275,12 +295,13 @@ def record_outcome(
             status_code=outcome.status_code,
             duration_ms=outcome.duration_ms,
             error=outcome.error[:500],
-            response_excerpt=outcome.response_excerpt[:500],
             manual=manual,
         )
         message.attempts += 1
         if outcome.ok:
             state, next_at = State.DELIVERED, None
+        elif outcome.permanent:
+            state, next_at = State.FAILED, None
         else:
             next_at = next_retry_at(message, now)
             state = State.RETRY if next_at else State.FAILED

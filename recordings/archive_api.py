@@ -36,6 +36,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _URL_SAFE = "!$&'()*+,;=/~:@"
 SESSION_FIELDS = (
     "id", "conf_num", "started_at", "ended_at", "processed_at", "room__room_id",
+    "state", "processing_error",
 )  # fmt: skip
 FILE_FIELDS = (
     "id", "session_id", "type", "name", "size", "sha256", "content_type", "participant",
@@ -77,6 +78,10 @@ class ArchiveEntrySerializer(serializers.Serializer):
     live_recording = ArchiveFileSerializer(many=True)
     chatdata = serializers.CharField(allow_blank=True, help_text='URL, or "" without a chat.')
     metadata = serializers.CharField(allow_blank=True, help_text='URL, or "" without one.')
+    state = serializers.ChoiceField(choices=Session.State.values)
+    failure_reason = serializers.CharField(
+        allow_blank=True, help_text="Why processing failed (state `failed`), else empty."
+    )
 
 
 class ArchiveEnvelopeSerializer(serializers.Serializer):
@@ -143,6 +148,8 @@ def archive_entry(session: dict, files: list[tuple], app_id: str, files_base: st
         # Clients type these as strings: "" when the session has none.
         "chatdata": "",
         "metadata": "",
+        "state": session["state"],
+        "failure_reason": session["processing_error"],
     }
     for rf in files:
         kind = rf[2]

@@ -56,3 +56,35 @@ def queue_session_event(
     payload = event_payload(session, event_type, list(files))
     # Looked up on the module so the webhook work can replace it.
     return webhooks.queue_event(session.project, event_type, payload, dedupe_key=dedupe_key)
+
+
+def queue_recording_state_event(
+    session: Session,
+    *,
+    kind: str,
+    state: str,
+    position: int | None,
+    code: int | None,
+    reason: str = "",
+    dedupe_key: str | None,
+):
+    """Queue ``recording_state``: a live recording or stream of ``session``
+    is now waiting (with its queue ``position``), on, off or failed (with the
+    reference's ``code`` and the portal's ``reason``). Never holds the
+    streaming target, which is the tenant's secret."""
+    payload = {
+        "type": "recording_state",
+        "app_id": session.project.app_id,
+        "room_id": session.room.room_id,
+        "conf_num": session.conf_num,
+        "trans_date": int(timezone.now().timestamp()),
+        "kind": kind,
+        "state": state,
+        "position": position,
+        "code": code,
+    }
+    if reason:
+        payload["reason"] = reason
+    return webhooks.queue_event(
+        session.project, "recording_state", payload, dedupe_key=dedupe_key
+    )

@@ -1,5 +1,6 @@
 """Business rules of the ingest API (the media server's side): sessions,
-recording and live-recording state, file storage and the end of a session.
+recording state, file storage and the end of a session. Live recording and
+streaming, which need a recorder slot, are ``recordings.recorders``.
 
 Every transition locks the session row (select_for_update) so concurrent calls
 see each other's state. Errors are IngestError with the platform's result code."""
@@ -12,17 +13,15 @@ import os
 import re
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
 from projects.models import Project, Room
 
-from . import lifecycle
+from . import admission, lifecycle, recorders
 from .events import queue_session_event
 from .models import RecordingFile, Session
 from .uploads import raise_for_disk_error
@@ -40,7 +39,6 @@ DEFAULT_NAMES = {
 }
 UPLOAD_TYPES = tuple(DEFAULT_NAMES)
 _UNSAFE = re.compile(r"[^\w.\-+@()]")
-_url = URLValidator(schemes=["http", "https"])
 
 
 @dataclass
@@ -82,18 +80,19 @@ def refuse_if_ended(session: Session) -> None:
 @transaction.atomic
 def do_start_session(project: Project, room_id: str) -> Session:
     room = get_room(project, room_id)
-    return Session.objects.create(
-        project=project,
-        room=room,
-        recording=State.ON if room.auto_recording else State.OFF,
-        live_recording=State.ON if room.auto_live_recording else State.OFF,
-        live_recording_config=(
-            {"url": room.settings["live_recording"]["url"]} if room.auto_live_recording else {}
-        ),
+    if room.auto_live_recording:
+        recorders.lock_pool()  # before any session row, as every recorder action
+    session = Session.objects.create(
+        project=project, room=room, recording=State.ON if room.auto_recording else State.OFF
     )
+    if room.auto_live_recording:
+        # Takes a recorder slot like any live recording, or waits for one.
+        config = {"url": room.settings["live_recording"]["url"]}
+        recorders.start_with_session(session, "live_recording", config)
+    return session
 
 
-def _check_role(role, code: int, what: str) -> None:
+def check_role(role, code: int, what: str) -> None:
     if role is not None and role != "moderator":
         raise IngestError(code, f"Only a moderator may {what} (role was {role!r}).", 403)
 
@@ -101,7 +100,7 @@ def _check_role(role, code: int, what: str) -> None:
 @transaction.atomic
 def do_start_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
     session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5007, "start recording")
+    check_role(role, 5007, "start recording")
     refuse_if_ended(session)
     if session.recording == State.STARTING:
         raise IngestError(5033, "Recording is starting already; wait for it.")
@@ -115,7 +114,7 @@ def do_start_recording(project: Project, conf_num: str, *, role: str | None = No
 @transaction.atomic
 def do_stop_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
     session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5008, "stop recording")
+    check_role(role, 5008, "stop recording")
     refuse_if_ended(session)
     if session.recording == State.STOPPING:
         raise IngestError(5035, "Recording is stopping already; wait for it.")
@@ -123,63 +122,6 @@ def do_stop_recording(project: Project, conf_num: str, *, role: str | None = Non
         raise IngestError(5036, "Recording was not started, so it cannot be stopped.")
     session.recording = State.OFF
     session.save(update_fields=["recording"])
-    return session
-
-
-def clean_live_config(config, room: Room) -> dict:
-    if config is None:
-        url = room.settings.get("live_recording", {}).get("url", "")
-        return {"url": url} if url else {}
-    if not isinstance(config, dict):
-        raise IngestError(5138, "Invalid live recording configuration: must be an object.", 400)
-    if "url" in config:
-        try:
-            if not isinstance(config["url"], str):
-                raise ValidationError("not a string")
-            _url(config["url"])
-        except ValidationError:
-            raise IngestError(
-                5138, "Invalid live recording configuration: config.url must be an http(s) URL.",
-                400,
-            ) from None  # fmt: skip
-    return config
-
-
-@transaction.atomic
-def do_start_live_recording(
-    project: Project, conf_num: str, *, role: str | None = None, config=None
-) -> Session:
-    session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5007, "start live recording")
-    refuse_if_ended(session)
-    if session.room.chat_only:
-        raise IngestError(5097, "Live recording is not available in a chat-only room.")
-    clean = clean_live_config(config, session.room)
-    if session.live_recording == State.STARTING:
-        raise IngestError(5122, "Live recording is starting already; wait for it.")
-    if session.live_recording in (State.ON, State.STOPPING):
-        raise IngestError(5139, "Live recording is already running.")
-    session.live_recording = State.ON
-    session.live_recording_config = clean
-    session.save(update_fields=["live_recording", "live_recording_config"])
-    return session
-
-
-@transaction.atomic
-def do_stop_live_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
-    session = get_session(project, conf_num, lock=True)
-    _check_role(role, 5008, "stop live recording")
-    refuse_if_ended(session)
-    if session.room.chat_only:
-        raise IngestError(5097, "Live recording is not available in a chat-only room.")
-    if session.live_recording == State.STOPPING:
-        raise IngestError(5141, "Live recording is stopping already; wait for it.")
-    if session.live_recording == State.STARTING:
-        raise IngestError(5122, "Live recording is still starting; stop it once it runs.")
-    if session.live_recording == State.OFF:
-        raise IngestError(5140, "Live recording is not running in this session.")
-    session.live_recording = State.OFF
-    session.save(update_fields=["live_recording"])
     return session
 
 
@@ -252,20 +194,35 @@ def do_store_file(
     size: int,
     sha256: str,
     participant: str = "",
-    content_type: str = "",
     move: bool = True,
 ) -> RecordingFile:
-    """Keep an uploaded file (already hashed) as a RecordingFile of the session.
-    Nothing stays in the store if the database row cannot be written."""
+    """Keep an uploaded file (already hashed) as a RecordingFile of the session,
+    once it passed the checks at the door (``recordings.admission``: its content
+    type is the probe's, never the client's). Nothing stays in the store if it is
+    refused or the database row cannot be written."""
     if file_type not in UPLOAD_TYPES:
         raise IngestError(1001, f"type must be one of {', '.join(UPLOAD_TYPES)}", 400)
+    # Probing takes a moment: done before the session row is locked.
+    session = get_session(project, conf_num)
+    refuse_if_ended(session)
+    try:
+        admitted = admission.admit(session, file_type, source_path)
+    except admission.Refused as exc:
+        raise IngestError(exc.result, exc.message, exc.status) from None
     storage = recordings_storage()
     stored = None
     try:
         with transaction.atomic():
             session = get_session(project, conf_num, lock=True)
             refuse_if_ended(session)
-            name = unique_name(session, clean_file_name(original_name, file_type), storage)
+            try:
+                admission.refuse_if_composite_full(session, file_type)
+            except admission.Refused as exc:
+                raise IngestError(exc.result, exc.message, exc.status) from None
+            cleaned = clean_file_name(
+                admission.name_for(clean_file_name(original_name, file_type), admitted), file_type
+            )
+            name = unique_name(session, cleaned, storage)
             stored = store_local_file(
                 storage, f"{session_folder(session)}/{name}", source_path, move=move
             )
@@ -278,7 +235,8 @@ def do_store_file(
                 sha256=sha256,
                 storage_path=stored,
                 participant=participant[:200],
-                content_type=content_type[:100],
+                content_type=admitted.content_type,
+                duration_seconds=admitted.duration,
             )
             if file_type == RecordingFile.Type.LIVE:
                 queue_session_event(
@@ -299,13 +257,14 @@ def do_store_file(
 def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool = True) -> Session:
     """End the session: refuse further files, announce the individual recordings,
     hand chat/metadata to delivery and queue processing after commit."""
+    recorders.lock_pool()  # before the session row, as every recorder action
     session = get_session(project, conf_num, lock=True)
     refuse_if_ended(session)
     session.ended_at = timezone.now()
     session.state = Session.State.PROCESSING
     session.recording = State.OFF
-    session.live_recording = State.OFF
-    session.save(update_fields=["ended_at", "state", "recording", "live_recording"])
+    session.save(update_fields=["ended_at", "state", "recording"])
+    recorders.end_session(session)  # frees its recorder slots; what waited fails
     individual = list(session.files.filter(type=RecordingFile.Type.INDIVIDUAL))
     if individual:
         queue_session_event(
@@ -316,9 +275,7 @@ def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool
         lambda: lifecycle.files_ready(session_id, lifecycle.Event.SESSION_ENDED)
     )
     if schedule_processing:
-        from django_q.tasks import async_task
+        from .tasks import queue_processing
 
-        transaction.on_commit(
-            lambda: async_task("recordings.tasks.process_session_task", session_id)
-        )
+        transaction.on_commit(lambda: queue_processing(session_id))
     return session

@@ -1,19 +1,20 @@
 """Ingest API v1: the media server starts sessions, switches recording on and
 off, uploads files and ends sessions. Views are thin: ``recordings.ingest``
-holds the rules; ``recordings.uploads`` streams file bodies to disk."""
+holds the rules; ``recordings.uploads`` streams file bodies to disk. Live
+recording and streaming, which wait for a recorder, are ``recorder_api``."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.views import APIView
 
 from portal.api import ApiError, ok
-from projects.api import error_responses, json_object
+from projects.api import ErrorEnvelopeSerializer, error_responses, json_object
 
-from . import ingest
+from . import ingest, recorders
 from .uploads import FORM_OVERHEAD, StreamingUploadHandler, UploadTooLarge
 
 # Replaceable so tests can observe the handler (see tests/recordings/test_ingest.py).
@@ -26,35 +27,48 @@ def session_data(session) -> dict:
         "room_id": session.room.room_id,
         "state": session.state,
         "recording": session.recording,
-        "live_recording": session.live_recording,
+        **recorders.session_states(session),
     }
 
 
+# Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: two enums of fields
+# called "state".
+RECORDER_STATES = ["off", "waiting", "starting", "on", "stopping", "failed"]
+SESSION_STATES = ["live", "processing", "ready", "failed"]
+
+
+def _recorder_state(name: str):
+    return inline_serializer(
+        name,
+        {
+            "state": serializers.ChoiceField(choices=RECORDER_STATES),
+            "position": serializers.IntegerField(
+                allow_null=True, help_text="Place in the recorder queue (1 = next) while waiting."
+            ),
+            "code": serializers.IntegerField(
+                allow_null=True,
+                help_text="While waiting 7207 (live recording) / 7104 (streaming); after a "
+                "waiting request could not start (its session ended, or it waited longer than "
+                "LIVE_RECORDING_MAX_WAIT_SECONDS) 7080 / 7081; otherwise null.",
+            ),
+        },
+    )
+
+
+SESSION_FIELDS = {
+    "conf_num": serializers.CharField(),
+    "room_id": serializers.CharField(),
+    "state": serializers.ChoiceField(choices=SESSION_STATES),
+    "recording": serializers.CharField(help_text="off, starting, on or stopping"),
+    "live_recording": _recorder_state("LiveRecordingState"),
+    "streaming": _recorder_state("StreamingState"),
+}
 SessionEnvelope = inline_serializer(
-    "SessionEnvelope",
-    {
-        "result": serializers.IntegerField(help_text="0"),
-        "conf_num": serializers.CharField(),
-        "room_id": serializers.CharField(),
-        "state": serializers.ChoiceField(choices=["live", "processing", "ready", "failed"]),
-        "recording": serializers.CharField(help_text="off, starting, on or stopping"),
-        "live_recording": serializers.CharField(help_text="off, starting, on or stopping"),
-    },
+    "SessionEnvelope", {"result": serializers.IntegerField(help_text="0"), **SESSION_FIELDS}
 )
 RoleRequest = inline_serializer(
     "RecordingRequest",
     {"role": serializers.CharField(required=False, help_text="Only `moderator` may.")},
-)
-LiveRequest = inline_serializer(
-    "LiveRecordingRequest",
-    {
-        "role": serializers.CharField(required=False, help_text="Only `moderator` may."),
-        "config": inline_serializer(
-            "LiveRecordingConfig",
-            {"url": serializers.URLField(required=False, help_text="http(s) viewer URL")},
-            required=False,
-        ),
-    },
 )
 UploadRequest = inline_serializer(
     "FileUpload",
@@ -103,7 +117,7 @@ class SessionStartView(APIView):
         return ok(session_data(session), status_code=status.HTTP_201_CREATED)
 
 
-def _transition_view(service, operation_id: str, summary: str, codes: str, *, live: bool):
+def _transition_view(service, operation_id: str, summary: str, codes: str):
     class TransitionView(APIView):
         parser_classes = [JSONParser]
 
@@ -111,7 +125,7 @@ def _transition_view(service, operation_id: str, summary: str, codes: str, *, li
             operation_id=operation_id,
             summary=summary,
             description=f"Error results: {codes}.",
-            request=LiveRequest if live else RoleRequest,
+            request=RoleRequest,
             responses={
                 200: SessionEnvelope,
                 **error_responses(400, 401, 403, 404, 409),
@@ -119,10 +133,7 @@ def _transition_view(service, operation_id: str, summary: str, codes: str, *, li
         )
         def post(self, request, conf_num: str):
             data = json_object(request.data) if request.data else {}
-            kwargs = {"role": data.get("role")}
-            if live and service is ingest.do_start_live_recording:
-                kwargs["config"] = data.get("config")
-            session = _run(lambda: service(request.auth, conf_num, **kwargs))
+            session = _run(lambda: service(request.auth, conf_num, role=data.get("role")))
             return ok(session_data(session))
 
     TransitionView.__name__ = TransitionView.__qualname__ = "".join(
@@ -133,23 +144,29 @@ def _transition_view(service, operation_id: str, summary: str, codes: str, *, li
 
 recording_start = _transition_view(
     ingest.do_start_recording, "ingest_recording_start", "Start recording",
-    "5007 not a moderator, 5033 start in progress, 5034 already started", live=False,
+    "5007 not a moderator, 5033 start in progress, 5034 already started",
 )  # fmt: skip
 recording_stop = _transition_view(
     ingest.do_stop_recording, "ingest_recording_stop", "Stop recording",
-    "5008 not a moderator, 5035 stop in progress, 5036 not started", live=False,
-)  # fmt: skip
-live_recording_start = _transition_view(
-    ingest.do_start_live_recording, "ingest_live_recording_start", "Start live recording",
-    "5007 not a moderator, 5097 chat-only room, 5138 invalid config, 5122 start in progress, "
-    "5139 already running", live=True,
-)  # fmt: skip
-live_recording_stop = _transition_view(
-    ingest.do_stop_live_recording, "ingest_live_recording_stop", "Stop live recording",
-    "5008 not a moderator, 5097 chat-only room, 5140 not running, 5141 stop in progress",
-    live=True,
+    "5008 not a moderator, 5035 stop in progress, 5036 not started",
 )  # fmt: skip
 
+
+# The client's Content-Type is never used: the server decides (recordings.admission).
+UPLOAD_REFUSALS = {
+    415: OpenApiResponse(
+        ErrorEnvelopeSerializer,
+        description="An individual or live upload is not audio or video in an allowed format "
+        "(MP4/MOV, Matroska/WebM, Ogg, WAV, MP3, AAC); `error` names what was received. "
+        "Nothing is kept.",
+    ),
+    422: OpenApiResponse(
+        ErrorEnvelopeSerializer,
+        description="Over a limit at the door (duration over MEDIA_MAX_SECONDS or longer than the "
+        "session, frame over 4096x2160, a 17th individual recording) or chat/metadata that is "
+        "not UTF-8 JSON; `error` names the limit. Nothing is kept.",
+    ),
+}
 
 class FileUploadView(APIView):
     parser_classes = [MultiPartParser]
@@ -161,6 +178,7 @@ class FileUploadView(APIView):
         responses={
             201: FileEnvelope,
             **error_responses(400, 401, 404, 409, 413, 507),
+            **UPLOAD_REFUSALS,
         },
     )
     def post(self, request, conf_num: str):
@@ -190,7 +208,6 @@ class FileUploadView(APIView):
                     size=upload.size,
                     sha256=upload.sha256,
                     participant=request.data.get("participant", ""),
-                    content_type=upload.content_type or "",
                 )
             )
         finally:

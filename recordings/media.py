@@ -5,8 +5,8 @@ build and run the command that merges individual recordings into one playable
 ``transcoded.mp4``, and cut a poster frame. There is no ffprobe in the wheel, so
 :func:`probe` parses the stream summary ``ffmpeg -i`` prints on stderr.
 
-ffmpeg always runs as a subprocess that streams from and to disk; its stderr goes
-to a temporary file so memory stays bounded however long the job runs.
+ffmpeg always runs through ``recordings.ffmpeg.run``: allowed input formats
+and protocols only, a timeout scaled to the media's length and resource limits.
 """
 
 from __future__ import annotations
@@ -14,27 +14,53 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-import imageio_ffmpeg
+from . import ffmpeg
+from .ffmpeg import MediaError, base_command, ffmpeg_exe, input_args, path_arg
 
-STDERR_TAIL_LINES = 12
-_LOG_PREFIX = re.compile(r"\[[^\]\n]* @ 0x[0-9a-f]+\] ?")  # "[libx264 @ 0x55d0...] "
+__all__ = ["MediaError", "MediaInfo", "NotMedia", "ffmpeg_exe", "make_composite", "make_poster",
+           "probe"]  # fmt: skip
+
+# Probing reads the head of the file (and the index at the end of an MP4), not
+# the whole file; a minute is ample even on a loaded machine.
+PROBE_LIMITS = ffmpeg.Limits(timeout=60, output_bytes=0)
+POSTER_LIMITS = ffmpeg.Limits(timeout=120, output_bytes=64 * 1024 * 1024)
+# bench/README.md: a 3-participant 720p composite encodes at ~5x real time on
+# 2 CPUs; 2 s per second of media leaves 10x room for 16 inputs and a busy box.
+COMPOSITE_SECONDS_PER_SECOND = 2.0
+COMPOSITE_BASE_SECONDS = 120
+# The composite is ~1-3 Mbit/s (CRF 23, 720p); 16 Mbit/s is far above any real one.
+COMPOSITE_BYTES_PER_SECOND = 2 * 1024 * 1024
+# Copying packets to the null muxer (no decoding) runs at disk speed.
+MEASURE_BYTES_PER_SECOND = 10 * 1024 * 1024
+
+# Names for what ffmpeg recognised but the allowlist refuses, and for a few
+# kinds of file it does not recognise at all (told by their first bytes).
+KNOWN_FORMATS = {
+    "hls": "an HLS playlist", "dash": "a DASH manifest", "concat": "a concat list",
+    "imf": "an IMF composition", "png_pipe": "a PNG image", "jpeg_pipe": "a JPEG image",
+    "gif": "a GIF image", "webp_pipe": "a WebP image", "svg_pipe": "an SVG image",
+    "image2": "an image", "tty": "a text file", "srt": "subtitles", "webvtt": "subtitles",
+}  # fmt: skip
+MAGIC = (
+    (b"<!doctype html", "an HTML page"), (b"<html", "an HTML page"), (b"<script", "an HTML page"),
+    (b"pk\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip archive"), (b"%pdf", "a PDF document"),
+    (b"<?xml", "an XML document"), (b"<svg", "an SVG image"), (b"#extm3u", "an HLS playlist"),
+)  # fmt: skip
 
 
-class MediaError(Exception):
-    """ffmpeg could not read or write a file. The message names the file and
-    ends with the last lines ffmpeg printed, which usually say what is wrong."""
+class NotMedia(MediaError):
+    """The file is not a recording in one of the allowed formats. ``received``
+    names what it looks like instead (e.g. "an HLS playlist (hls)")."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, received: str):
         super().__init__(message)
-        self.message = message
+        self.received = received
 
 
 @dataclass(frozen=True)
@@ -46,45 +72,22 @@ class MediaInfo:
     has_audio: bool = False
     video_codec: str | None = None
     audio_codec: str | None = None
+    format_name: str = ""  # ffmpeg's demuxer, one of ffmpeg.MEDIA_FORMATS
 
-
-@cache
-def ffmpeg_exe() -> str:
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _tail(stderr_file, lines: int = STDERR_TAIL_LINES) -> str:
-    stderr_file.seek(0, os.SEEK_END)
-    size = stderr_file.tell()
-    stderr_file.seek(max(0, size - 8192))
-    text = _LOG_PREFIX.sub("", stderr_file.read().decode("utf-8", "replace"))
-    return "\n".join(line.strip() for line in text.strip().splitlines()[-lines:])
-
-
-def run_ffmpeg(cmd: Sequence[str], what: str, timeout: float | None = None) -> None:
-    """Run an ffmpeg command; raise MediaError("<what> failed: <stderr tail>")."""
-    with tempfile.TemporaryFile() as stderr_file:
-        try:
-            proc = subprocess.run(
-                list(cmd),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr_file,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise MediaError(
-                f"{what} took longer than {timeout:g} s: {_tail(stderr_file)}"
-            ) from exc
-        if proc.returncode != 0:
-            raise MediaError(f"{what} failed (ffmpeg exit {proc.returncode}): {_tail(stderr_file)}")
-
-
-def _arg(path: str | os.PathLike) -> str:
-    """A path as an ffmpeg argument: absolute, so a name like ``-x.mp4`` or
-    ``http:x.mp4`` is never taken for an option or a protocol."""
-    return os.path.abspath(path)
+    @property
+    def content_type(self) -> str:
+        """The type the portal serves the file as, decided from the probe."""
+        kind = "video" if self.has_video else "audio"
+        if self.format_name.startswith("mov"):
+            return f"{kind}/mp4"
+        if self.format_name == "matroska,webm":
+            webm = self.video_codec in (None, "vp8", "vp9", "av1") and self.audio_codec in (
+                None, "vorbis", "opus",
+            )  # fmt: skip
+            return f"{kind}/webm" if webm else f"{kind}/x-matroska"
+        return {
+            "ogg": f"{kind}/ogg", "wav": "audio/wav", "mp3": "audio/mpeg", "aac": "audio/aac",
+        }.get(self.format_name, "application/octet-stream")  # fmt: skip
 
 
 def _temp_sibling(path: Path, suffix: str) -> Path:
@@ -105,6 +108,8 @@ def _publish(tmp: Path, final: Path) -> None:
 _DURATION = re.compile(r"^\s*Duration:\s*(?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)", re.M)
 _STREAM = re.compile(r"^\s*Stream #\d+:\d+\S*: (Video|Audio): (\w+)(.*)$", re.M)
 _SIZE = re.compile(r"(?<!\w)([1-9]\d{0,4})x([1-9]\d{0,4})\b")
+_INPUT = re.compile(r"^Input #0, (.+?), from '", re.M)
+_PROBED = re.compile(r"Format (\S+) probed with size=")
 _TIME = re.compile(r"time=\s*(\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
@@ -115,26 +120,25 @@ def _seconds(h: str, m: str, s: str) -> float:
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Describe a media file from the summary ``ffmpeg -hide_banner -i`` prints.
 
-    Raises MediaError when the file is missing or not media ffmpeg can read.
+    Only the allowed demuxers may open it (``ffmpeg.input_args``); anything else
+    raises NotMedia naming what it is. Raises MediaError when the file is missing.
     When the container has no duration (e.g. a live-written WebM), the streams
     are copied to the null muxer to measure it.
     """
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _arg(path)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    text = proc.stderr.decode("utf-8", "replace")
-    if "Input #0" not in text:
-        last = text.strip().splitlines()[-1] if text.strip() else "no output from ffmpeg"
-        raise MediaError(f"{path} is not a readable media file: {last.split(': ', 1)[-1]}")
+    with tempfile.TemporaryFile() as err:
+        ffmpeg.run([*base_command(loglevel="info"), *input_args(path)],
+                   f"Probing {path.name}", PROBE_LIMITS, stderr_file=err)  # fmt: skip
+        err.seek(0)
+        text = err.read(ffmpeg.STDERR_MAX_BYTES).decode("utf-8", "replace")
+    opened = _INPUT.search(text)
+    if opened is None or opened[1] not in ffmpeg.MEDIA_FORMATS:
+        received = _name_refused(path)
+        raise NotMedia(f"{path.name} is {received}, not a recording in an allowed format", received)
     header = text.split("At least one output file", 1)[0]
-    info: dict = {"duration": 0.0}
+    info: dict = {"duration": 0.0, "format_name": opened[1]}
     for kind, codec, rest in _STREAM.findall(header):
         if kind == "Video" and "(attached pic)" not in rest and not info.get("has_video"):
             size = _SIZE.search(rest)
@@ -143,6 +147,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                 info.update(width=int(size[1]), height=int(size[2]))
         elif kind == "Audio" and not info.get("has_audio"):
             info.update(has_audio=True, audio_codec=codec)
+    if not (info.get("has_video") or info.get("has_audio")):
+        raise NotMedia(f"{path.name} has no audio or video stream", f"{opened[1]} without streams")
     match = _DURATION.search(header)
     if match and match[1] is not None:
         info["duration"] = _seconds(match[1], match[2], match[3])
@@ -151,17 +157,36 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     return MediaInfo(**info)
 
 
+def _name_refused(path: Path) -> str:
+    """What a refused file is: the format ffmpeg's probe scores it as (asked at
+    debug level, still under the allowlist, so nothing is opened), else a
+    guess from its first bytes."""
+    with tempfile.TemporaryFile() as err:
+        ffmpeg.run([*base_command(loglevel="debug"), *input_args(path)],
+                   f"Probing {path.name}", PROBE_LIMITS, stderr_file=err)  # fmt: skip
+        err.seek(0)
+        found = _PROBED.search(err.read(ffmpeg.STDERR_MAX_BYTES).decode("utf-8", "replace"))
+    if found:
+        return f"{KNOWN_FORMATS.get(found[1], 'a file of format')} ({found[1]})"
+    with open(path, "rb") as fh:
+        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    for magic, name in MAGIC:
+        if head.startswith(magic) or (magic.startswith(b"<") and magic in head):
+            return name
+    return "data ffmpeg does not recognise as media" if head else "an empty file"
+
+
 def _measure_duration(path: Path) -> float:
     # Copying every packet to the null muxer reads the whole file but decodes
     # nothing; the last progress line holds the end time.
-    with tempfile.TemporaryFile() as stderr_file:
-        subprocess.run(
-            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _arg(path), "-map", "0",
-             "-c", "copy", "-f", "null", "-"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_file,
-            timeout=3600, check=False,
-        )  # fmt: skip
-        times = _TIME.findall(_tail(stderr_file, lines=40))
+    limits = ffmpeg.Limits(
+        timeout=60 + path.stat().st_size / MEASURE_BYTES_PER_SECOND, output_bytes=0
+    )
+    with tempfile.TemporaryFile() as err:
+        ffmpeg.run([ffmpeg_exe(), "-hide_banner", "-nostdin", *input_args(path), "-map", "0",
+                    "-c", "copy", "-f", "null", "-"],
+                   f"Measuring {path.name}", limits, stderr_file=err)  # fmt: skip
+        times = _TIME.findall(ffmpeg.tail(err, lines=40))
     return _seconds(*times[-1]) if times else 0.0
 
 
@@ -274,14 +299,14 @@ def composite_command(
             "alimiter=limit=0.95:level=0,apad[aout]"
         )
 
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    cmd = base_command()
     for path in inputs:
-        cmd += ["-i", _arg(path)]
+        cmd += input_args(path)
     cmd += [
         "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-g", str(2 * fps), "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
-        "-t", f"{longest:.3f}", "-movflags", "+faststart", "-f", "mp4", _arg(output),
+        "-t", f"{longest:.3f}", "-movflags", "+faststart", "-f", "mp4", path_arg(output),
     ]  # fmt: skip
     return cmd
 
@@ -294,24 +319,39 @@ def make_composite(
     height: int = 720,
     preset: str = "veryfast",
     crf: int = 23,
-    timeout: float | None = None,
+    infos: Sequence[MediaInfo] | None = None,
 ) -> MediaInfo:
     """Merge individual recordings into ``output`` (see :func:`composite_command`).
 
     ffmpeg writes a temporary file next to ``output`` which is renamed into place
     only on success, so a reader never sees half a video. Raises MediaError with
-    the end of ffmpeg's stderr on failure. Returns the probe of the result.
+    the end of ffmpeg's stderr on failure; the run's time and output size are
+    bounded by the longest input (see composite_limits). Returns the probe of
+    the result.
     """
     inputs, output = list(inputs), Path(output)
+    if infos is None:
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(inputs)))) as pool:
+            infos = list(pool.map(probe, inputs))
     tmp = _temp_sibling(output, ".part")
     try:
-        cmd = composite_command(inputs, tmp, width=width, height=height, preset=preset, crf=crf)
+        cmd = composite_command(
+            inputs, tmp, width=width, height=height, preset=preset, crf=crf, infos=infos
+        )
         what = f"Compositing {len(inputs)} recording(s) into {output.name}"
-        run_ffmpeg(cmd, what, timeout=timeout)
+        ffmpeg.run(cmd, what, composite_limits(max(info.duration for info in infos)))
         _publish(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
     return probe(output)
+
+
+def composite_limits(longest: float) -> ffmpeg.Limits:
+    """Time and output size of a composite lasting ``longest`` seconds."""
+    return ffmpeg.Limits(
+        timeout=COMPOSITE_BASE_SECONDS + COMPOSITE_SECONDS_PER_SECOND * longest,
+        output_bytes=int(64 * 1024 * 1024 + COMPOSITE_BYTES_PER_SECOND * longest),
+    )
 
 
 def make_poster(
@@ -329,11 +369,11 @@ def make_poster(
         # A seek near the end can yield no frame; the first frame always exists.
         for seek in dict.fromkeys((at, 0.0)):
             try:
-                run_ffmpeg(
-                    [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                     "-ss", f"{seek:.3f}", "-i", _arg(video_path), "-frames:v", "1",
-                     "-q:v", "3", "-update", "1", "-f", "image2", "-c:v", "mjpeg", _arg(tmp)],
-                    f"Making a poster of {video_path.name}",
+                ffmpeg.run(
+                    [*base_command(), "-ss", f"{seek:.3f}", *input_args(video_path),
+                     "-frames:v", "1", "-q:v", "3", "-update", "1", "-f", "image2",
+                     "-c:v", "mjpeg", path_arg(tmp)],
+                    f"Making a poster of {video_path.name}", POSTER_LIMITS,
                 )  # fmt: skip
             except MediaError:
                 if seek == 0.0:

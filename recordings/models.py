@@ -5,6 +5,7 @@ import secrets
 from django.db import models
 from django.urls import reverse
 
+from portal.fields import EncryptedJSONField
 from projects.models import Project, Room
 
 
@@ -24,6 +25,10 @@ class Session(models.Model):
         STARTING = "starting", "Starting"
         ON = "on", "On"
         STOPPING = "stopping", "Stopping"
+        # Live recording and streaming only: waiting for a recorder slot, or
+        # a waiting request that could not start (recorders.FAILED_CODE).
+        WAITING = "waiting", "Waiting for a recorder"
+        FAILED = "failed", "Failed to start"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="sessions")
@@ -36,10 +41,16 @@ class Session(models.Model):
         max_length=10, choices=RecordingState.choices, default=RecordingState.OFF
     )
     live_recording_config = models.JSONField(default=dict, blank=True)
+    streaming = models.CharField(
+        max_length=10, choices=RecordingState.choices, default=RecordingState.OFF
+    )
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     processing_error = models.TextField(blank=True, default="")
+    # Started processing runs; after MAX_PROCESSING_ATTEMPTS the session fails
+    # instead of being queued again (recordings.processing).
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
     duration_seconds = models.FloatField(null=True, blank=True)
     participant_count = models.PositiveIntegerField(default=0)
     total_size = models.BigIntegerField(default=0)
@@ -121,3 +132,59 @@ class RecordingFile(models.Model):
         from .links import files_origin  # links reads these models
 
         return files_origin() + self.url_path
+
+
+class RecorderPool(models.Model):
+    """The one row every hand-out of a recorder slot locks (select_for_update),
+    so starts, stops and session ends in any web process or worker see each
+    other's slots and queue. Slots in use are the ACTIVE RecorderRequests."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+
+    def __str__(self) -> str:
+        return "recorder pool"
+
+
+class RecorderRequest(models.Model):
+    """A live recording or stream of a session from its start request to its
+    end: waiting for a slot, holding one (ACTIVE), or finished."""
+
+    class Kind(models.TextChoices):
+        LIVE_RECORDING = "live_recording", "Live recording"
+        STREAMING = "streaming", "Streaming"
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        ACTIVE = "active", "Holding a recorder"
+        STOPPED = "stopped", "Stopped"
+        CANCELLED = "cancelled", "Removed from waiting"
+        FAILED = "failed", "Could not start"
+
+    OPEN_STATES = (State.WAITING, State.ACTIVE)
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="recorder_requests")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="recorder_requests")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    # The streaming target (rtmp_url with its key) is a secret of the tenant.
+    config = EncryptedJSONField(default=dict, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    code = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # One live recording and one stream per session at a time, even if
+            # two start requests race past every check.
+            models.UniqueConstraint(
+                fields=["session", "kind"],
+                condition=models.Q(state__in=["waiting", "active"]),
+                name="one_open_recorder_request",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "id"], name="recorder_request_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.session_id} ({self.state})"

@@ -3,7 +3,11 @@
 result (``transcoded`` webhook) and hand every file type to delivery.
 
 Failures are kept on the session (state ``failed`` + ``processing_error``) and
-logged; they are never swallowed silently."""
+logged; they are never swallowed silently. Every run is counted on the session
+(``processing_attempts``): a run that never finishes (worker killed, task
+timeout) is queued again by the stalled-processing sweep, at most
+MAX_PROCESSING_ATTEMPTS times in all; then the session fails and delivery goes
+on with the files it has."""
 
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 TRANSCODED_NAME = "transcoded.mp4"
 POSTER_NAME = "transcoded.jpg"
 COPY_CHUNK = 1024 * 1024
+MAX_PROCESSING_ATTEMPTS = 3
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -57,9 +62,8 @@ def _work_dir() -> str:
 
 def process_session(session_id: int) -> Session:
     """Process an ended session once; a session not in ``processing`` is left as is."""
-    session = Session.objects.select_related("project", "room").get(pk=session_id)
+    session = _start_attempt(session_id)
     if session.state != Session.State.PROCESSING:
-        log.info("session %s is %s; nothing to process", session.conf_num, session.state)
         return session
     individual = list(session.files.filter(type=RecordingFile.Type.INDIVIDUAL).order_by("id"))
     if not individual:
@@ -68,8 +72,19 @@ def process_session(session_id: int) -> Session:
     try:
         storage = recordings_storage()
         inputs = [_local_copy(storage, f.storage_path, Path(workdir)) for f in individual]
+        # Checked again here: files stored before the door checked them, or
+        # before MEDIA_MAX_SECONDS was lowered, must not encode for hours.
+        infos = [media.probe(path) for path in inputs]
+        longest = max(info.duration for info in infos)
+        if longest > settings.MEDIA_MAX_SECONDS:
+            return _fail(
+                session,
+                f"A recording lasts {longest / 3600:.1f} h, longer than the limit of "
+                f"{settings.MEDIA_MAX_SECONDS / 3600:.1f} h (MEDIA_MAX_SECONDS); no composite "
+                "was made.",
+            )
         output = Path(workdir) / TRANSCODED_NAME
-        info = media.make_composite(inputs, output)
+        info = media.make_composite(inputs, output, infos=infos)
         poster = Path(workdir) / POSTER_NAME
         media.make_poster(output, poster)
         return _finish(session, (output, poster, info.duration), participants=len(individual))
@@ -83,14 +98,46 @@ def process_session(session_id: int) -> Session:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _start_attempt(session_id: int) -> Session:
+    """Count a run of processing; past the limit, fail the session instead."""
+    with transaction.atomic():
+        session = (
+            Session.objects.select_for_update().select_related("project", "room").get(pk=session_id)
+        )
+        if session.state != Session.State.PROCESSING:
+            log.info("session %s is %s; nothing to process", session.conf_num, session.state)
+            return session
+        if session.processing_attempts >= MAX_PROCESSING_ATTEMPTS:
+            return give_up(session)
+        session.processing_attempts += 1
+        # processed_at marks the start of the latest run while processing, so
+        # the stalled-processing sweep gives every run its full time.
+        session.processed_at = timezone.now()
+        session.save(update_fields=["processing_attempts", "processed_at"])
+        return session
+
+
+def give_up(session: Session) -> Session:
+    """Fail a session whose processing runs never finished."""
+    return _fail(
+        session,
+        f"Processing did not finish in {session.processing_attempts} attempts (each was stopped "
+        "before the end: worker timeout, restart or out of memory); the recordings are "
+        "delivered without a composite.",
+    )
+
+
 def _fail(session: Session, message: str) -> Session:
+    """Mark the session failed with the first line of ``message`` (the portal's
+    words; the rest, ffmpeg's own output, goes to the log only) and hand every
+    file it has to delivery."""
     log.error("processing of session %s failed: %s", session.conf_num, message)
     with transaction.atomic():
         session = (
             Session.objects.select_for_update().select_related("project", "room").get(pk=session.pk)
         )
         session.state = Session.State.FAILED
-        session.processing_error = message[:4000]
+        session.processing_error = message.strip().split("\n", 1)[0][:1000]
         session.processed_at = timezone.now()
         session.participant_count = session.files.filter(type=RecordingFile.Type.INDIVIDUAL).count()
         session.total_size = session.files.aggregate(total=Sum("size"))["total"] or 0

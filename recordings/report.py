@@ -50,7 +50,7 @@ GROUPS = [
 ]
 SESSION_FIELDS = (
     "id", "conf_num", "state", "started_at", "duration_seconds", "participant_count",
-    "total_size", "room__name", "room__room_id",
+    "total_size", "room__name", "room__room_id", "processing_error",
 )  # fmt: skip
 FILE_FIELDS = (
     "id", "session_id", "type", "name", "size", "participant", "content_type",
@@ -270,6 +270,8 @@ class RowWriter:
         if s["state"] != Session.State.READY:
             label = escape(STATE_LABELS.get(s["state"], s["state"]))
             state = f' <span class="badge state-{escape(s["state"])}">{label}</span>'
+            if s["processing_error"]:
+                state += f'<br><span class="small muted">{escape(s["processing_error"])}</span>'
         start = s["started_at"]
         return (
             f'<tr><td data-label="Room">{escape(s["room__name"])}<br>'

@@ -14,7 +14,13 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-from .media import _arg, _publish, _temp_sibling, ffmpeg_exe, run_ffmpeg
+from . import ffmpeg
+from .media import _publish, _temp_sibling
+
+# Generating runs at several times real time at 640x360 (veryfast); 10 s per
+# second of media is room for a loaded machine. The samples are < 1 Mbit/s.
+SAMPLE_SECONDS_PER_SECOND = 10
+SAMPLE_BYTES_PER_SECOND = 4 * 1024 * 1024
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
@@ -86,18 +92,22 @@ def generate_participant_media(
             f":expansion=none:fontsize={size}:fontcolor=white:box=1:boxcolor=black@0.6"
             f":boxborderw={size // 3}:x=(w-text_w)/2:y=h-text_h-{size}"
         )
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-           "-f", "lavfi", "-i", video]  # fmt: skip
+    cmd = [*ffmpeg.base_command(), *ffmpeg.lavfi_args(video)]
     if with_audio:
         frequency = round(220 * 2 ** (index / 4), 2)
-        cmd += ["-f", "lavfi", "-i",
-                f"sine=frequency={frequency}:sample_rate=48000:duration={seconds:.3f}"]  # fmt: skip
+        cmd += ffmpeg.lavfi_args(
+            f"sine=frequency={frequency}:sample_rate=48000:duration={seconds:.3f}"
+        )
         cmd += ["-c:a", "aac", "-b:a", "64k"]
     cmd += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p", "-g", str(2 * fps),
             "-t", f"{seconds:.3f}", "-movflags", "+faststart", "-f", "mp4"]  # fmt: skip
     tmp = _temp_sibling(out_path, ".part")
     try:
-        run_ffmpeg([*cmd, _arg(tmp)], f"Generating {out_path.name}")
+        limits = ffmpeg.Limits(
+            timeout=60 + SAMPLE_SECONDS_PER_SECOND * seconds,
+            output_bytes=int(16 * 1024 * 1024 + SAMPLE_BYTES_PER_SECOND * seconds),
+        )
+        ffmpeg.run([*cmd, ffmpeg.path_arg(tmp)], f"Generating {out_path.name}", limits)
         _publish(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)

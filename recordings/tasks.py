@@ -6,17 +6,36 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal import workers
+from portal.queues import enqueue_processing
+
 from .models import Session
-from .processing import process_session
+from .processing import MAX_PROCESSING_ATTEMPTS, give_up, process_session
 
 log = logging.getLogger(__name__)
 
 
 def process_session_task(session_id: int) -> str:
-    return process_session(session_id).state
+    # A stopping worker (portal/workers.py) gives the session to another one
+    # instead of leaving it "processing" until the stalled sweep finds it.
+    if workers.stopping.is_set():
+        queue_processing(session_id)
+        return "queued again: the worker is stopping"
+    try:
+        return process_session(session_id).state
+    except workers.WorkerStopping:
+        log.info("worker stopping: session %s queued for processing again", session_id)
+        queue_processing(session_id)
+        return "queued again: the worker stopped"
+
+
+def queue_processing(session_id: int) -> None:
+    """Hand the session to the media-processing cluster (portal/queues.py)."""
+    enqueue_processing("recordings.tasks.process_session_task", session_id)
 
 
 def requeue_stalled_processing() -> int:
@@ -26,20 +45,26 @@ def requeue_stalled_processing() -> int:
     task is stopped by django-q2 after Q_CLUSTER["timeout"], so a session still
     processing after Q_CLUSTER["retry"] (which is longer) has no worker left.
     Processing is idempotent (``process_session`` finishes a session once)."""
-    from django_q.tasks import async_task
-
     stalled_since = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
-    # processed_at marks the last re-queue while a session is processing
-    # (and the end of processing afterwards); ended_at is never touched.
+    # processed_at marks the start of the last run or re-queue while a session
+    # is processing (and the end of processing afterwards); ended_at is never
+    # touched.
     stalled = list(
         Session.objects.filter(state=Session.State.PROCESSING)
         .filter(
             Q(processed_at__isnull=True, ended_at__lt=stalled_since)
             | Q(processed_at__lt=stalled_since)
         )
-        .values_list("pk", "conf_num")[:100]
+        .values_list("pk", "conf_num", "processing_attempts")[:100]
     )
-    for pk, conf_num in stalled:
+    for pk, conf_num, attempts in stalled:
+        if attempts >= MAX_PROCESSING_ATTEMPTS:
+            log.warning("session %s stalled in %d processing runs; failing it", conf_num, attempts)
+            with transaction.atomic():
+                session = Session.objects.select_for_update().get(pk=pk)
+                if session.state == Session.State.PROCESSING:
+                    give_up(session)
+            continue
         log.warning("session %s has been processing since before %s; queuing it again",
                     conf_num, stalled_since.isoformat(timespec="seconds"))  # fmt: skip
         # Restart the clock so the session is not queued again before the
@@ -47,5 +72,15 @@ def requeue_stalled_processing() -> int:
         Session.objects.filter(pk=pk, state=Session.State.PROCESSING).update(
             processed_at=timezone.now()
         )
-        async_task("recordings.tasks.process_session_task", pk)
+        queue_processing(pk)
     return len(stalled)
+
+
+def expire_waiting_recorders() -> int:
+    """Fail live-recording/streaming requests that waited longer than
+    LIVE_RECORDING_MAX_WAIT_SECONDS (7080 / 7081; also checked whenever the
+    session's state is read) and start waiting ones if slots freed without a
+    stop. Scheduled every minute (migration 0006)."""
+    from .recorders import do_expire_waiting
+
+    return do_expire_waiting()

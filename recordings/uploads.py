@@ -128,10 +128,11 @@ class StreamingUploadHandler(FileUploadHandler):
             raise_for_disk_error(exc)
             raise
         self._fh = None
+        # The client's Content-Type is dropped here: the server decides the type
+        # from the bytes (recordings.admission).
         self.upload = StreamedUpload(
-            self.temp_path, self.file_name or "", self.content_type or "", self._size,
-            self._hash.hexdigest(),
-        )  # fmt: skip
+            self.temp_path, self.file_name or "", "", self._size, self._hash.hexdigest()
+        )
         return self.upload
 
     def upload_interrupted(self):

@@ -8,7 +8,7 @@ from django.core.files.storage import storages
 from django.http import Http404
 from django.shortcuts import render
 
-from projects.access import get_project_for
+from projects.access import get_project_for, projects_of
 from projects.context import project_context
 from projects.models import RecordingCredentials
 
@@ -26,11 +26,19 @@ from .report import (
 MAX_PARSED_BYTES = 5 * 1024 * 1024
 
 
-@login_required
-def report(request, app_id):
-    project = get_project_for(request.user, app_id)
+def report_context(request, project, *, foreign_room_means_all: bool = False) -> dict:
+    """Filters, the keyset page of sessions with their 72-hour links, the
+    chart and the recording credentials of ``project``: the same few queries
+    whatever the page size. Shared by the project's Recordings tab and
+    Video → Recordings, where switching projects keeps the previous one's
+    room in the query (``foreign_room_means_all``: all rooms of the new one
+    rather than an error)."""
     rooms = list(project.rooms.order_by("name", "id").values_list("pk", "room_id", "name"))
-    form = ReportFilterForm(request.GET, rooms=[(rid, name) for _, rid, name in rooms])
+    params = request.GET
+    if foreign_room_means_all and params.get("room") not in {rid for _, rid, _ in rooms}:
+        params = params.copy()
+        params.pop("room", None)
+    form = ReportFilterForm(params, rooms=[(rid, name) for _, rid, name in rooms])
     page = chart = None
     if form.is_valid():
         data = form.cleaned_data
@@ -45,24 +53,43 @@ def report(request, app_id):
         )
         chart = cached_day_chart(project, data["from"], data["to"], room_pk)
     credentials = RecordingCredentials.objects.filter(project=project).first()
-    query = request.GET.copy()
+    query = params.copy()
     for key in ("older", "newer"):
         query.pop(key, None)
+    return {
+        "form": form,
+        "page": page,
+        "chart": chart,
+        "credentials": credentials,
+        "has_rooms": bool(rooms),
+        "filter_query": query.urlencode(),
+        "link_hours": settings.RECORDING_LINK_MAX_AGE_HOURS,
+    }
+
+
+@login_required
+def report(request, app_id):
+    project = get_project_for(request.user, app_id)
     return render(
         request,
         "recordings/report.html",
-        project_context(
-            request,
-            project,
-            form=form,
-            page=page,
-            chart=chart,
-            credentials=credentials,
-            has_rooms=bool(rooms),
-            filter_query=query.urlencode(),
-            link_hours=settings.RECORDING_LINK_MAX_AGE_HOURS,
-        ),
+        project_context(request, project, **report_context(request, project)),
     )
+
+
+@login_required
+def video_recordings(request):
+    """Video → Recordings: the report of one of the user's projects, chosen
+    with ``?project=<app_id>`` (the first one by name otherwise). Someone
+    else's project is a 404, as everywhere."""
+    projects = list(projects_of(request.user).values_list("app_id", "name"))
+    context: dict = {"projects": projects, "project": None}
+    chosen = request.GET.get("project") or (projects[0][0] if projects else "")
+    if chosen:
+        project = get_project_for(request.user, chosen)
+        context["project"] = project
+        context.update(report_context(request, project, foreign_room_means_all=True))
+    return render(request, "recordings/video_report.html", context)
 
 
 def _load_json(rf: RecordingFile):

@@ -58,6 +58,13 @@ def member(world, make_user):
 
 
 @pytest.fixture(autouse=True)
+def _loopback_servers_reachable(settings):
+    """The test servers listen on loopback, which the egress guard refuses by
+    default; tests of the refusal set OUTBOUND_ALLOWED_NETWORKS = [] again."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
+@pytest.fixture(autouse=True)
 def _data_dir(settings, tmp_path):
     """Every test gets its own recording store and data folder."""
     settings.DATA_DIR = tmp_path / "data"

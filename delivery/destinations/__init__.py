@@ -38,6 +38,15 @@ def destination_for(kind: str, config: Mapping[str, Any]) -> Destination:
     return destination_class(kind)(config)
 
 
+def offered_kinds() -> dict[str, str]:
+    """kind -> label of the kinds this portal offers for new destinations."""
+    return {
+        kind: label
+        for kind, (label, _path) in REGISTRY.items()
+        if not destination_class(kind).unavailable()
+    }
+
+
 def kinds_where(capability: str) -> list[str]:
     """The kinds whose class has ``capability`` (e.g. "connects_google_account")."""
     return [kind for kind in REGISTRY if getattr(destination_class(kind), capability)]

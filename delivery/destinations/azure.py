@@ -8,6 +8,7 @@ file's MD5 is stored as the blob's Content-MD5 so verify() can compare it.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from typing import Any
@@ -15,7 +16,18 @@ from urllib.parse import urlsplit
 
 from django import forms
 
-from .base import Destination, DestinationForm, LocalFile, ProgressCallback, TransferError
+from portal import egress
+from portal.egress_http import guarded_session
+
+from .base import (
+    Destination,
+    DestinationForm,
+    LocalFile,
+    ProgressCallback,
+    PublicURLField,
+    TransferError,
+    refused_error,
+)
 
 MB = 1024 * 1024
 # Chosen by measurement with bench/delivery.py (see bench/README.md).
@@ -62,6 +74,18 @@ def _sas_parts(sas_url: str) -> tuple[str, str | None, str]:
     return account, (segments[0] if segments else None), base
 
 
+def connection_string_url(value: str) -> str:
+    """The blob endpoint a connection string points the SDK at."""
+    fields = _connection_string_fields(value)
+    if fields.get("BlobEndpoint"):
+        return fields["BlobEndpoint"]
+    if fields.get("UseDevelopmentStorage", "").lower() == "true":
+        return "http://127.0.0.1:10000/devstoreaccount1"  # what the SDK uses for Azurite
+    scheme = fields.get("DefaultEndpointsProtocol", "https")
+    suffix = fields.get("EndpointSuffix", "core.windows.net")
+    return f"{scheme}://{fields.get('AccountName', '')}.blob.{suffix}"
+
+
 class AzureBlobForm(DestinationForm):
     secret_fields = ("account_key", "connection_string", "sas_url")
 
@@ -75,7 +99,7 @@ class AzureBlobForm(DestinationForm):
         help_text="A container (or account) SAS URL allowing read, write, create, delete and list.",
     )
     container = forms.CharField(required=False, max_length=63)
-    endpoint_url = forms.URLField(
+    endpoint_url = PublicURLField(
         required=False,
         assume_scheme="https",
         help_text="Only with an account key, for other clouds or Azurite, "
@@ -115,6 +139,8 @@ class AzureBlobForm(DestinationForm):
                 self.add_error(
                     "connection_string", "This does not look like an Azure connection string."
                 )
+            else:
+                self._check_egress("connection_string", connection_string_url(data["connection_string"]))
         if auth == "sas" and data.get("sas_url"):
             url = urlsplit(data["sas_url"].strip())
             if url.scheme not in ("http", "https") or "sig=" not in url.query:
@@ -122,11 +148,19 @@ class AzureBlobForm(DestinationForm):
                     "sas_url",
                     "Give the full SAS URL: https://<account>.blob.core.windows.net/<container>?sv=...&sig=...",
                 )
-            elif _sas_parts(data["sas_url"])[1]:
+            elif self._check_egress("sas_url", data["sas_url"]) and _sas_parts(data["sas_url"])[1]:
                 data["container"] = data.get("container") or _sas_parts(data["sas_url"])[1]
         if not data.get("container") and not (auth == "sas" and "sas_url" in self.stored_secrets):
             self.add_error("container", "Give the container name.")
         return data
+
+    def _check_egress(self, field: str, url: str) -> bool:
+        try:
+            egress.validate_public_url(url)
+        except forms.ValidationError as exc:
+            self.add_error(field, exc)
+            return False
+        return True
 
 
 class AzureBlobDestination(Destination):
@@ -172,6 +206,7 @@ class AzureBlobDestination(Destination):
 
     # -- connection -------------------------------------------------------------------
     def open(self) -> None:
+        from azure.core.pipeline.transport import RequestsTransport
         from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
         options: dict[str, Any] = {
@@ -184,7 +219,12 @@ class AzureBlobDestination(Destination):
             "max_single_put_size": self.max_single_put_size,
             "connection_timeout": 10,
             "read_timeout": 120,
+            # Every connection through the egress guard; no redirects (the
+            # SDK's own policy would follow them to any host).
+            "transport": RequestsTransport(session=guarded_session(), session_owner=False),
+            "permit_redirects": False,
         }
+        self._refuse_early()
         try:
             if self.auth == "sas":
                 sas_url = self.config["sas_url"]
@@ -219,6 +259,25 @@ class AzureBlobDestination(Destination):
                 permanent=True,
             ) from None
         self._container = service.get_container_client(self.container_name)
+
+    def _refuse_early(self) -> None:
+        """Refuse a non-public endpoint before the SDK's retries start; every
+        connection is still checked by the guard when it is made."""
+        if self.auth == "sas":
+            url = self.config.get("sas_url") or ""
+        elif self.auth == "connection_string":
+            url = connection_string_url(self.config.get("connection_string") or "")
+        else:
+            url = self.config.get("endpoint_url") or ""
+        try:
+            egress.check_host(urlsplit(url).hostname or "")
+        except egress.OutboundRefused as exc:
+            raise TransferError(exc.message, permanent=True) from None
+        except ValueError:
+            raise TransferError(
+                f"The Azure endpoint of {self.describe()} is not a valid URL: edit the destination.",
+                permanent=True,
+            ) from None
 
     def close(self) -> None:
         if self._container is not None:
@@ -271,7 +330,7 @@ class AzureBlobDestination(Destination):
                     progress_hook=hook,
                 )
         except Exception as exc:
-            if _is_azure_error(exc):
+            if _is_azure_error(exc) or egress.refused_in(exc):
                 raise self._error(exc, name) from None
             raise
 
@@ -299,6 +358,9 @@ class AzureBlobDestination(Destination):
         )
 
         where = f"azure://{self.account_name}/{self.container_name}/{name}"
+        refused = refused_error(exc)
+        if refused is not None:
+            return refused
         code = _error_code(exc)
         status = getattr(exc, "status_code", None) or 0
         how = {"key": "account key", "connection_string": "connection string", "sas": "SAS URL"}[
@@ -345,4 +407,6 @@ def _is_azure_error(exc: BaseException) -> bool:
 
 def _error_code(exc: BaseException) -> str:
     code = getattr(exc, "error_code", None) or ""
-    return str(getattr(code, "value", code))
+    code = str(getattr(code, "value", code))
+    # An Azure error code, or nothing: a body's other words are not ours to show.
+    return code if re.fullmatch(r"[A-Za-z][A-Za-z0-9]{1,63}", code) else ""

@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 from django import forms
 
+from portal import egress
+
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes sent since the previous call."""
 
@@ -60,6 +62,26 @@ class UntrustedHostKey(TransferError):
         self.fingerprint = fingerprint
         self.pinned = pinned
         self.what = what
+
+
+def refused_error(exc: BaseException | None) -> TransferError | None:
+    """A permanent TransferError with the egress guard's words if ``exc`` (or
+    what it wraps) is the guard refusing an address; retrying cannot help."""
+    refused = egress.refused_in(exc)
+    return TransferError(refused.message, permanent=True) if refused is not None else None
+
+
+class PublicURLField(forms.URLField):
+    """A URL whose host the egress guard accepts. The guard's rule is checked
+    first so that http://2130706433/ reads "is a loopback address", not
+    "enter a valid URL"."""
+
+    stored = ""  # the saved value, not checked again (see check_public_host)
+
+    def run_validators(self, value: Any) -> None:
+        if value not in self.empty_values and value != self.stored:
+            egress.validate_public_url(value)
+        super().run_validators(value)
 
 
 @dataclass
@@ -107,6 +129,9 @@ class DestinationForm(forms.Form):
     def __init__(self, *args: Any, stored_secrets: frozenset[str] = frozenset(), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.stored_secrets = stored_secrets
+        for name, fld in self.fields.items():
+            if isinstance(fld, PublicURLField):
+                fld.stored = str((self.initial or {}).get(name) or "")
         for name in self.secret_fields:
             fld = self.fields[name]
             fld.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
@@ -117,6 +142,13 @@ class DestinationForm(forms.Form):
     def clean_root(self) -> str:
         root = (self.cleaned_data.get("root") or "").strip()
         return root.strip("/") if root not in ("", "/") else ""
+
+    def check_public_host(self, name: str, host: str) -> None:
+        """The egress rule for a host field. The saved value is not checked
+        again, so a destination refused since it was saved can still be
+        edited or switched off (delivering to it stays refused)."""
+        if host != str((self.initial or {}).get(name) or ""):
+            egress.validate_public_host(host)
 
     def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Return (public config, secrets) from cleaned data. Blank secrets are
@@ -151,6 +183,12 @@ class Destination:
     # and the scheme of file URLs for kinds whose final_path is a plain path.
     webhook_name: ClassVar[str]
     url_scheme: ClassVar[str] = ""
+
+    @classmethod
+    def unavailable(cls) -> str:
+        """Why this portal does not offer the kind (e.g. the operator has not
+        enabled it), or "" when it is offered."""
+        return ""
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)

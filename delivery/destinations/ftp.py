@@ -25,6 +25,8 @@ from typing import Any, NoReturn
 
 from django import forms
 
+from portal import egress
+
 from .base import (
     PROBE_NAME,
     Destination,
@@ -62,6 +64,7 @@ class FTPForm(DestinationForm):
         host = self.cleaned_data["host"].strip()
         if "://" in host or "/" in host or "@" in host:
             raise forms.ValidationError("Give the host name only, e.g. ftp.example.com.")
+        self.check_public_host("host", host)
         return host
 
 
@@ -74,7 +77,33 @@ def _same_fingerprint(a: str, b: str) -> bool:
     return a.strip().rstrip("=") == b.strip().rstrip("=")
 
 
-class _FTPS(ftplib.FTP_TLS):
+class _GuardedFTP(ftplib.FTP):
+    """ftplib.FTP whose control connection is opened by the egress guard and
+    whose passive data connections go to that same vetted address, whatever
+    address a PASV reply names."""
+
+    def connect(self, host: str = "", port: int = 0, timeout: float = -999, source_address: Any = None) -> str:
+        if host:
+            self.host = host
+        if port > 0:
+            self.port = port
+        if timeout != -999:
+            self.timeout = timeout
+        if source_address is not None:
+            self.source_address = source_address
+        self.sock = egress.connect(self.host, self.port, self.timeout, source_address=self.source_address)
+        self.af = self.sock.family
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+    def makepasv(self) -> tuple[str, int]:
+        _untrusted_host, port = super().makepasv()
+        assert self.sock is not None  # connected: PASV was just answered on it
+        return self.sock.getpeername()[0], port
+
+
+class _FTPS(_GuardedFTP, ftplib.FTP_TLS):
     """FTP_TLS whose data connections reuse the control channel's TLS session
     (vsftpd and FileZilla Server require it) and, when the certificate was
     accepted by pin, must present that same certificate."""
@@ -171,7 +200,7 @@ class FTPDestination(Destination):
 
     def _connect(self) -> ftplib.FTP:
         if not self.tls:
-            ftp = ftplib.FTP(timeout=self.timeout)
+            ftp = _GuardedFTP(timeout=self.timeout)
             ftp.connect(self.host, self.port)
             return ftp
         try:
@@ -199,7 +228,7 @@ class FTPDestination(Destination):
             except ftplib.error_perm as exc:
                 raise self._error(
                     f"The server at {self.host}:{self.port} does not accept explicit FTPS "
-                    f"(AUTH TLS): {_reply(exc)}. Enable TLS on the server or choose plain FTP.",
+                    f"(AUTH TLS, reply {_code(exc)}). Enable TLS on the server or choose plain FTP.",
                     permanent=True,
                 ) from None
             sock = ftps.sock
@@ -213,16 +242,19 @@ class FTPDestination(Destination):
         try:
             ftp.login(self.username, self.config.get("password") or "")
         except ftplib.error_perm as exc:
-            reply = _reply(exc)
-            if reply.startswith("530"):
+            code = _code(exc)
+            if code == "530":
                 raise self._error(
                     f"530 Login incorrect for user '{self.username}' on {self.host}:{self.port}: "
-                    f"check the username and password (server said: {reply[4:]})",
+                    "check the username and password",
                     permanent=True,
                 ) from None
-            hint = "; choose explicit FTPS" if not self.tls and "TLS" in reply.upper() else ""
+            # The reply only picks our hint; its words are not shown.
+            wants_tls = "TLS" in _reply(exc).upper() or code in ("521", "534")
+            hint = "; choose explicit FTPS" if not self.tls and wants_tls else ""
             raise self._error(
-                f"{reply} while logging in as '{self.username}' on {self.host}:{self.port}{hint}",
+                f"{code} while logging in as '{self.username}' on "
+                f"{self.host}:{self.port}{hint}",
                 permanent=True,
             ) from None
 
@@ -397,11 +429,17 @@ class FTPDestination(Destination):
         except TransferError:
             raise
         except ftplib.error_perm as exc:  # 5xx: retrying will not help
-            self._fail(f"{_reply(exc)} while {doing} on {where}", permanent=True)
+            self._fail(f"{_code(exc)} while {doing} on {where}", permanent=True)
         except ftplib.error_temp as exc:  # 4xx, e.g. 421, 425, 426, 450, 451
-            self._fail(f"{_reply(exc)} while {doing} on {where}", lost=_reply(exc)[:3] == "421")
-        except (ftplib.error_reply, ftplib.error_proto, EOFError) as exc:
-            self._fail(f"Unexpected reply while {doing} on {where}: {exc}", lost=True)
+            self._fail(f"{_code(exc)} while {doing} on {where}", lost=_code(exc) == "421")
+        except (ftplib.error_reply, ftplib.error_proto, EOFError):
+            # Never the reply itself: a tenant could read another service's banner.
+            self._fail(
+                f"The server at {where} did not answer like an FTP server while {doing}",
+                lost=True,
+            )
+        except egress.OutboundRefused as exc:
+            self._fail(exc.message, permanent=True, lost=True)
         except socket.gaierror:
             self._fail(f"Cannot resolve host name {self.host!r}", permanent=True, lost=True)
         except ConnectionRefusedError:
@@ -428,6 +466,13 @@ class FTPDestination(Destination):
         ftp, self._ftp = self._ftp, None
         if ftp is not None:
             ftp.close()
+
+
+def _code(exc: BaseException) -> str:
+    """The three-digit reply code of an ftplib error: the server's words after
+    it are not shown to anyone."""
+    code = _reply(exc)[:3]
+    return code if code.isdigit() else "???"
 
 
 def _reply(exc: BaseException) -> str:

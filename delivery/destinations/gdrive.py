@@ -32,6 +32,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload, MediaIoBaseUpload
 
 from delivery.google_oauth import credentials_for, drive_service
+from portal import egress
 
 from .base import (
     PROBE_NAME,
@@ -40,6 +41,7 @@ from .base import (
     LocalFile,
     ProgressCallback,
     TransferError,
+    refused_error,
 )
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ REVOKED_MESSAGE = "Google account access was revoked or expired: reconnect the G
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError"}
 FULL_REASONS = {"storageQuotaExceeded", "teamDriveFileLimitExceeded"}
 NETWORK_ERRORS = (OSError, httplib2.HttpLib2Error, http.client.HTTPException)
-DRIVE_ERRORS = (HttpError, GoogleAuthError, *NETWORK_ERRORS)
+DRIVE_ERRORS = (HttpError, GoogleAuthError, egress.OutboundRefused, *NETWORK_ERRORS)
 
 # Find-or-create of one folder name under one parent is serialized across the
 # threads of this process; striped so the set of locks stays bounded.
@@ -382,6 +384,9 @@ class GoogleDriveDestination(Destination):
     def _translate(self, exc: Exception, what: str) -> TransferError:
         """A TransferError saying what to fix; never a URL (upload session URLs
         are credentials) nor a token."""
+        refused = refused_error(exc)
+        if refused is not None:
+            return refused
         if isinstance(exc, RefreshError):
             data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
             if data.get("error") == "invalid_client":
@@ -407,7 +412,8 @@ class GoogleDriveDestination(Destination):
         status = exc.resp.status
         details = exc.error_details if isinstance(exc.error_details, list) else []
         reason = next((d.get("reason") for d in details if isinstance(d, dict)), None) or ""
-        message = str(exc.reason or "")[:200]
+        # A Drive reason code, or nothing: the body's prose is not ours to show.
+        reason = reason if re.fullmatch(r"[A-Za-z]{1,64}", str(reason)) else ""
         detail = f"HTTP {status}" + (f" {reason}" if reason else "")
         if status == 401:
             return GoogleGrantRevoked()
@@ -424,4 +430,4 @@ class GoogleDriveDestination(Destination):
                 f"Not found on Google Drive while {what}: was a folder deleted or moved to the bin?",
                 permanent=True,
             )
-        return TransferError(f"Google Drive refused {what} ({detail}: {message}).", permanent=True)
+        return TransferError(f"Google Drive refused {what} ({detail}).", permanent=True)

@@ -19,13 +19,18 @@ from urllib.parse import urlsplit
 
 from django import forms
 
+from portal import egress
+from portal.egress_http import guard_boto_client
+
 from .base import (
     HASH_CHUNK,
     Destination,
     DestinationForm,
     LocalFile,
     ProgressCallback,
+    PublicURLField,
     TransferError,
+    refused_error,
 )
 
 MB = 1024 * 1024
@@ -50,6 +55,8 @@ SSE_CHOICES = [
     ("AES256", "AES256 (SSE-S3)"),
     ("aws:kms", "aws:kms (SSE-KMS)"),
 ]
+ERROR_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{1,63}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z0-9]+){1,4}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 BAD_KEY_CODES = {
     "InvalidAccessKeyId",
@@ -80,7 +87,7 @@ class S3Form(DestinationForm):
     )
     access_key_id = forms.CharField(max_length=128)
     secret_access_key = forms.CharField(max_length=256)
-    endpoint_url = forms.URLField(
+    endpoint_url = PublicURLField(
         required=False,
         assume_scheme="https",
         help_text="Only for S3-compatible stores, e.g. https://minio.example.com:9000.",
@@ -154,6 +161,16 @@ class S3Destination(Destination):
 
     # -- connection ---------------------------------------------------------------
     def open(self) -> None:
+        # Refused before botocore's retries start; every connection is still
+        # checked by the guard when it is made.
+        if self.endpoint_url:
+            try:
+                egress.check_host(urlsplit(self.endpoint_url).hostname or "")
+            except (egress.OutboundRefused, ValueError) as exc:
+                raise refused_error(exc) or TransferError(
+                    f"The endpoint URL of {self.describe()} is not valid: edit the destination.",
+                    permanent=True,
+                ) from None
         self._client = self._make_client(checksums=True)
 
     def close(self) -> None:
@@ -173,13 +190,14 @@ class S3Destination(Destination):
             request_checksum_calculation="when_supported" if checksums else "when_required",
             response_checksum_validation="when_supported" if checksums else "when_required",
         )
-        return boto3.session.Session().client(
+        client = boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,
             aws_access_key_id=self.access_key_id,
             aws_secret_access_key=self.config.get("secret_access_key") or "",
             config=config,
         )
+        return guard_boto_client(client)
 
     @property
     def client(self) -> Any:
@@ -312,9 +330,14 @@ class S3Destination(Destination):
 
         where = f"s3://{self.bucket}/{key}"
         endpoint = self.endpoint_url or f"S3 in {self.region}"
+        refused = refused_error(exc)
+        if refused is not None:
+            return refused
         client_error = _find(exc, ClientError)
         if client_error is not None:
             code = _code(client_error)
+            if not ERROR_CODE_RE.match(code):
+                code = ""  # not an S3 error code: the body is not ours to show
             status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in BAD_KEY_CODES:
                 return TransferError(
@@ -338,6 +361,7 @@ class S3Destination(Destination):
             if code in REGION_CODES or status == 301:
                 actual = client_error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
                 hint = actual.get("x-amz-bucket-region")
+                hint = hint if hint and REGION_RE.match(hint) else None
                 return TransferError(
                     f"Bucket {self.bucket!r} is not in region {self.region!r}"
                     + (f"; set the region to {hint!r}." if hint else ": fix the region."),

@@ -175,7 +175,10 @@ class SCPDestination(SSHDestination):
                 raise self.lost(f"uploading {remote}") from None
             if "Permission denied" in str(exc):
                 raise self.denied(folder or ".") from None
-            raise TransferError(f"SCP to {self.where} failed for {remote}: {exc}") from None
+            # Not the server's words (scp's stderr): the portal's own.
+            raise TransferError(
+                f"The SSH server {self.where} refused the SCP upload of {remote}"
+            ) from None
         except TRANSIENT:
             raise self.lost(f"uploading {remote}") from None
         finally:
@@ -188,7 +191,10 @@ class SCPDestination(SSHDestination):
         except SCPException as exc:
             if "Permission denied" in str(exc):
                 raise self.denied(posixpath.dirname(remote) or ".") from None
-            raise TransferError(f"SCP to {self.where} failed for {remote}: {exc}") from None
+            # Not the server's words (scp's stderr): the portal's own.
+            raise TransferError(
+                f"The SSH server {self.where} refused the SCP upload of {remote}"
+            ) from None
         except TRANSIENT:
             raise self.lost(f"writing {remote}") from None
         finally:

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from django import forms
 
+from portal import egress
+
 from .base import Destination, DestinationForm, TransferError, UntrustedHostKey
 from .keypairs import generate_keypair  # noqa: F401  (re-exported for callers)
 
@@ -113,7 +115,9 @@ class SSHLoginForm(DestinationForm):
         )
 
     def clean_host(self) -> str:
-        return self.cleaned_data["host"].strip()
+        host = self.cleaned_data["host"].strip()
+        self.check_public_host("host", host)
+        return host
 
     def clean_username(self) -> str:
         return self.cleaned_data["username"].strip()
@@ -144,7 +148,10 @@ def connect_transport(config: dict[str, Any]) -> paramiko.Transport:
     host, port, user = config["host"], int(config.get("port") or 22), config["username"]
     where = f"{host}:{port}"
     try:
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        # Through the egress guard; paramiko gets the vetted socket.
+        sock = egress.connect(host, port, CONNECT_TIMEOUT)
+    except egress.OutboundRefused as exc:
+        raise TransferError(exc.message, permanent=True) from None
     except socket.gaierror:
         raise TransferError(f"Cannot resolve host name {host!r}: check the host") from None
     except OSError as exc:
@@ -160,7 +167,12 @@ def connect_transport(config: dict[str, Any]) -> paramiko.Transport:
         try:
             transport.start_client(timeout=CONNECT_TIMEOUT)
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise TransferError(f"SSH handshake with {where} failed: {exc or 'connection closed'}") from None
+            # Not the exception's text: it can quote whatever the peer sent
+            # (a non-SSH service's banner) and this message reaches pages.
+            raise TransferError(
+                f"SSH handshake with {where} failed: no SSH server answered there "
+                f"({type(exc).__name__})"
+            ) from None
         check_host_key(transport, config.get("pinned_fingerprint"))
         _authenticate(transport, config, user, where)
     except BaseException:
@@ -206,7 +218,7 @@ def _try_auth(method: Any, user: str, credential: Any, where: str) -> bool:
     except paramiko.AuthenticationException:
         return False
     except (paramiko.SSHException, EOFError, OSError) as exc:
-        raise TransferError(f"Connection to {where} lost during login: {exc or 'closed'}") from None
+        raise TransferError(f"Connection to {where} lost during login ({type(exc).__name__})") from None
     return True
 
 

@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from delivery import services
 from delivery.destinations import destination_for
+from projects import webhooks
 from projects.models import WebhookEndpoint, WebhookMessage
 from projects.webhook_config import do_configure_webhook
 from recordings.events import queue_session_event
@@ -145,8 +146,7 @@ def test_webhook_configure_takes_events_and_legacy_names(world, capsys):
     endpoint.refresh_from_db()
     assert endpoint.events == ["transcoded", "file_transfer"] and endpoint.legacy_event_names
     call_command("webhook", "configure", world.app_id, "--no-legacy-event-names", "--events",
-                 ",".join(["recording", "transcoded", "live_recording", "file_transfer",
-                           "delivery_failed"]))  # fmt: skip
+                 ",".join(webhooks.SELECTABLE_EVENT_TYPES))  # fmt: skip
     endpoint.refresh_from_db()
     assert endpoint.events == [] and not endpoint.legacy_event_names  # [] = every event
     with pytest.raises(Exception, match="events"):

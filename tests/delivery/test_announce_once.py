@@ -23,7 +23,7 @@ from tests.delivery.engine_support import add_file, local_destination, make_sess
 from tests.servers import moto_s3
 from tests.servers import webhook_receiver as receivers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_roots")]
 
 State = Delivery.State
 s3_server = moto_s3.s3_server
@@ -243,7 +243,7 @@ def test_through_real_processes_a_session_gets_one_complete_file_transfer(tmp_pa
     media = make_media(tmp_path / "media", participants=2, seconds=4)
     target = tmp_path / "dest"
     target.mkdir()
-    portal = PortalProcesses(extra_env=PORTAL_ENV)
+    portal = PortalProcesses(extra_env={**PORTAL_ENV, "DELIVERY_LOCAL_ROOTS": str(target)})
     try:
         portal.setup()
         creds = portal.create_project("Announce")

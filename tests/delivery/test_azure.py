@@ -201,3 +201,34 @@ def test_the_form_needs_the_account_name_and_container_with_a_key():
     form = AzureBlobForm({"account_key": "a2V5"})
     assert not form.is_valid()
     assert {"account_name", "container"} <= set(form.errors)
+
+
+@pytest.mark.parametrize("auth", ["key", "connection_string"])
+def test_without_the_allowlist_the_loopback_server_is_refused(azurite, settings, auth):  # noqa: F811
+    config = azurite.destination_config()
+    if auth == "connection_string":
+        config = {
+            "auth": "connection_string",
+            "container": azurite.container,
+            "connection_string": (
+                f"DefaultEndpointsProtocol=http;AccountName={azurite.account_name};"
+                f"AccountKey={azurite.account_key};BlobEndpoint={azurite.endpoint_url};"
+            ),
+        }
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        with AzureBlobDestination(config) as dest:
+            dest.check()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")
+
+
+def test_the_guard_also_refuses_at_connect_time(azurite, settings):  # noqa: F811
+    dest = AzureBlobDestination(azurite.destination_config())
+    dest.open()
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        dest.check()
+    dest.close()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")

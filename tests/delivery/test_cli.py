@@ -22,6 +22,9 @@ sshd = sshd_servers.sshd
 gdrive_double = gdrive_servers.gdrive_double
 gdrive = gdrive_servers.gdrive
 
+# Local folder destinations under the test's tmp folder (DELIVERY_LOCAL_ROOTS).
+pytestmark = pytest.mark.usefixtures("local_roots")
+
 
 def run(*args: str) -> dict[str, str]:
     """Run the command; return its KEY=value pairs (later lines win)."""

@@ -25,6 +25,10 @@ def progress(world) -> str:
     return reverse("delivery:progress", args=[world.app_id])
 
 
+# Local folder destinations under the test's tmp folder (DELIVERY_LOCAL_ROOTS).
+pytestmark = pytest.mark.usefixtures("local_roots")
+
+
 @pytest.fixture
 def destination(world, tmp_path) -> DeliveryDestination:
     form = kind_form("local", {"path": str(tmp_path)}, web=False)
@@ -105,11 +109,13 @@ def test_the_progress_endpoint_reports_live_figures_as_json(client, world, desti
     assert body["summary"] == "1 delivery · 0 in progress or waiting · 0 failed."
 
 
-def test_the_progress_endpoint_only_shows_this_projects_deliveries(client, world, destination):
+def test_the_progress_endpoint_only_shows_this_projects_deliveries(
+    client, world, destination, tmp_path
+):
     from projects.services import do_create_project
 
     other = do_create_project("Other", owner=world.alice).project
-    form = kind_form("local", {"path": "/tmp"}, web=False)
+    form = kind_form("local", {"path": str(tmp_path / "other")}, web=False)
     assert form.is_valid()
     theirs = do_save_destination(other, "local", form, "x", ["individual"], True)
     recording = make_recording(other)

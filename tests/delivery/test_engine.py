@@ -26,7 +26,8 @@ from tests.delivery import engine_support
 from tests.delivery.engine_support import add_file, local_destination, make_session, transient
 from tests.servers import webhook_receiver as receivers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Local folder destinations under the test's tmp folder (DELIVERY_LOCAL_ROOTS).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_roots")]
 
 State = Delivery.State
 flaky = engine_support.flaky

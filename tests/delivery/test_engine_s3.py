@@ -219,6 +219,7 @@ def test_a_worker_killed_mid_transfer_loses_and_duplicates_nothing(world, s3, ro
         "DATA_DIR": str(django_settings.DATA_DIR),
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "DELIVERY_LEASE_SECONDS": "2",
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
         "FIELD_ENCRYPTION_KEYS": ",".join(django_settings.FIELD_ENCRYPTION_KEYS),
         "SECRET_KEY": django_settings.SECRET_KEY,
     }

@@ -10,11 +10,13 @@ from delivery.destinations.base import LocalFile, TransferError, UntrustedHostKe
 from delivery.destinations.ftp import FTPDestination, FTPForm, tls_certificate_fingerprint
 from tests.servers import ftp as servers
 from tests.servers.ftp import FTP_PASSWORD, READONLY, FTPServer
+from tests.servers.listener import RecordingListener
 
 # Assigned rather than imported by name: ruff reports fixture parameters that
 # shadow an imported name (F811).
 ftp_server = servers.ftp_server
 ftps_server = servers.ftps_server
+lying_pasv_ftp_server = servers.lying_pasv_ftp_server
 
 
 def make_file(path: Path, size: int) -> LocalFile:
@@ -277,3 +279,53 @@ def test_a_server_that_never_answers_times_out_as_transient():
             dest.open()
     assert not info.value.permanent
     assert info.value.message == f"Timed out while opening the FTP session on 127.0.0.1:{port}"
+
+
+# -- the egress guard --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["ftp", "ftps"])
+def test_without_the_allowlist_the_loopback_server_is_refused(request, settings, which):
+    server = request.getfixturevalue(f"{which}_server")
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        with destination_for("ftp", server.config()) as dest:
+            dest.check()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")
+
+
+def test_a_delivery_to_a_refused_address_fails_permanently_with_the_guards_words(
+    world, ftp_server: FTPServer, settings
+):
+    from delivery import engine, services
+    from delivery.models import Delivery, DeliveryDestination
+    from tests.delivery.engine_support import make_session
+
+    session = make_session(world.project, {"chat.json": ("chat", b"{}\n")})
+    DeliveryDestination.objects.create(
+        project=world.project, name="ftp", kind="ftp", file_types=["chat"],
+        config={k: v for k, v in ftp_server.config().items() if k != "password"},
+        secrets={"password": ftp_server.password},
+    )  # fmt: skip
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    services.schedule_deliveries_for_session(session.pk)
+    delivery = Delivery.objects.get()
+    engine.run_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.FAILED and delivery.attempts == 1
+    assert delivery.last_error.startswith("127.0.0.1 is a loopback address: the portal only")
+
+
+def test_a_pasv_reply_naming_another_address_does_not_move_the_data_connection(
+    lying_pasv_ftp_server: FTPServer, tmp_path
+):
+    """The server's PASV replies say 127.0.0.3; the data connections still go
+    to the address the control connection was vetted and made to."""
+    with RecordingListener("127.0.0.3") as elsewhere:
+        local = make_file(tmp_path / "a.bin", 1000)
+        with destination_for("ftp", lying_pasv_ftp_server.config()) as dest:
+            dest.upload(local, "room/conf/a.bin", lambda n: None)
+            assert dest.verify(local, "room/conf/a.bin")
+        assert elsewhere.accepted == []
+    assert (lying_pasv_ftp_server.home / "room/conf/a.bin").read_bytes() == local.path.read_bytes()

@@ -442,3 +442,25 @@ def test_folder_names_with_quotes_are_escaped_in_queries(gdrive, tmp_path):
     dest = open_dest(gdrive, folder="O'Brien's \\ recordings")
     deliver(dest, make_file(tmp_path, "a.bin", 10), "r/1/a.bin")
     assert content(gdrive, "O'Brien's \\ recordings/r/1/a.bin")
+
+
+def test_without_the_allowlist_the_overridden_google_urls_are_refused(gdrive, settings):
+    token = gdrive.grant()
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        with destination_for("gdrive", {"refresh_token": token, "folder": ""}) as dest:
+            dest.check()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")
+    with pytest.raises(google_oauth.GoogleOAuthError, match="127.0.0.1 is a loopback address"):
+        google_oauth.revoke(token)
+
+
+def test_without_the_allowlist_the_token_exchange_is_refused(gdrive, settings):
+    url = google_oauth.authorization_url(REDIRECT, "s")
+    location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(google_oauth.GoogleOAuthError, match="127.0.0.1 is a loopback address"):
+        google_oauth.exchange_code(REDIRECT, query["code"], query["state"])
+    assert not gdrive.grants

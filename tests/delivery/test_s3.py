@@ -218,3 +218,24 @@ def test_the_form_rejects_an_address_as_bucket_and_needs_a_region_for_aws():
     assert set(form.errors) == {"bucket", "region"}
     with_endpoint = S3Form({**FORM, "region": "", "endpoint_url": "http://127.0.0.1:9000"})
     assert with_endpoint.is_valid(), with_endpoint.errors
+
+
+def test_without_the_allowlist_the_loopback_server_is_refused(s3, settings):  # noqa: F811
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        with S3Destination(s3.destination_config()) as dest:
+            dest.check()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")
+
+
+def test_the_guard_also_refuses_at_connect_time(s3, settings, monkeypatch):  # noqa: F811
+    """Past the early check (as after a DNS change), botocore's own
+    connections meet the guard and the error is permanent, not retried."""
+    dest = S3Destination(s3.destination_config())
+    dest.open()
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        dest.check()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")

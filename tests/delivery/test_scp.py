@@ -157,3 +157,12 @@ def test_check_writes_and_removes_a_probe_and_reports_the_mode(sshd, user, mode)
 def test_scp_uses_the_shared_login_form():
     assert SCPDestination.form_class is SSHLoginForm
     assert SSHLoginForm.secret_fields == ("password", "private_key", "passphrase")
+
+
+def test_without_the_allowlist_the_loopback_server_is_refused(sshd, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        with SCPDestination(sshd.config()) as dest:
+            dest.check()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")

@@ -20,6 +20,9 @@ sshd = sshd_servers.sshd
 
 SECRET = "pw-Zq8v1x-never-shown"
 
+# Local folder destinations under the test's tmp folder (DELIVERY_LOCAL_ROOTS).
+pytestmark = pytest.mark.usefixtures("local_roots")
+
 
 def settings_url(world, **query) -> str:
     url = reverse("delivery:settings", args=[world.app_id])
@@ -60,28 +63,28 @@ def raw_secrets(dest) -> str:
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.STAFF])
-def test_members_below_admin_get_403(client, world, member, role):
+def test_members_below_admin_get_403(client, world, member, role, tmp_path):
     member(role, client)
     assert client.get(settings_url(world)).status_code == 403
-    dest = make_destination(world, "local", path="/tmp")
+    dest = make_destination(world, "local", path=str(tmp_path))
     assert client.get(edit_url(world, dest)).status_code == 403
     assert client.post(action_url(world, "test", dest)).status_code == 403
 
 
-def test_outsiders_get_404_on_every_page(client, world):
+def test_outsiders_get_404_on_every_page(client, world, tmp_path):
     client.force_login(world.charlie)
-    dest = make_destination(world, "local", path="/tmp")
+    dest = make_destination(world, "local", path=str(tmp_path))
     assert client.get(settings_url(world)).status_code == 404
     assert client.get(edit_url(world, dest)).status_code == 404
     assert client.post(action_url(world, "delete", dest)).status_code == 404
     assert DeliveryDestination.objects.filter(pk=dest.pk).exists()
 
 
-def test_a_destination_of_another_project_is_404(client, world, make_user):
+def test_a_destination_of_another_project_is_404(client, world, make_user, tmp_path):
     from projects.services import do_create_project
 
     other = do_create_project("Other", owner=world.alice).project
-    form = kind_form("local", {"path": "/tmp"}, web=False)
+    form = kind_form("local", {"path": str(tmp_path)}, web=False)
     assert form.is_valid()
     theirs = do_save_destination(other, "local", form, "theirs", ["chat"], True)
     client.force_login(world.alice)
@@ -306,3 +309,27 @@ def test_ticking_generate_key_pair_when_adding_an_sftp_destination(client, world
     assert "private_key" in dest.secrets
     html = client.get(response["Location"]).content.decode()
     assert dest.config["public_key"] in html
+
+
+# -- the egress guard ------------------------------------------------------------------------------
+
+
+def test_the_page_refuses_an_internal_host_naming_the_rule(client, world, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    client.force_login(world.alice)
+    response = post_new(
+        client, world, "sftp", host="169.254.169.254", port="22", username="rec", password=SECRET
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "169.254.169.254 is a link-local address" in html
+    assert "only connects to public internet addresses" in html
+    assert not DeliveryDestination.objects.exists()
+
+
+def test_test_connection_to_a_host_refused_since_saving_says_why(client, world, s3, settings):  # noqa: F811
+    client.force_login(world.alice)
+    dest = make_destination(world, "s3", "s3", **s3.destination_config(root="probe-test"))
+    settings.OUTBOUND_ALLOWED_NETWORKS = []  # e.g. the operator narrowed the exemptions
+    html = client.post(action_url(world, "test", dest), follow=True).content.decode()
+    assert "Test of “s3” failed: 127.0.0.1 is a loopback address" in html

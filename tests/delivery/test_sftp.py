@@ -313,3 +313,12 @@ def test_a_generated_key_loads_and_matches_its_public_line():
     private, public = generate_keypair()
     key = load_private_key(private)
     assert public.split()[1] == key.get_base64()
+
+
+def test_without_the_allowlist_the_loopback_server_is_refused(sshd, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(TransferError) as refused:
+        with SFTPDestination(sshd.config()) as dest:
+            dest.check()
+    assert refused.value.permanent
+    assert refused.value.message.startswith("127.0.0.1 is a loopback address")

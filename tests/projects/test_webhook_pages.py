@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from html import unescape as html_unescape
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, execute_from_command_line
 from django.urls import reverse
 
 from projects.models import AuditEvent, Role, WebhookEndpoint, WebhookMessage
 from projects.webhook_config import do_configure_webhook
+from tests.portal.test_egress import REFUSED
 from tests.servers import webhook_receiver as receivers
+from tests.servers.listener import RecordingListener
 
 webhook_receiver = receivers.webhook_receiver
 
@@ -165,3 +168,63 @@ def test_the_test_command_prints_the_status(world, webhook_receiver, capsys):
     with pytest.raises(CommandError, match="HTTP 500"):
         call_command("webhook", "test", world.app_id)
     assert "STATUS=500" in capsys.readouterr().out
+
+
+# --- the egress guard ---------------------------------------------------------------
+
+
+def hook_url(host: str) -> str:
+    bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{bracketed}:8080/in"
+
+
+@pytest.mark.parametrize(("host", "rule"), REFUSED)
+def test_the_form_refuses_every_internal_address_naming_the_rule(client, world, settings, host, rule):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    client.force_login(world.alice)
+    response = save(client, world, url=hook_url(host))
+    assert response.status_code == 400
+    html = html_unescape(response.content.decode())
+    assert rule in html and "only connects to public internet addresses" in html
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize(("host", "rule"), REFUSED)
+def test_webhook_configure_exits_non_zero_naming_the_rule(world, settings, capsys, host, rule):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    argv = ["manage.py", "webhook", "configure", world.app_id, "--url", hook_url(host)]
+    with pytest.raises(SystemExit) as exited:
+        execute_from_command_line(argv)
+    assert exited.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert "Webhook not saved" in err and "only connects to public internet addresses" in err
+    assert rule in err
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_send_test_event_shows_the_status_never_the_receivers_answer(client, world):
+    body = b"+OK internal-cache v7.2.4 role=master"
+    answer = b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with RecordingListener("127.0.0.1", answer=answer) as listener:
+        do_configure_webhook(world.project, url=f"http://127.0.0.1:{listener.port}/in")
+        client.force_login(world.alice)
+        response = client.post(
+            reverse("projects:webhook_send_test", args=[world.app_id]), follow=True
+        )
+    html = response.content.decode()
+    assert f"Test event failed: 127.0.0.1:{listener.port} answered HTTP 500" in html
+    for word in ("internal-cache", "v7.2.4", "role=master", "Oops"):
+        assert word not in html
+
+
+def test_a_webhook_refused_since_it_was_saved_can_still_be_switched_off(client, world, settings):
+    url = "http://127.0.0.1:9/in"
+    do_configure_webhook(world.project, url=url)
+    settings.OUTBOUND_ALLOWED_NETWORKS = []  # the operator narrowed the exemptions
+    client.force_login(world.alice)
+    response = save(client, world, url=url, enabled=None)
+    assert response.status_code == 302
+    assert WebhookEndpoint.objects.get().enabled is False
+    response = save(client, world, url="http://127.0.0.1:10/in")
+    assert response.status_code == 400
+    assert "127.0.0.1 is a loopback address" in response.content.decode()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,7 +18,9 @@ from standardwebhooks import WebhookVerificationError
 from projects import webhooks
 from projects.models import WebhookEndpoint, WebhookMessage
 from projects.webhook_config import do_configure_webhook, do_rotate_webhook_secret
+from tests.portal.test_egress import RebindingResolver
 from tests.servers import webhook_receiver as receivers
+from tests.servers.listener import RecordingListener, listeners_on_one_port
 
 State = WebhookMessage.State
 BASIC_PASSWORD = "hunter2-basic-pass"
@@ -275,3 +279,103 @@ def test_the_sweep_is_scheduled_every_minute_by_a_migration(db):
     schedule = Schedule.objects.get(name="webhook-sweep")
     assert schedule.func == "projects.webhooks.sweep_due_messages"
     assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
+
+
+# --- the egress guard, deadline and no oracle ------------------------------------
+
+
+def test_a_webhook_to_loopback_is_refused_without_the_allowlist_and_never_retried(
+    world, hook, webhook_receiver, settings
+):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    message = event(world)
+    logged = webhooks.attempt(message.pk)
+    message.refresh_from_db()
+    assert logged.status_code is None
+    assert logged.error.startswith("127.0.0.1 is a loopback address")
+    assert "only connects to public internet addresses" in logged.error
+    assert message.state == State.FAILED and message.next_attempt_at is None
+    assert webhook_receiver.requests == []
+
+
+def test_a_webhook_name_resolving_to_loopback_is_refused_and_never_connected(world, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with RecordingListener("127.0.0.1") as listener:
+        do_configure_webhook(world.project, url=f"http://localhost:{listener.port}/hooks")
+        logged = webhooks.attempt(event(world).pk)
+        time.sleep(0.3)
+        assert listener.accepted == []
+    assert logged.error.startswith("localhost resolves to a loopback address")
+
+
+def test_a_webhook_connects_to_the_address_it_vetted_when_dns_changes(world, settings, monkeypatch):
+    """rebind.test answers 127.0.0.2 (allowed here) once, then 127.0.0.1 (an
+    internal service): the one attempt goes to 127.0.0.2, never to 127.0.0.1."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    answer = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+    vetted, internal = listeners_on_one_port("127.0.0.2", "127.0.0.1", answer=answer)
+    try:
+        do_configure_webhook(world.project, url=f"http://rebind.test:{vetted.port}/hooks")
+        monkeypatch.setattr(
+            socket, "getaddrinfo", RebindingResolver("rebind.test", "127.0.0.2", "127.0.0.1")
+        )
+        logged = webhooks.attempt(event(world).pk)
+        time.sleep(0.3)
+        assert logged.status_code == 204, logged.error
+        assert len(vetted.accepted) == 1 and internal.accepted == []
+    finally:
+        vetted.close()
+        internal.close()
+
+
+def test_a_trickling_receiver_cannot_hold_an_attempt_past_its_deadline(world, monkeypatch):
+    monkeypatch.setattr(webhooks, "ATTEMPT_DEADLINE", 3.0)
+    # One byte a second: the 10 s read timeout never fires against it.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    with RecordingListener("127.0.0.1", answer=answer, trickle_delay=1.0) as listener:
+        do_configure_webhook(world.project, url=f"http://127.0.0.1:{listener.port}/hooks")
+        message = event(world)
+        started = time.monotonic()
+        logged = webhooks.attempt(message.pk)
+        elapsed = time.monotonic() - started
+    assert elapsed < 8, elapsed
+    assert logged.status_code is None
+    assert logged.error == f"127.0.0.1:{listener.port} did not complete its answer within 3 s"
+    message.refresh_from_db()
+    assert message.state == State.RETRY
+    # The attempt ended inside its lease: nobody else may send it until the retry is due.
+    assert webhooks.claim(message.pk) is None
+    assert len(listener.accepted) == 1
+
+
+def test_the_lease_outlasts_the_longest_attempt():
+    assert webhooks.LEASE.total_seconds() >= 2 * webhooks.ATTEMPT_DEADLINE
+    assert webhooks.ATTEMPT_DEADLINE >= webhooks.CONNECT_TIMEOUT
+
+
+def test_redirects_are_never_followed(world, webhook_receiver):
+    location = webhook_receiver.url
+    answer = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+    with RecordingListener("127.0.0.1", answer=answer) as redirector:
+        do_configure_webhook(world.project, url=f"http://127.0.0.1:{redirector.port}/hooks")
+        logged = webhooks.attempt(event(world).pk)
+    assert logged.status_code == 302
+    assert "redirects are not followed" in logged.error
+    assert webhook_receiver.requests == []
+
+
+def test_nothing_of_the_receivers_answer_is_kept(world):
+    body = b"+OK internal-cache v7.2.4 role=master"
+    answer = (
+        b"HTTP/1.1 500 Internal Server Error\r\nX-Server: internal-cache\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    with RecordingListener("127.0.0.1", answer=answer) as listener:
+        do_configure_webhook(world.project, url=f"http://127.0.0.1:{listener.port}/hooks")
+        logged = webhooks.attempt(event(world).pk)
+    assert logged.status_code == 500
+    assert logged.error == f"127.0.0.1:{listener.port} answered HTTP 500; a 2xx status is needed"
+    assert not hasattr(logged, "response_excerpt")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM projects_webhookattempt")
+        assert "internal-cache" not in repr(cursor.fetchall())

@@ -15,6 +15,7 @@ from projects.services import do_create_project
 from recordings import ingest_api
 from recordings.models import RecordingFile, Session
 from recordings.uploads import StreamingUploadHandler
+from tests import media_samples
 
 from .ingest_client import Ingest, basic, enable_webhook
 
@@ -62,7 +63,7 @@ def test_a_session_starts_with_recording_off_in_a_plain_room(ingest, room):
     response = ingest.post(f"/rooms/{room.room_id}/sessions")
     body = response.json()
     assert response.status_code == 201 and body["result"] == 0
-    assert body["recording"] == "off" and body["live_recording"] == "off"
+    assert body["recording"] == "off" and body["live_recording"]["state"] == "off"
     assert Session.objects.get(conf_num=body["conf_num"]).room == room
 
 
@@ -161,11 +162,10 @@ def test_recording_starts_and_stops(ingest, conf_num):
 def test_live_recording_keeps_its_config(ingest, conf_num):
     config = {"url": "https://viewer.example.com/live"}
     response = ingest.post(f"/sessions/{conf_num}/live-recording/start", {"config": config})
-    assert response.status_code == 200 and response.json()["live_recording"] == "on"
+    assert response.status_code == 200 and response.json()["live_recording"]["state"] == "on"
     assert Session.objects.get(conf_num=conf_num).live_recording_config == config
-    assert (
-        ingest.post(f"/sessions/{conf_num}/live-recording/stop").json()["live_recording"] == "off"
-    )
+    stopped = ingest.post(f"/sessions/{conf_num}/live-recording/stop").json()
+    assert stopped["live_recording"]["state"] == "off"
 
 
 @pytest.mark.parametrize("config", ["https://x.example.com", {"url": "ftp://x"}, {"url": 5}])
@@ -192,7 +192,7 @@ def test_an_ended_session_refuses_recording_changes(ingest, conf_num):
 
 
 def test_an_upload_is_stored_with_size_and_sha256(ingest, world, room, conf_num, settings):
-    content = os.urandom(300_000)
+    content = media_samples.recording()
     response = ingest.upload(
         conf_num, SimpleUploadedFile("alice.mp4", content, "video/mp4"), participant="Alice"
     )
@@ -208,16 +208,17 @@ def test_an_upload_is_stored_with_size_and_sha256(ingest, world, room, conf_num,
     file = RecordingFile.objects.get()
     assert file.storage_path == f"{world.app_id}/{room.room_id}/{conf_num}/alice.mp4"
     assert (store_dir(settings) / file.storage_path).read_bytes() == content
+    assert file.content_type == "video/mp4" and file.duration_seconds == pytest.approx(1, abs=0.1)
     assert temp_files(settings) == []
 
 
 def test_file_names_are_sanitised_and_unique_in_the_session(ingest, conf_num):
     names = []
     for raw in ("../../etc/passwd", "a\x00b.mp4", "x" * 300 + ".mp4", "a_b.mp4", "transcoded.mp4"):
-        response = ingest.upload(conf_num, SimpleUploadedFile(raw, b"data"))
+        response = ingest.upload(conf_num, SimpleUploadedFile(raw, media_samples.recording()))
         assert response.status_code == 201, response.content
         names.append(response.json()["file"]["name"])
-    assert names[0] == "passwd"
+    assert names[0] == "passwd.mp4"  # the extension follows the probed type
     assert "/" not in "".join(names) and "\x00" not in "".join(names)
     assert len(names[2]) <= 120 and names[2].endswith(".mp4")
     assert names[1] == "ab.mp4" and names[3] == "a_b.mp4"
@@ -287,7 +288,7 @@ def test_a_failed_database_write_leaves_no_file(ingest, conf_num, settings, monk
 
     monkeypatch.setattr(RecordingFile.objects, "create", broken)
     with pytest.raises(RuntimeError):
-        ingest.upload(conf_num, SimpleUploadedFile("a.mp4", b"x" * 1000))
+        ingest.upload(conf_num, SimpleUploadedFile("a.mp4", media_samples.recording()))
     assert stored_files(settings) == [] and temp_files(settings) == []
 
 
@@ -313,14 +314,16 @@ def test_a_50_mb_upload_streams_through_the_handler_one_chunk_at_a_time(
     monkeypatch.setattr(ingest_api, "UPLOAD_HANDLER_CLASS", ProbeHandler)
     size = 50 * 1024 * 1024
     block = os.urandom(1024 * 1024)
-    content = io.BytesIO(block * 50)
-    content.name = "big.mp4"
+    # A real recording: 50 MB of PCM audio (~17 s of 8-channel 96 kHz noise).
+    header = media_samples.wav_header(size - 44)
+    content = io.BytesIO(header + block[44:] + block * 49)
+    content.name = "big.wav"
     response = ingest.upload(conf_num, content)
     assert response.status_code == 201, response.content
     assert ProbeHandler.instances == 1
     assert 0 < ProbeHandler.largest_chunk <= StreamingUploadHandler.chunk_size
-    digest = hashlib.sha256()
-    for _ in range(50):
+    digest = hashlib.sha256(header + block[44:])
+    for _ in range(49):
         digest.update(block)
     assert response.json()["file"]["size"] == size
     assert response.json()["file"]["sha256"] == digest.hexdigest()
@@ -335,7 +338,8 @@ def test_ending_queues_the_recording_webhook_and_processing(
     ingest, world, room, conf_num, django_capture_on_commit_callbacks
 ):
     enable_webhook(world.project)
-    ingest.upload(conf_num, SimpleUploadedFile("alice.mp4", b"a" * 10), participant="Alice")
+    content = media_samples.recording()
+    ingest.upload(conf_num, SimpleUploadedFile("alice.mp4", content), participant="Alice")
     ingest.upload(conf_num, SimpleUploadedFile("chat.json", b"[]"), file_type="chat")
     with django_capture_on_commit_callbacks() as callbacks:
         response = ingest.end(conf_num)
@@ -350,7 +354,8 @@ def test_ending_queues_the_recording_webhook_and_processing(
     )
     [item] = payload["files"]
     assert payload["recording"] == [item["url"]]  # EnableX's shape: URL strings
-    assert item["name"] == "alice.mp4" and item["size"] == 10 and item["participant"] == "Alice"
+    assert item["name"] == "alice.mp4" and item["size"] == len(content)
+    assert item["participant"] == "Alice"
     assert item["url"].endswith(f"/recordings/{world.app_id}/{room.room_id}/{conf_num}/alice.mp4")
     assert len(item["sha256"]) == 64
     assert callbacks  # processing, delivery and the webhook wait for the commit
@@ -358,7 +363,8 @@ def test_ending_queues_the_recording_webhook_and_processing(
 
 def test_a_live_upload_queues_the_live_recording_webhook(ingest, world, conf_num):
     enable_webhook(world.project)
-    response = ingest.upload(conf_num, SimpleUploadedFile("live.mp4", b"l" * 10), file_type="live")
+    live = SimpleUploadedFile("live.mp4", media_samples.recording())
+    response = ingest.upload(conf_num, live, file_type="live")
     assert response.status_code == 201
     message = WebhookMessage.objects.get(event_type="live_recording")
     assert message.payload["files"][0]["name"] == "live.mp4"

@@ -8,12 +8,16 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from delivery.models import Delivery
 from projects.models import Room, WebhookMessage
 from recordings import processing
 from recordings.media import probe
 from recordings.models import RecordingFile, Session
 from recordings.samples import generate_participant_media
 from recordings.tasks import process_session_task
+from tests import media_samples
+from tests.delivery.engine_support import local_destination
+from tests.factories import make_recording
 
 from .ingest_client import Ingest, enable_webhook
 
@@ -39,7 +43,9 @@ def small_composite(monkeypatch):
     monkeypatch.setattr(
         processing.media,
         "make_composite",
-        lambda inputs, output: real(inputs, output, width=320, height=180, preset="ultrafast"),
+        lambda inputs, output, **kwargs: real(
+            inputs, output, width=320, height=180, preset="ultrafast", **kwargs
+        ),
     )
 
 
@@ -94,16 +100,19 @@ def test_three_participants_are_merged_into_a_transcoded_mp4(
     assert RecordingFile.objects.filter(session=session, type="transcoded").count() == 1
 
 
-def test_broken_recordings_fail_visibly(ingest, session, settings, caplog):
-    ingest.upload(session.conf_num, SimpleUploadedFile("alice.mp4", b"not a video at all"))
+def test_broken_recordings_fail_visibly(ingest, world, session, settings, caplog):
+    # Stored directly: the ingest API refuses such a file at the door.
+    make_recording(world.project, session=session, name="alice.mp4", content=b"not a video")
     ingest.end(session.conf_num)
 
     assert process_session_task(session.pk) == "failed"
 
     session.refresh_from_db()
     assert session.state == Session.State.FAILED
-    assert "alice.mp4" in session.processing_error
-    assert "not a readable media file" in session.processing_error
+    assert session.processing_error == (
+        "alice.mp4 is data ffmpeg does not recognise as media, not a recording in an allowed format"
+    )
+    assert session.processing_attempts == 1
     assert not RecordingFile.objects.filter(session=session, type="transcoded").exists()
     assert any("failed" in record.message for record in caplog.records)
     assert not list((Path(settings.DATA_DIR) / "tmp" / "processing").iterdir())
@@ -119,3 +128,71 @@ def test_sessions_without_individual_recordings_are_ready_at_once(ingest, sessio
 
 def test_live_sessions_are_not_processed(session):
     assert process_session_task(session.pk) == "live"
+
+
+def test_a_playlist_in_the_store_fails_processing_and_delivery_goes_on(
+    ingest, world, session, tmp_path, django_capture_on_commit_callbacks
+):
+    """An HLS playlist stored before the door checked uploads, naming another
+    tenant's recording: processing opens it only as media, so it fails with
+    the reason, and the files the session has still go to delivery."""
+    other = make_recording(world.project, content=media_samples.recording(index=3))
+    from django.core.files.storage import storages
+
+    secret = storages["recordings"].path(other.storage_path)
+    make_recording(world.project, session=session, name="alice.mp4",
+                   content=media_samples.hls_playlist(secret))  # fmt: skip
+    make_recording(world.project, session=session, name="bob.mp4",
+                   content=media_samples.recording(index=1))  # fmt: skip
+    destination = local_destination(world.project, tmp_path / "nas", types=("individual",))
+    ingest.end(session.conf_num)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert process_session_task(session.pk) == "failed"
+
+    session.refresh_from_db()
+    assert "an HLS playlist" in session.processing_error
+    assert not session.files.filter(type="transcoded").exists()
+    delivery = Delivery.objects.get(session=session, destination=destination)
+    names = set(delivery.files.values_list("recording_file__name", flat=True))
+    assert names == {"alice.mp4", "bob.mp4"}
+
+
+def test_a_recording_over_the_duration_limit_is_not_encoded(ingest, world, session, settings):
+    make_recording(world.project, session=session, name="alice.mkv",
+                   content=media_samples.claiming_duration(100 * 3600))  # fmt: skip
+    ingest.end(session.conf_num)
+    assert process_session_task(session.pk) == "failed"
+    session.refresh_from_db()
+    assert "lasts 100.0 h, longer than the limit of 6.0 h (MEDIA_MAX_SECONDS)" in (
+        session.processing_error
+    )
+    assert not list((Path(settings.DATA_DIR) / "tmp" / "processing").iterdir())
+
+
+def test_each_run_is_counted_and_the_fourth_gives_up(ingest, world, session):
+    ingest.end(session.conf_num)
+    # Three runs that never finished (worker killed mid-composite).
+    Session.objects.filter(pk=session.pk).update(processing_attempts=3)
+
+    assert process_session_task(session.pk) == "failed"
+
+    session.refresh_from_db()
+    assert session.processing_attempts == 3
+    assert session.processing_error.startswith("Processing did not finish in 3 attempts")
+
+
+def test_a_failed_session_shows_its_reason_in_the_report_and_the_archive(
+    client, ingest, world, session
+):
+    ingest.end(session.conf_num)
+    Session.objects.filter(pk=session.pk).update(processing_attempts=3)
+    process_session_task(session.pk)
+
+    client.force_login(world.alice)
+    page = client.get(f"/projects/{world.app_id}/recordings/").content.decode()
+    assert "Processing failed" in page and "Processing did not finish in 3 attempts" in page
+    archive = ingest.client.get(f"/video/v2/archive/conf_num/{session.conf_num}", **ingest.auth)
+    [entry] = archive.json()["archive"]
+    assert entry["state"] == "failed"
+    assert entry["failure_reason"].startswith("Processing did not finish in 3 attempts")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests import media_samples
 from tests.servers import unavailable
 from tests.servers.portal import PortalProcesses
 
@@ -114,12 +115,13 @@ def test_an_upload_that_fills_the_disk_gets_507_and_leaves_nothing_behind(full_p
     with open(ballast, "wb") as fh:
         os.posix_fallocate(fh.fileno(), 0, free_bytes(portal.data_dir) - FREE_MB * 1024 * 1024)
     assert free_bytes(portal.data_dir) < (FREE_MB + 1) * 1024 * 1024, kind
-    big = tmp_path / "big.mp4"
-    with open(big, "wb") as fh:
+    big = tmp_path / "big.wav"
+    with open(big, "wb") as fh:  # a real recording: PCM audio, far larger than the free space
+        fh.write(media_samples.wav_header(BIG_MB * 1024 * 1024))
         for _ in range(BIG_MB):
             fh.write(os.urandom(1024 * 1024))
 
-    refused = upload(portal, api, conf_num, big, "big.mp4")
+    refused = upload(portal, api, conf_num, big, "big.wav")
 
     assert refused.status_code == 507, refused.text
     body = refused.json()
@@ -135,7 +137,7 @@ def test_an_upload_that_fills_the_disk_gets_507_and_leaves_nothing_behind(full_p
 
     ballast.unlink()
     small = tmp_path / "small.mp4"
-    small.write_bytes(os.urandom(256 * 1024 + 5))
+    small.write_bytes(media_samples.recording())
     stored = upload(portal, api, conf_num, small, "small.mp4")
 
     assert stored.status_code == 201, stored.text

@@ -160,8 +160,10 @@ def wait_for(check, timeout: float, what: str):
 @pytest.fixture(scope="module")
 def cluster():
     with fresh_database() as url:
-        portal = PortalProcesses(database_url=url, extra_env={"Q_WORKERS": "2"})
         target = Path(tempfile.mkdtemp(prefix="scale-out-dest-"))
+        portal = PortalProcesses(
+            database_url=url, extra_env={"Q_WORKERS": "2", "DELIVERY_LOCAL_ROOTS": str(target)}
+        )
         try:
             portal.setup()
             creds = portal.create_project("Scale-out")

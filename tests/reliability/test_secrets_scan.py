@@ -204,6 +204,13 @@ def test_no_secret_of_a_full_run_appears_in_plaintext(tmp_path, s3, sshd, ftp_se
         room_id = room.json()["room"]["room_id"]
         conf_num = requests.post(f"{base}/ingest/v1/rooms/{room_id}/sessions", auth=api,
                                  timeout=30).json()["conf_num"]  # fmt: skip
+        stream_key = found.add("streaming key", "sk_" + secrets.token_urlsafe(18))
+        streaming = requests.post(
+            f"{base}/ingest/v1/sessions/{conf_num}/streaming/start", auth=api, timeout=30,
+            json={"config": {"rtmp_url": f"rtmps://live.example.com/app/{stream_key}"}},
+        )  # fmt: skip
+        assert streaming.json()["streaming"]["state"] == "on", streaming.text
+        keep("streaming start", streaming.content)
         for kind, name in (("chat", "chat.json"), ("metadata", "metadata.json")):
             sent = requests.post(
                 f"{base}/ingest/v1/sessions/{conf_num}/files", auth=api, timeout=30,
@@ -212,6 +219,8 @@ def test_no_secret_of_a_full_run_appears_in_plaintext(tmp_path, s3, sshd, ftp_se
             assert sent.status_code == 201, sent.text
         ended = requests.post(f"{base}/ingest/v1/sessions/{conf_num}/end", auth=api, timeout=30)
         assert ended.status_code == 200, ended.text
+        keep("session", requests.get(f"{base}/ingest/v1/sessions/{conf_num}", auth=api,
+                                     timeout=30).content)  # fmt: skip
 
         db = portal.data_dir / "portal.sqlite3"
         states = "SELECT d.name, x.state FROM delivery_delivery x " \
@@ -242,7 +251,7 @@ def test_no_secret_of_a_full_run_appears_in_plaintext(tmp_path, s3, sshd, ftp_se
         assert requests.get(url, auth=(creds["RECORDING_USERNAME"], new_password),
                             timeout=30).status_code == 200  # fmt: skip
 
-        pages = ["/projects/", "/api/docs/", "/api/schema/"]
+        pages = ["/projects/", "/api/docs/", "/api/schema/", "/video/recordings/"]
         pages += [reverse(name, kwargs={"app_id": app_id})
                   for name, (_role, method) in ROLE_FOR_URL.items() if method == "get"]  # fmt: skip
         ids = database_rows(db, "SELECT id, name FROM delivery_deliverydestination")

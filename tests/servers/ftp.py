@@ -104,6 +104,8 @@ class FTPServer:
     username: str = FTP_USER
     password: str = FTP_PASSWORD
     passive_ports: range = field(default_factory=_free_port_range)
+    # An address the PASV replies name instead of the server's own (a lying server).
+    masquerade: str = ""
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def config(self, **overrides: Any) -> dict[str, Any]:
@@ -129,6 +131,8 @@ class FTPServer:
         ]  # fmt: skip
         if self.tls:
             args += ["--cert", str(self.certfile), "--key", str(self.keyfile)]
+        if self.masquerade:
+            args += ["--masquerade", self.masquerade]
         ready = self.logdir / "ready.txt"
         ready.unlink(missing_ok=True)
         with open(self.logdir / "server.log", "ab") as log:
@@ -162,11 +166,11 @@ class FTPServer:
         return self.home / path
 
 
-def _start_server(tmp: Path, *, tls: bool) -> FTPServer:
+def _start_server(tmp: Path, *, tls: bool, masquerade: str = "") -> FTPServer:
     home, logdir = tmp / "home", tmp / "log"
     (home / READONLY).mkdir(parents=True)
     logdir.mkdir()
-    server = FTPServer(home=home, logdir=logdir, tls=tls)
+    server = FTPServer(home=home, logdir=logdir, tls=tls, masquerade=masquerade)
     if tls:
         server.certfile, server.keyfile, server.fingerprint = make_self_signed_certificate(tmp)
     server.start()
@@ -187,6 +191,14 @@ def ftps_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPServer]
     server.kill()
 
 
+@pytest.fixture
+def lying_pasv_ftp_server(tmp_path: Path) -> Iterator[FTPServer]:
+    """A server whose PASV replies name 127.0.0.3 instead of its own address."""
+    server = _start_server(tmp_path, tls=False, masquerade="127.0.0.3")
+    yield server
+    server.kill()
+
+
 def _serve(argv: list[str]) -> None:
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler
@@ -198,6 +210,7 @@ def _serve(argv: list[str]) -> None:
     parser.add_argument("--passive", required=True)
     parser.add_argument("--cert")
     parser.add_argument("--key")
+    parser.add_argument("--masquerade", default="")
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -218,6 +231,8 @@ def _serve(argv: list[str]) -> None:
         "auth_failed_timeout": 0,  # the default 3 s delay only slows the tests
         "banner": "test FTP server ready.",
     }
+    if args.masquerade:
+        attrs["masquerade_address"] = args.masquerade
     if args.cert:
         attrs.update(
             certfile=args.cert,

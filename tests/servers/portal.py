@@ -1,5 +1,5 @@
-"""The real portal as separate processes: gunicorn (web) and qcluster
-(workers) sharing a temporary DATA_DIR and database, as in production.
+"""The real portal as separate processes: gunicorn (web) and qclusters
+(delivery/webhook workers and media-processing workers) sharing a temporary DATA_DIR and database, as in production.
 
 Used by tests that need what a single test process cannot show: nginx in
 front of gunicorn, workers killed with SIGKILL, several workers at once.
@@ -55,11 +55,15 @@ class PortalProcesses:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DEBUG": "false",
             "Q_WORKERS": "2",
+            "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test servers are on loopback
             **({"DATABASE_URL": database_url} if database_url else {}),
             **(extra_env or {}),
         }
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
+        # The media-processing cluster (Q_CLUSTER_NAME=processing), apart from
+        # ``workers`` so tests that kill and restart delivery workers leave it be.
+        self.processing_workers: list[subprocess.Popen] = []
         self.logs = self.data_dir / "logs"
         self.logs.mkdir(exist_ok=True)
 
@@ -92,13 +96,27 @@ class PortalProcesses:
         wait_for_port(port)
 
     def start_worker(self) -> subprocess.Popen:
-        log = open(self.logs / f"worker-{len(self.workers)}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        """A delivery and webhook qcluster; the first call also starts a
+        processing qcluster, so sessions get processed as in production."""
+        if not any(p.poll() is None for p in self.processing_workers):
+            self.start_processing_worker()
+        proc = self._qcluster(f"worker-{len(self.workers)}.log", {})
         self.workers.append(proc)
         return proc
+
+    def start_processing_worker(self) -> subprocess.Popen:
+        name = f"processing-{len(self.processing_workers)}.log"
+        proc = self._qcluster(name, {"Q_CLUSTER_NAME": "processing"})
+        self.processing_workers.append(proc)
+        return proc
+
+    def _qcluster(self, log_name: str, env: dict) -> subprocess.Popen:
+        log = open(self.logs / log_name, "ab")
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
 
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
@@ -117,7 +135,7 @@ class PortalProcesses:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _stop_processes(self) -> None:
-        for proc in self.workers:
+        for proc in [*self.workers, *self.processing_workers]:
             if proc.poll() is None:
                 self.kill(proc)
         if self.web and self.web.poll() is None:

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from delivery import config, google_oauth, services
-from delivery.destinations import REGISTRY, kinds_where
+from delivery.destinations import REGISTRY, destination_class, kinds_where
 from delivery.destinations.base import TransferError, UntrustedHostKey
 from delivery.forms import DEFAULT_TYPES, DestinationCommonForm, kind_form
 from delivery.models import Delivery, DeliveryDestination, FileType
@@ -87,6 +87,8 @@ class Command(BaseCommand):
 
     # -- configure -------------------------------------------------------------------------------
     def configure(self, project, *, kind, name, types, set, enabled, no_manifest, **_):
+        if reason := destination_class(kind).unavailable():
+            raise CommandError(f"Destination not saved: {reason}")
         name = name or kind
         destination = DeliveryDestination.objects.filter(project=project, name=name).first()
         if destination is not None and destination.kind != kind:

@@ -1,15 +1,22 @@
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import psutil
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from portal.management.commands.qcluster import STOP_SECONDS
+
 
 class Command(BaseCommand):
-    help = "Run the web server (gunicorn) and the task worker (qcluster) together until Ctrl-C."
+    help = (
+        "Run the web server (gunicorn), the delivery/webhook workers and the media-processing "
+        "workers (two qclusters) together until Ctrl-C."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000")
@@ -22,10 +29,15 @@ class Command(BaseCommand):
                 [
                     python, "-m", "gunicorn", "portal.wsgi", "--bind", bind,
                     "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-                    "--timeout", "600", "--access-logfile", "-",
+                    "--timeout", "600", "--graceful-timeout", "20", "--access-logfile", "-",
                 ]
             ),
             subprocess.Popen([python, "manage.py", "qcluster"]),
+            # The media-processing cluster (portal/queues.py).
+            subprocess.Popen(
+                [python, "manage.py", "qcluster"],
+                env={**os.environ, "Q_CLUSTER_NAME": settings.PROCESSING_CLUSTER},
+            ),
         ]
         stopping = False
 
@@ -41,7 +53,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Public base URL: {settings.PUBLIC_BASE_URL}")
         if login:
             self.stdout.write(login)
-        self.stdout.write("Press Ctrl-C to stop the web server and the worker.")
+        self.stdout.write("Press Ctrl-C to stop the web server and the workers.")
         try:
             while not stopping and all(p.poll() is None for p in processes):
                 time.sleep(0.5)
@@ -49,9 +61,13 @@ class Command(BaseCommand):
             for p in processes:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
+            # A qcluster takes up to STOP_SECONDS to stop its running tasks.
+            deadline = time.monotonic() + STOP_SECONDS + 5
             for p in processes:
                 try:
                     p.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    os.kill(p.pid, signal.SIGKILL)
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        for child in psutil.Process(p.pid).children(recursive=True):
+                            child.kill()
+                        os.kill(p.pid, signal.SIGKILL)

@@ -9,6 +9,7 @@ from projects.services import do_create_project
 
 DEMO_USERNAME = "demo"
 DEMO_PROJECT = "Demo project"
+DEMO_DESTINATION = "Demo folder"
 
 
 class Command(BaseCommand):
@@ -42,3 +43,33 @@ class Command(BaseCommand):
         self.stdout.write(f"DEMO_PASSWORD={password}")
         self.stdout.write(f"DEMO_APP_ID={project.app_id}")
         self.stdout.write(f"DEMO_PROJECT_CREATED={'yes' if created else 'no'}")
+        self.stdout.write(f"DEMO_DELIVERED_TO={self.demo_destination(project, user)}")
+
+    def demo_destination(self, project, user) -> str:
+        """A local folder destination, DATA_DIR/delivered, so a newcomer sees the
+        demo session delivered. Local folders are an operator feature: `make
+        run` allows this one folder (DELIVERY_LOCAL_ROOTS) for the demo only."""
+        from delivery.config import do_save_destination
+        from delivery.destinations import destination_class
+        from delivery.forms import kind_form
+        from delivery.models import FileType
+        from delivery.services import do_deliver_past_sessions
+
+        folder = settings.DATA_DIR / "delivered"
+        existing = project.destinations.filter(name=DEMO_DESTINATION).first()
+        if existing is not None:
+            return existing.config.get("path", "")
+        if destination_class("local").unavailable():
+            return "none"
+        form = kind_form("local", {"path": str(folder), "root": ""}, web=False)
+        if not form.is_valid():  # DELIVERY_LOCAL_ROOTS does not allow DATA_DIR/delivered
+            return "none"
+        folder.mkdir(parents=True, exist_ok=True)
+        destination = do_save_destination(
+            project, "local", form, DEMO_DESTINATION, FileType.values, True, acting_user=user
+        )
+        # An earlier `make run` may have recorded the demo session already.
+        do_deliver_past_sessions(
+            project, since=None, until=None, destination=destination, acting_user=user
+        )
+        return str(folder)
