@@ -81,8 +81,9 @@ def test_an_endpoint_gets_only_the_events_it_chose(world, session, webhook_recei
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_file_transfer_in_enablex_shape_with_the_legacy_name_on_request(
-    world, session, tmp_path, webhook_receiver, sync_queue, legacy
+    world, session, tmp_path, webhook_receiver, sync_queue, legacy, settings
 ):
+    settings.DELIVERY_LOCAL_ROOTS = [str(tmp_path)]  # local folders are an operator opt-in
     do_configure_webhook(world.project, url=webhook_receiver.url, legacy_event_names=legacy,
                          events=["file_transfer"])  # fmt: skip
     local_destination(world.project, tmp_path / "nas", types=("transcoded", "chat"), name="NAS")
@@ -99,6 +100,7 @@ def test_file_transfer_in_enablex_shape_with_the_legacy_name_on_request(
     assert video["path"] == str(folder / "transcoded.mp4")
     assert (video["type"], video["size"]) == ("transcoded", 300)
     assert video["sha256"] == session.files.get(name="transcoded.mp4").sha256
+    assert body["missing"] == []
 
 
 @pytest.mark.parametrize(
