@@ -28,7 +28,7 @@ from portal import workers
 
 from .announcements import announce_failure, announce_file_transfer
 from .destinations import destination_for
-from .destinations.base import Destination, TransferError
+from .destinations.base import Destination, ResumePoint, TransferError
 from .leases import (
     DB_ERRORS,
     backoff,
@@ -216,6 +216,23 @@ class DeliveryRun:
 
         return patiently(query, f"delivery {self.delivery.pk}")
 
+    def resume_point(self, df: DeliveredFile) -> ResumePoint:
+        """The file's saved resume state; a new one is written to its row at
+        once (a worker killed before the next heartbeat must not lose it)."""
+
+        def save(state: dict[str, Any]) -> None:
+            def write() -> None:
+                with self.db_lock:
+                    DeliveredFile.objects.filter(pk=df.pk).update(resume_state=state)
+
+            patiently(write, f"delivery {self.delivery.pk}")
+            df.resume_state = state
+
+        def note(message: str) -> None:
+            self.note("resume", f"{df.recording_file.name}: {message}")
+
+        return ResumePoint(df.resume_state, save=save, note=note)
+
     def deliver_file(self, dest: Destination, df: DeliveredFile) -> None:
         rf = df.recording_file
         remote = remote_path_for(self.session, rf.name)
@@ -228,7 +245,7 @@ class DeliveryRun:
                 return
             self.set_file(df, state=FileState.UPLOADING, bytes_sent=0, error="")
             started = time.monotonic()
-            dest.upload(local, remote, self.progress_for(df))
+            dest.upload(local, remote, self.progress_for(df), self.resume_point(df))
             seconds = time.monotonic() - started
             if not dest.verify(local, remote):
                 raise TransferError(
@@ -236,7 +253,8 @@ class DeliveryRun:
                     "it will be sent again"
                 )
         self.set_file(df, state=FileState.VERIFIED, bytes_sent=rf.size, seconds=seconds,
-                      remote_path=dest.final_path(remote), verified_at=timezone.now())  # fmt: skip
+                      remote_path=dest.final_path(remote), verified_at=timezone.now(),
+                      resume_state={})  # fmt: skip
         rate = rf.size / max(seconds, 1e-3)
         self.note(
             "uploaded",

@@ -132,6 +132,9 @@ class DeliveredFile(models.Model):
     seconds = models.FloatField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # What a half-sent upload left for the next run (destinations.base.ResumePoint):
+    # an S3 UploadId, a Drive session URI (a bearer capability, hence encrypted), ...
+    resume_state = EncryptedJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["delivery", "id"]

@@ -78,3 +78,12 @@ def _data_dir(settings, tmp_path):
     settings.AXES_ENABLED = False
     # Fast hashing keeps the suite quick; production uses Django's PBKDF2 default.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def local_roots(settings, tmp_path):
+    """Local folder destinations are an operator feature: allow the test's own
+    tmp folder (DELIVERY_LOCAL_ROOTS) and nothing else. DATA_DIR lies inside it
+    (see _data_dir above), so the rule that keeps deliveries out of DATA_DIR holds."""
+    settings.DELIVERY_LOCAL_ROOTS = [str(tmp_path)]
+    return tmp_path

@@ -25,6 +25,7 @@ from .base import (
     LocalFile,
     ProgressCallback,
     PublicURLField,
+    ResumePoint,
     TransferError,
     refused_error,
 )
@@ -303,7 +304,13 @@ class AzureBlobDestination(Destination):
             raise self._error(exc, blob) from None
         return f"Wrote and removed a probe blob in {self.describe()}"
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         from azure.storage.blob import ContentSettings
 
         name = self.full_path(remote_path)

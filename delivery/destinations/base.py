@@ -30,6 +30,39 @@ ProgressCallback = Callable[[int], None]
 """Called with the number of bytes sent since the previous call."""
 
 PROBE_NAME = ".portal-probe-{token}.txt"
+
+
+class ResumePoint:
+    """What an interrupted upload of one file left behind, kept with the file's
+    row (``DeliveredFile.resume_state``, encrypted: a Drive session URI is a
+    bearer capability) so the next run continues instead of starting again.
+
+    ``state`` is what the destination saved last time (empty: start at byte 0),
+    e.g. ``{"upload_id": ...}`` for S3 multipart or ``{"temp": ..., "offset": n}``
+    for an append. The destination calls ``save(state)`` as soon as it has a
+    point worth continuing from (the row is written at once, not at the next
+    heartbeat) and ``note(message)`` for the delivery log ("resumed at 48 MiB",
+    "SCP cannot resume: sending again from byte 0"). The engine clears the
+    state once the file is verified."""
+
+    def __init__(
+        self,
+        state: Mapping[str, Any] | None = None,
+        save: Callable[[dict[str, Any]], None] | None = None,
+        note: Callable[[str], None] | None = None,
+    ):
+        self.state: dict[str, Any] = dict(state or {})
+        self._save = save
+        self._note = note
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        self.state = dict(state)
+        if self._save is not None:
+            self._save(self.state)
+
+    def note(self, message: str) -> None:
+        if self._note is not None:
+            self._note(message)
 HASH_CHUNK = 1024 * 1024
 
 
@@ -215,10 +248,18 @@ class Destination:
         otherwise."""
         raise NotImplementedError
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         """Stream ``local`` to ``remote_path`` (relative to root) with bounded
         memory. The file must never be visible under its final name unless it
-        is complete (temporary name + rename, multipart commit, ...)."""
+        is complete (temporary name + rename, multipart commit, ...). Kinds that
+        can continue a half-sent file read and save ``resume`` (see ResumePoint);
+        ``progress`` counts only the bytes sent in this call."""
         raise NotImplementedError
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:

@@ -33,6 +33,7 @@ from .base import (
     DestinationForm,
     LocalFile,
     ProgressCallback,
+    ResumePoint,
     TransferError,
     UntrustedHostKey,
 )
@@ -276,7 +277,13 @@ class FTPDestination(Destination):
             ftp.delete(probe)
         return f"Wrote and removed a probe file in {folder} on {self.describe()}"
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         ftp = self._conn()
         final = self._abs(remote_path)
         folder, name = posixpath.split(final)

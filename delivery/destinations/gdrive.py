@@ -40,6 +40,7 @@ from .base import (
     DestinationForm,
     LocalFile,
     ProgressCallback,
+    ResumePoint,
     TransferError,
     refused_error,
 )
@@ -204,7 +205,13 @@ class GoogleDriveDestination(Destination):
         self._execute(self._files().delete(fileId=probe["id"]), "removing the probe file")
         return f"Wrote and removed a probe file in {self.describe()}"
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         folder, name = self._parent_and_name(remote_path, create=True)
         if folder is None:  # cannot happen with create=True; keeps the type checker honest
             raise TransferError(f"Could not create the folders of {remote_path} on Google Drive.")

@@ -25,6 +25,7 @@ from .base import (
     DestinationForm,
     LocalFile,
     ProgressCallback,
+    ResumePoint,
     TransferError,
 )
 
@@ -162,7 +163,13 @@ class LocalFolderDestination(Destination):
             raise TransferError(f"Cannot write to {target.parent}: {exc.strerror}", permanent=True) from None
         return f"Wrote and removed a probe file in {target.parent}"
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         target = self._target(remote_path)
         tmp = target.with_name(f".{target.name}.part-{secrets.token_hex(4)}")
         try:

@@ -29,6 +29,7 @@ from .base import (
     LocalFile,
     ProgressCallback,
     PublicURLField,
+    ResumePoint,
     TransferError,
     refused_error,
 )
@@ -232,7 +233,13 @@ class S3Destination(Destination):
             raise self._error(exc, key) from None
         return f"Wrote and removed a probe object in {self.describe()}"
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         key = self.full_path(remote_path)
         self._abort_incomplete(key)  # parts left behind by a worker that was killed
         try:

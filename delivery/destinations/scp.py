@@ -19,7 +19,7 @@ import shlex
 import paramiko
 from scp import SCPClient, SCPException
 
-from .base import HASH_CHUNK, LocalFile, ProgressCallback, TransferError
+from .base import HASH_CHUNK, LocalFile, ProgressCallback, ResumePoint, TransferError
 from .ssh import CHANNEL_TIMEOUT, CONNECT_TIMEOUT, SSHDestination
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,13 @@ class SCPDestination(SSHDestination):
             "it cannot be removed: delete it by hand"
         )
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         target = self.full_path(remote_path)
         folder, name = posixpath.split(target)
         shell = self.shell_available()

@@ -13,7 +13,7 @@ import threading
 
 import paramiko
 
-from .base import LocalFile, ProgressCallback, TransferError
+from .base import LocalFile, ProgressCallback, ResumePoint, TransferError
 from .ssh import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE, SSHDestination
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,13 @@ class SFTPDestination(SSHDestination):
         shell = "sha256 checked on the server" if self.shell_available() else "size checked only"
         return f"Wrote and removed a probe file in {folder} over SFTP ({shell})"
 
-    def upload(self, local: LocalFile, remote_path: str, progress: ProgressCallback) -> None:
+    def upload(
+        self,
+        local: LocalFile,
+        remote_path: str,
+        progress: ProgressCallback,
+        resume: ResumePoint | None = None,
+    ) -> None:
         target = self.full_path(remote_path)
         folder, name = posixpath.split(target)
         tmp = posixpath.join(folder, f".{name}.part-{secrets.token_hex(4)}")

@@ -81,18 +81,17 @@ def test_an_endpoint_gets_only_the_events_it_chose(world, session, webhook_recei
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_file_transfer_in_enablex_shape_with_the_legacy_name_on_request(
-    world, session, tmp_path, webhook_receiver, sync_queue, legacy, settings
+    world, session, local_roots, webhook_receiver, sync_queue, legacy
 ):
-    settings.DELIVERY_LOCAL_ROOTS = [str(tmp_path)]  # local folders are an operator opt-in
     do_configure_webhook(world.project, url=webhook_receiver.url, legacy_event_names=legacy,
                          events=["file_transfer"])  # fmt: skip
-    local_destination(world.project, tmp_path / "nas", types=("transcoded", "chat"), name="NAS")
+    local_destination(world.project, local_roots / "nas", types=("transcoded", "chat"), name="NAS")
     services.schedule_deliveries_for_session(session.pk)
     [body] = received(webhook_receiver, 1)
     assert body["type"] == ("file-transfer" if legacy else "file_transfer")
     assert isinstance(body["trans_date"], int)
     assert body["destination"] == {"name": "local", "host": "", "account": "", "label": "NAS"}
-    folder = tmp_path / "nas" / "recordings" / session.room.room_id / session.conf_num
+    folder = local_roots / "nas" / "recordings" / session.room.room_id / session.conf_num
     by_name = {f["name"]: f for f in body["files"]}
     assert set(by_name) == {"transcoded.mp4", "chat.json"}
     video = by_name["transcoded.mp4"]

@@ -87,7 +87,7 @@ class FlakyFolder(LocalFolderDestination):
     release = threading.Event()
     hold = False
 
-    def upload(self, local, remote_path, progress):
+    def upload(self, local, remote_path, progress, resume=None):
         name = remote_path.rsplit("/", 1)[-1]
         type(self).uploads.append(name)
         type(self).started.set()
