@@ -13,7 +13,7 @@ def mark_finished_sessions_final(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('delivery', '0003_delivery_sweep_schedule'),
+        ('delivery', '0004_deliveredfile_resume_state'),
     ]
 
     operations = [
