@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 # Debian packages the test suite starts real servers / browsers with.
-TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core systemd
+TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core systemd redis-server
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/portal
 
 .PHONY: install install-test-deps run test test-sqlite test-postgres lint typecheck check clean
@@ -39,6 +39,7 @@ run: install
 	@mkdir -p "$(DATA_DIR)"
 	$(PY) portal/bootstrap.py
 	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput -v0
 	@$(PY) manage.py setup_demo > "$(DATA_DIR)/demo.env"
 	@$(PY) manage.py fill_demo || echo "demo session could not be simulated; the portal still runs"

@@ -15,6 +15,8 @@ class DeliveredFileInline(admin.TabularInline):
     model = DeliveredFile
     extra = 0
     readonly_fields = ["recording_file", "state", "remote_path", "bytes_sent", "verified_at", "error"]
+    # resume_state may hold a Drive upload session URI (a bearer capability).
+    exclude = ["resume_state"]
 
 
 @admin.register(Delivery)
@@ -30,3 +32,4 @@ class DeliveredFileAdmin(admin.ModelAdmin):
     list_filter = ["state"]
     list_select_related = ["recording_file", "delivery"]
     readonly_fields = ["remote_path", "verified_at"]
+    exclude = ["resume_state"]  # see DeliveredFileInline

@@ -68,8 +68,13 @@ def capped_log(entries: Iterable[dict]) -> list[dict]:
 
 
 class Scrubber:
-    """Removes secret values from texts of unknown origin (library exceptions,
-    tracebacks) before they reach the log or the database."""
+    """Masks secret values in tracebacks before they reach the operator's log.
+
+    Only for the log: masking substrings garbles a message whenever a secret
+    happens to be an ordinary word ("Login", "incorrect", a user name), so
+    what people read (attempt logs, delivery errors, test results) is built
+    from the portal's own words instead (``TransferError.message``, and
+    ``unexpected_error`` below, which never quotes the exception's text)."""
 
     def __init__(self, secrets: dict):
         self.values = sorted(
@@ -82,6 +87,12 @@ class Scrubber:
         for value in self.values:
             text = text.replace(value, "********")
         return text
+
+
+def unexpected_error(exc: BaseException, doing: str) -> str:
+    """The words shown for an exception the destination did not translate:
+    its type only, since its text may quote a remote reply or a secret."""
+    return f"Unexpected error ({type(exc).__name__}) while {doing}; the portal's log has the details."
 
 
 class DeliveryRun:
@@ -110,7 +121,6 @@ class DeliveryRun:
 
     # -- bookkeeping shared with the heartbeat ----------------------------------
     def note(self, event: str, message: str) -> None:
-        message = self.scrub(message)
         logger.info("delivery %s: %s", self.delivery.pk, message)
         with self.state_lock:
             self.log.append(log_entry(event, message))
@@ -282,7 +292,7 @@ class DeliveryRun:
         try:
             self.deliver_file(dest, df)
         except TransferError as exc:
-            self.set_file(df, state=FileState.FAILED, error=self.scrub(exc.message)[:ERROR_CAP])
+            self.set_file(df, state=FileState.FAILED, error=exc.message[:ERROR_CAP])
             if exc.permanent:
                 self.abort.set()
             raise
@@ -345,18 +355,15 @@ class DeliveryRun:
                 # "Reconnect Google account".
                 from .config import do_record_account_error
 
-                do_record_account_error(self.destination, self.scrub(exc.message))
-            return self._failed(self.scrub(exc.message), permanent=exc.permanent)
+                do_record_account_error(self.destination, exc.message)
+            return self._failed(exc.message, permanent=exc.permanent)
         except Exception as exc:
             logger.error(
                 "delivery %s failed unexpectedly:\n%s",
                 self.delivery.pk,
                 self.scrub(traceback.format_exc()),
             )
-            return self._failed(
-                self.scrub(f"Unexpected error ({type(exc).__name__}: {exc})")[:500],
-                permanent=False,
-            )
+            return self._failed(unexpected_error(exc, "delivering"), permanent=False)
         finally:
             self.stop.set()
             beat.join()

@@ -67,6 +67,11 @@ def _client_config() -> dict[str, Any]:
             "Google Drive delivery is not set up on this server: "
             "set GOOGLE_OAUTH_CLIENT_ID and GOOGLE_OAUTH_CLIENT_SECRET."
         )
+    from portal.checks import google_url_problems
+
+    if problems := google_url_problems():
+        # oauthlib would raise InsecureTransportError (a 500) on an http:// URI.
+        raise GoogleOAuthError("Google Drive is misconfigured on this server: " + problems[0])
     return {
         "web": {
             "client_id": settings.GOOGLE_OAUTH_CLIENT_ID,

@@ -4,20 +4,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
-from django.conf import settings
-from django.core.files.storage import FileSystemStorage, storages
-
+from recordings import store
 from recordings.models import RecordingFile, Session
 
 from .destinations.base import LocalFile, TransferError
-
-COPY_CHUNK = 8 * 1024 * 1024
 
 
 def remote_path_for(session: Session, name: str) -> str:
@@ -33,48 +25,28 @@ def mb(count: float) -> str:
     return f"{count:.0f} B"
 
 
-def recordings_storage():
-    return storages["recordings"]
-
-
 @contextlib.contextmanager
 def local_copy(rf: RecordingFile) -> Iterator[LocalFile]:
-    """A LocalFile for ``rf``: the stored file itself when the recordings
-    storage is a local folder, else a temporary copy streamed from it (removed
-    afterwards)."""
+    """A LocalFile for ``rf``: the stored file itself when the recording store
+    is a local folder, else a temporary copy streamed from the bucket to this
+    worker's DATA_DIR/tmp (removed afterwards)."""
     if rf.is_expired:
         raise TransferError(
             f"{rf.name} was removed by retention on {rf.expired_at:%Y-%m-%d}; it cannot be delivered",
             permanent=True,
         )
-    storage = recordings_storage()
-    missing = TransferError(
-        f"{rf.name} is missing from the recording store ({rf.storage_path}); "
-        "check the storage or redeliver after restoring it",
-        permanent=True,
-    )
-    if isinstance(storage, FileSystemStorage):
-        path = Path(storage.path(rf.storage_path))
-        if not path.is_file():
-            raise missing
-        yield LocalFile(path=path, size=rf.size, sha256=rf.sha256 or None)
-        return
-    scratch = Path(settings.DATA_DIR) / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="delivery-", suffix=f"-{Path(rf.name).suffix}", dir=scratch)
-    try:
-        digest = hashlib.sha256()
+    with contextlib.ExitStack() as stack:
+        # Only the fetch is translated: errors of the caller's block pass as they are.
         try:
-            with storage.open(rf.storage_path, "rb") as src, os.fdopen(fd, "wb") as dst:
-                while chunk := src.read(COPY_CHUNK):
-                    dst.write(chunk)
-                    digest.update(chunk)
-        except FileNotFoundError:
-            raise missing from None
-        if rf.sha256 and digest.hexdigest() != rf.sha256:
+            fetched = stack.enter_context(store.fetch(rf.storage_path, sha256=rf.sha256))
+        except store.Missing:
+            raise TransferError(
+                f"{rf.name} is missing from the recording store ({rf.storage_path}); "
+                "check the storage or redeliver after restoring it",
+                permanent=True,
+            ) from None
+        except ValueError:
             raise TransferError(
                 f"{rf.name} read from the recording store does not match its sha256; retrying"
-            )
-        yield LocalFile(path=Path(name), size=rf.size, sha256=digest.hexdigest())
-    finally:
-        Path(name).unlink(missing_ok=True)
+            ) from None
+        yield LocalFile(path=fetched.path, size=rf.size, sha256=rf.sha256 or fetched.sha256 or None)

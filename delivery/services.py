@@ -6,6 +6,7 @@ is down, the sweep finds the row anyway)."""
 from __future__ import annotations
 
 import logging
+import traceback
 from datetime import date
 from typing import Any
 
@@ -20,7 +21,7 @@ from recordings.models import RecordingFile, Session
 
 from .destinations import destination_for
 from .destinations.base import TransferError
-from .engine import Scrubber, capped_log, log_entry
+from .engine import Scrubber, capped_log, log_entry, unexpected_error
 from .models import DeliveredFile, Delivery, DeliveryDestination
 
 logger = logging.getLogger(__name__)
@@ -245,17 +246,18 @@ def do_deliver_past_sessions(
 def test_destination(destination: DeliveryDestination) -> str:
     """Connect, write a probe file under the root and remove it. Returns the
     destination's message; raises TransferError with the exact reason."""
-    scrub = Scrubber(destination.secrets)
     try:
         with destination_for(destination.kind, destination.merged_config()) as dest:
             return dest.check()
     except TransferError:
         raise
     except Exception as exc:
-        logger.exception("testing destination %s failed", destination.pk)
-        raise TransferError(
-            scrub(f"Unexpected error ({type(exc).__name__}: {exc})")[:500]
-        ) from None
+        logger.error(
+            "testing destination %s failed:\n%s",
+            destination.pk,
+            Scrubber(destination.secrets)(traceback.format_exc()),
+        )
+        raise TransferError(unexpected_error(exc, "testing the connection")) from None
 
 
 # Not a pytest test, despite the name; setattr because mypy knows no function attributes.

@@ -5,14 +5,27 @@ Kept apart from ``portal.api`` because DRF imports these classes while
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from projects.audit import client_ip
+from projects.credentials import checked, remembered
 from projects.models import Project
 
 from .basic_auth import MalformedCredentials, basic_credentials
+from .throttle import FailureThrottle
+
+
+def _failures() -> FailureThrottle:
+    # Built per call so tests and operators can change the settings.
+    return FailureThrottle(
+        "app-key",
+        limit=settings.API_AUTH_FAILURE_LIMIT,
+        window_seconds=settings.API_AUTH_FAILURE_WINDOW_SECONDS,
+    )
 
 
 class ProjectPrincipal:
@@ -40,7 +53,27 @@ class AppKeyAuthentication(BaseAuthentication):
             return None
         app_id, app_key = given
         project = Project.objects.filter(app_id=app_id).first()
-        if project is None or not project.check_app_key(app_key):
+        if project is not None and remembered(app_key, project.app_key_hash):
+            # The right key, verified recently by this process: no hashing,
+            # no cache query, nothing to throttle.
+            return ProjectPrincipal(project), project
+        # Per (APP_ID, address): a stranger's wrong keys never lock out the
+        # media server elsewhere, and a throttled client costs no PBKDF2 run.
+        # Only wrong keys that cost one are counted: a key already known to be
+        # wrong (remembered in the shared cache) is refused for free.
+        failures, who = _failures(), (app_id, client_ip(request) or "")
+        if failures.is_throttled(*who):
+            raise exceptions.Throttled(
+                wait=failures.window_seconds,
+                detail="Too many failed APP_KEY checks for this APP_ID from your address; "
+                "wait and retry with the right key.",
+            )
+        if project is None:
+            raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")
+        matches, hashed = checked(app_key, project.app_key_hash)
+        if not matches:
+            if hashed:
+                failures.note_failure(*who)
             raise exceptions.AuthenticationFailed("Invalid APP_ID or APP_KEY")
         return ProjectPrincipal(project), project
 

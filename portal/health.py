@@ -17,7 +17,6 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import caches
-from django.core.files.storage import storages
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, Count, F, Min, Q, When
 from django.db.models.functions import Coalesce
@@ -30,15 +29,11 @@ from django_q.signing import BadSignature, SignedPackage
 from delivery.leases import due as delivery_due
 from delivery.models import Delivery
 from projects.models import WebhookMessage
+from recordings import store
 
 from .heartbeats import ClusterHeartbeatCache
 
 logger = logging.getLogger(__name__)
-
-# A folder name no recording path uses (those start with an app id): listing it
-# reaches the store with one request and walks nothing.
-STORE_PROBE = ".healthz"
-
 
 # --- web: database and recording store ------------------------------------------
 
@@ -55,9 +50,7 @@ def database_reachable() -> bool:
 
 def store_reachable() -> bool:
     try:
-        storages["recordings"].listdir(STORE_PROBE)
-    except FileNotFoundError:
-        pass  # a file system store that answered "no such folder": it is there
+        store.check()
     except Exception as exc:  # any backend's error (OSError, botocore's, ...)
         # The type only: a backend's message may quote a URL or account.
         logger.warning("health: recording store unreachable (%s)", type(exc).__name__)

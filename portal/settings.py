@@ -169,6 +169,24 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+if STORAGES["recordings"]["BACKEND"] == "storages.backends.s3.S3Storage":
+    from boto3.s3.transfer import TransferConfig
+
+    # Uploads go in 8 MiB parts, 4 at a time, at most 4 parts read ahead: an
+    # upload of any size holds about 64 MiB (bench/README.md, "--store s3").
+    S3_TRANSFER = TransferConfig(
+        multipart_threshold=8 * 1024**2, multipart_chunksize=8 * 1024**2, max_concurrency=4
+    )
+    S3_TRANSFER.max_in_memory_upload_chunks = 4
+    STORAGES["recordings"]["OPTIONS"] = {
+        "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+        "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+        "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+        "file_overwrite": True,  # recordings/store.py refuses a taken name itself
+        "transfer_config": S3_TRANSFER,
+    }
 
 # Recording behaviour
 RECORDING_LINK_MAX_AGE_HOURS = env.int("RECORDING_LINK_MAX_AGE_HOURS", default=72)
@@ -257,6 +275,41 @@ DELIVERY_LOCAL_ROOTS = [root for root in env.list("DELIVERY_LOCAL_ROOTS", defaul
 if not all(Path(root).is_absolute() for root in DELIVERY_LOCAL_ROOTS):
     raise environ.ImproperlyConfigured("DELIVERY_LOCAL_ROOTS must list absolute folders.")
 
+# The cache every gunicorn worker shares: failed-credential counts (APP_KEY
+# and recording-file throttles) must hold across processes. The database
+# cache by default (`manage.py createcachetable` runs wherever `migrate` does),
+# Redis when REDIS_URL is set. A REDIS_URL that is not a redis:// URL is
+# reported by `manage.py check` (portal.checks) and the database cache is used.
+CACHE_TABLE = "portal_cache"
+if REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "portal",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+        }
+    }
+# Per-process memos that need no sharing (the report's day chart): no query.
+CACHES["local"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+
+# Failed APP_KEY checks per (APP_ID, client address) before 429, checked
+# before any PBKDF2 work; only wrong keys that cost a PBKDF2 run are counted,
+# so fresh wrong keys cannot burn the portal's CPU (portal.api_auth).
+API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=10)
+API_AUTH_FAILURE_WINDOW_SECONDS = env.int("API_AUTH_FAILURE_WINDOW_SECONDS", default=300)
+
+# Per-project quotas (0 = unlimited), enforced by the APIs and the pages.
+PROJECT_MAX_ROOMS = env.int("PROJECT_MAX_ROOMS", default=1000)
+PROJECT_MAX_STORAGE_BYTES = env.int("PROJECT_MAX_STORAGE_BYTES", default=500 * 1024**3)
+PROJECT_MAX_LIVE_SESSIONS = env.int("PROJECT_MAX_LIVE_SESSIONS", default=50)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -285,12 +338,9 @@ SPECTACULAR_SETTINGS = {
 # "cache") leaves its heartbeats in a database table, per cluster name, where
 # `manage.py health` on any machine reads them (see portal/heartbeats.py);
 # `migrate` creates the table.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "cluster_heartbeats": {
-        "BACKEND": "portal.heartbeats.ClusterHeartbeatCache",
-        "LOCATION": "portal_cluster_heartbeats",
-    },
+CACHES["cluster_heartbeats"] = {
+    "BACKEND": "portal.heartbeats.ClusterHeartbeatCache",
+    "LOCATION": "portal_cluster_heartbeats",
 }
 Q_CLUSTER["cache"] = "cluster_heartbeats"
 # A cluster whose last heartbeat is older than this is dead (they come every 0.5 s).
@@ -304,7 +354,12 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Login throttling (django-axes)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Lock the pair (username, address): a stranger guessing a user's password
+# locks out only himself, never that user nor everyone behind the proxy. The
+# address is the audit log's (X-Real-IP trusted only from loopback nginx).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "projects.audit.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 
@@ -347,9 +402,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Download-link tokens never reach the log (portal.log_redaction).
+    "filters": {"redact_links": {"()": "portal.log_redaction.RedactDownloadTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_links"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Only our handler (Django's default one would skip the redaction).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # botocore/urllib3 debug logs may carry signed headers; keep them quiet.
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},

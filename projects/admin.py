@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from .models import (
     AuditEvent,
+    Invitation,
     Membership,
     Project,
     RecordingCredentials,
@@ -35,6 +36,13 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["project", "user", "role"]
     list_filter = ["role"]
     autocomplete_fields = ["user", "project"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["identifier", "project", "role", "invited_by", "created_at"]
+    search_fields = ["identifier"]
+    list_select_related = ["project", "invited_by"]
 
 
 @admin.register(RecordingCredentials)

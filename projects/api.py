@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from portal.api import ApiError, ok
 
 from .models import Room
+from .quotas import QuotaExceeded
 from .room_services import RoomInUse, do_create_room, do_delete_room, do_update_room
 from .serializers import (
     ErrorEnvelopeSerializer,
@@ -32,16 +33,21 @@ ERROR_DESCRIPTIONS = {
     405: "The route does not take this method.",
     500: "The portal failed; the failure is logged.",
     401: "Missing or wrong APP_ID:APP_KEY.",
-    403: "Not allowed.",
+    403: "Not allowed, e.g. a project quota (rooms, stored bytes, live sessions) is reached.",
     404: "No such room or session in this project.",
     409: "Conflicts with the current state.",
     413: "Upload larger than the configured maximum.",
+    429: "Too many failed APP_KEY checks for this APP_ID from this address; retry after "
+    "`Retry-After` seconds.",
     507: "The recording store is full.",
 }
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the error envelope under the given HTTP statuses."""
+    """Schema entries for the error envelope under the given HTTP statuses.
+    Wherever a wrong key is possible (401), so is the failure throttle (429)."""
+    if 401 in codes and 429 not in codes:
+        codes = (*codes, 429)
     return {
         code: OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code])
         for code in codes
@@ -117,7 +123,7 @@ class RoomListView(APIView):
         summary="Create a room",
         description="Answers 200, as EnableX does (its sample servers read only the body).",
         request=RoomCreateSerializer,
-        responses={200: RoomEnvelopeSerializer, **error_responses(400, 401)},
+        responses={200: RoomEnvelopeSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request):
         data = json_object(request.data)
@@ -132,6 +138,8 @@ class RoomListView(APIView):
             )
         except DjangoValidationError as exc:
             raise invalid(exc) from None
+        except QuotaExceeded as exc:
+            raise ApiError(exc.result, exc.message, status=exc.status) from None
         return ok({"room": RoomSerializer(room).data})
 
 

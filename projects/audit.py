@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from .models import AuditEvent, Project
@@ -7,11 +8,17 @@ from .models import AuditEvent, Project
 
 def client_ip(request) -> str | None:
     """The client address. Behind the documented nginx proxy REMOTE_ADDR is
-    nginx, which sets X-Real-IP; trust it only from a loopback peer."""
+    nginx, which sets X-Real-IP; trust it only from a loopback peer, and only
+    when it is an address (it is stored, and keys throttles). django-axes uses
+    this too (``AXES_CLIENT_IP_CALLABLE``), so logins are locked per real
+    client, not per proxy."""
     remote = request.META.get("REMOTE_ADDR")
-    real = request.META.get("HTTP_X_REAL_IP")
+    real = (request.META.get("HTTP_X_REAL_IP") or "").strip()
     if real and remote in ("127.0.0.1", "::1"):
-        return real
+        try:
+            return str(ipaddress.ip_address(real))
+        except ValueError:
+            pass
     return remote
 
 

@@ -65,6 +65,10 @@ class RecordingPasswordForm(forms.Form):
 
 
 class AddMemberForm(forms.Form):
+    """Names a person by username or email. The answer never says whether
+    such an account exists (that would let any project owner list the
+    portal's accounts): the person is invited and joins at their next login."""
+
     user = forms.CharField(label="Username or email", max_length=254)
     role = forms.ChoiceField(choices=[])
 
@@ -76,21 +80,19 @@ class AddMemberForm(forms.Form):
         self.fields["role"].choices = Role.choices
         self.fields["role"].initial = Role.VIEWER
 
-    def clean_user(self):
-        from django.contrib.auth import get_user_model
+    def clean_user(self) -> str:
         from django.db.models import Q
 
         value = self.cleaned_data["user"].strip()
-        users = list(
-            get_user_model().objects.filter(Q(username=value) | Q(email__iexact=value))[:2]
+        if not value:
+            raise forms.ValidationError("Give a username or email.")
+        # Members are listed on the page already: naming one again says nothing new.
+        members = self.project.memberships.filter(
+            Q(user__username=value) | Q(user__email__iexact=value)
         )
-        if not users:
-            raise forms.ValidationError("No user with that username or email.")
-        if len(users) > 1:
-            raise forms.ValidationError("Several users share that email; give the username.")
-        if self.project.memberships.filter(user=users[0]).exists():
-            raise forms.ValidationError(f"{users[0].get_username()} is already a member.")
-        return users[0]
+        if members.exists():
+            raise forms.ValidationError(f"{value} is already a member.")
+        return value
 
 
 class MemberRoleForm(forms.Form):

@@ -258,6 +258,29 @@ class WebhookAttempt(models.Model):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+class Invitation(models.Model):
+    """A person named on the Members page. It becomes a membership when an
+    account with that username (or email) next logs in, so the page answers
+    the same whether or not such an account exists."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    identifier = models.CharField(max_length=254)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "identifier"], name="unique_invitation"),
+        ]
+        ordering = ["identifier"]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} invited to {self.project}"
+
+
 class AuditEvent(models.Model):
     """Security-relevant events of a project. Never holds secret values."""
 
@@ -265,6 +288,7 @@ class AuditEvent(models.Model):
         PROJECT_CREATED = "project_created", "Project created"
         APP_KEY_REGENERATED = "app_key_regenerated", "App key regenerated"
         RECORDING_PASSWORD_CHANGED = "recording_password_changed", "Recording password changed"
+        MEMBER_INVITED = "member_invited", "Member invited"
         MEMBER_ADDED = "member_added", "Member added"
         MEMBER_ROLE_CHANGED = "member_role_changed", "Member role changed"
         MEMBER_REMOVED = "member_removed", "Member removed"

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import Project, Room
+from .quotas import check_room_quota
 from .rooms import validate_json_object, validate_room_settings
 
 NAME_MAX = 200
@@ -50,17 +51,19 @@ def _owner_ref(value) -> tuple[str, bool]:
 def do_create_room(
     project: Project, *, name, owner_ref="", settings=None, data=None, sip=None, acting_user=None
 ) -> Room:
-    """Create a room; raise ValidationError naming the bad field."""
+    """Create a room; raise ValidationError naming the bad field, or
+    QuotaExceeded at PROJECT_MAX_ROOMS."""
     owner_text, owner_is_number = _owner_ref(owner_ref)
-    return Room.objects.create(
-        project=project,
-        name=_check_text(name, "name", NAME_MAX, required=True),
-        owner_ref=owner_text,
-        owner_ref_is_number=owner_is_number,
-        settings=validate_room_settings(settings),
-        data=validate_json_object(data, "data"),
-        sip=validate_json_object(sip, "sip"),
-    )
+    fields = {
+        "name": _check_text(name, "name", NAME_MAX, required=True),
+        "owner_ref": owner_text,
+        "owner_ref_is_number": owner_is_number,
+        "settings": validate_room_settings(settings),
+        "data": validate_json_object(data, "data"),
+        "sip": validate_json_object(sip, "sip"),
+    }
+    check_room_quota(project)
+    return Room.objects.create(project=project, **fields)
 
 
 @transaction.atomic

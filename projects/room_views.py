@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from .access import ROLE_NEEDED_MESSAGE, get_project_for
 from .context import project_context
 from .models import Role
+from .quotas import QuotaExceeded
 from .room_forms import RoomForm
 from .room_services import do_create_room
 
@@ -27,15 +28,19 @@ def rooms(request, app_id):
             raise PermissionDenied(ROLE_NEEDED_MESSAGE.format(role=Role.ADMIN.label.lower()))
         if form.is_valid():
             data = form.cleaned_data
-            room = do_create_room(
-                project,
-                name=data["name"],
-                owner_ref=data["owner_ref"],
-                settings=data["settings"],
-                acting_user=request.user,
-            )
-            messages.success(request, f"Room “{room.name}” created (room_id {room.room_id}).")
-            return redirect("projects:rooms", app_id=project.app_id)
+            try:
+                room = do_create_room(
+                    project,
+                    name=data["name"],
+                    owner_ref=data["owner_ref"],
+                    settings=data["settings"],
+                    acting_user=request.user,
+                )
+            except QuotaExceeded as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Room “{room.name}” created (room_id {room.room_id}).")
+                return redirect("projects:rooms", app_id=project.app_id)
     page = Paginator(project.rooms.all(), ROOMS_PER_PAGE).get_page(request.GET.get("page"))
     status = 400 if form is not None and form.errors else 200
     return render(

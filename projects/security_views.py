@@ -17,9 +17,10 @@ from .forms import AddMemberForm, MemberRoleForm, RecordingPasswordForm
 from .models import Role
 from .services import (
     LastOwnerError,
-    do_add_member,
+    do_cancel_invitation,
     do_change_member_role,
     do_change_recording_password,
+    do_invite_member,
     do_remove_member,
 )
 
@@ -49,18 +50,35 @@ def members(request, app_id):
     project = get_project_for(request.user, app_id, role=Role.OWNER)
     form = AddMemberForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
-        user = form.cleaned_data["user"]
-        do_add_member(
-            project, user, form.cleaned_data["role"], acting_user=request.user, ip=client_ip(request)
+        name, role = form.cleaned_data["user"], form.cleaned_data["role"]
+        do_invite_member(project, name, role, acting_user=request.user, ip=client_ip(request))
+        # The same words whether or not the account exists.
+        messages.success(
+            request,
+            f"{name} is invited as {Role(role).label}. If an account with that username or "
+            "email exists, it joins the project at its next login.",
         )
-        messages.success(request, f"{user.get_username()} was added.")
         return redirect("projects:members", app_id=project.app_id)
     memberships = project.memberships.select_related("user").order_by("user__username")
+    invitations = project.invitations.all()
     return render(
         request,
         "projects/members.html",
-        project_context(request, project, form=form, memberships=memberships, roles=Role.choices),
-    )
+        project_context(
+            request, project, form=form, memberships=memberships, invitations=invitations,
+            roles=Role.choices,
+        ),
+    )  # fmt: skip
+
+
+@login_required
+@require_POST
+def invitation_cancel(request, app_id, invitation_id):
+    project = get_project_for(request.user, app_id, role=Role.OWNER)
+    invitation = get_object_or_404(project.invitations, pk=invitation_id)
+    do_cancel_invitation(invitation, acting_user=request.user, ip=client_ip(request))
+    messages.success(request, f"The invitation of {invitation.identifier} was cancelled.")
+    return redirect("projects:members", app_id=project.app_id)
 
 
 @login_required

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .audit import log_audit
-from .models import AuditEvent, Membership, Project, RecordingCredentials, Role
+from .models import AuditEvent, Invitation, Membership, Project, RecordingCredentials, Role
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,50 @@ def do_add_member(project: Project, user, role: str, *, acting_user, ip: str | N
         member=user.get_username(), role=role,
     )
     return membership
+
+
+@transaction.atomic
+def do_invite_member(
+    project: Project, identifier: str, role: str, *, acting_user, ip: str | None = None
+) -> Invitation:
+    """Name a person (username or email) for the project. Nothing tells the
+    inviter whether the account exists; it joins at its next login."""
+    invitation, _ = Invitation.objects.update_or_create(
+        project=project, identifier=identifier,
+        defaults={"role": role, "invited_by": acting_user},
+    )  # fmt: skip
+    log_audit(
+        project, AuditEvent.Action.MEMBER_INVITED, actor=acting_user, ip=ip,
+        member=identifier, role=role,
+    )  # fmt: skip
+    return invitation
+
+
+@transaction.atomic
+def do_cancel_invitation(invitation: Invitation, *, acting_user, ip: str | None = None) -> None:
+    invitation.delete()
+    log_audit(
+        invitation.project, AuditEvent.Action.MEMBER_REMOVED, actor=acting_user, ip=ip,
+        member=invitation.identifier, invitation=True,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def do_accept_invitations(user, *, ip: str | None = None) -> list[Membership]:
+    """At login: every invitation naming this user's username or email
+    becomes a membership (audited as added by the inviter)."""
+    names = Q(identifier=user.get_username())
+    if user.email:
+        names |= Q(identifier__iexact=user.email)
+    joined = []
+    for invitation in Invitation.objects.select_for_update().filter(names).select_related("project"):
+        project = invitation.project
+        if not Membership.objects.filter(project=project, user=user).exists():
+            joined.append(
+                do_add_member(project, user, invitation.role, acting_user=invitation.invited_by, ip=ip)
+            )
+        invitation.delete()
+    return joined
 
 
 @transaction.atomic

@@ -17,6 +17,11 @@ urlpatterns = [
     ),
     path("<str:app_id>/members/", security_views.members, name="members"),
     path(
+        "<str:app_id>/members/invitations/<int:invitation_id>/cancel/",
+        security_views.invitation_cancel,
+        name="invitation_cancel",
+    ),
+    path(
         "<str:app_id>/members/<int:membership_id>/role/",
         security_views.member_role,
         name="member_role",

@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from django.core.files.storage import storages
+from . import store
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,10 @@ def parse_call_log(raw: bytes) -> dict[str, dict]:
 
 
 def read_call_log(storage_path: str) -> dict[str, dict]:
-    storage = storages["recordings"]
     try:
-        if storage.size(storage_path) > MAX_BYTES:
+        if store.size(storage_path) > MAX_BYTES:
             return {}
-        with storage.open(storage_path, "rb") as handle:
-            return parse_call_log(handle.read(MAX_BYTES))
+        return parse_call_log(store.read_bytes(storage_path, MAX_BYTES))
     except OSError as exc:
         # A missing or unreadable log leaves the CDR to the recordings alone.
         log.warning("cannot read metadata log %s: %s", storage_path, exc.__class__.__name__)

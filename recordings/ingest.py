@@ -7,21 +7,19 @@ see each other's state. Errors are IngestError with the platform's result code."
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
 from dataclasses import dataclass
 
-from django.core.files import File
-from django.core.files.storage import FileSystemStorage, storages
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
+from projects import quotas
 from projects.models import Project, Room
 
-from . import admission, lifecycle, recorders
+from . import admission, lifecycle, recorders, store
 from .events import queue_session_event
 from .models import RecordingFile, Session
 from .uploads import raise_for_disk_error
@@ -51,10 +49,6 @@ class IngestError(Exception):
         return self.message
 
 
-def recordings_storage():
-    return storages["recordings"]
-
-
 def get_room(project: Project, room_id: str) -> Room:
     room = Room.objects.filter(project=project, room_id=room_id).first()
     if room is None:
@@ -80,6 +74,10 @@ def refuse_if_ended(session: Session) -> None:
 @transaction.atomic
 def do_start_session(project: Project, room_id: str) -> Session:
     room = get_room(project, room_id)
+    try:
+        quotas.check_live_sessions_quota(project)
+    except quotas.QuotaExceeded as exc:
+        raise IngestError(exc.result, exc.message, exc.status) from None
     if room.auto_live_recording:
         recorders.lock_pool()  # before any session row, as every recorder action
     session = Session.objects.create(
@@ -90,6 +88,16 @@ def do_start_session(project: Project, room_id: str) -> Session:
         config = {"url": room.settings["live_recording"]["url"]}
         recorders.start_with_session(session, "live_recording", config)
     return session
+
+
+def refuse_if_over_storage_quota(project: Project) -> None:
+    """Before an upload is read: a project whose store is already full gets
+    its 403 at once instead of after streaming gigabytes."""
+    with transaction.atomic():
+        try:
+            quotas.check_storage_quota(project, 0)
+        except quotas.QuotaExceeded as exc:
+            raise IngestError(exc.result, exc.message, exc.status) from None
 
 
 def check_role(role, code: int, what: str) -> None:
@@ -144,41 +152,24 @@ def session_folder(session: Session) -> str:
     return f"{session.project.app_id}/{session.room.room_id}/{session.conf_num}"
 
 
-def unique_name(session: Session, name: str, storage) -> str:
+def unique_name(session: Session, name: str) -> str:
     """``name``, or ``name-2.ext``, ``name-3.ext``... not yet used in the session."""
     taken = set(session.files.values_list("name", flat=True)) | RESERVED_NAMES
     stem, ext = os.path.splitext(name)
     candidate, counter = name, 1
-    while candidate in taken or storage.exists(f"{session_folder(session)}/{candidate}"):
+    while candidate in taken or store.exists(f"{session_folder(session)}/{candidate}"):
         counter += 1
         suffix = f"-{counter}"
         candidate = stem[: NAME_MAX - len(ext) - len(suffix)] + suffix + ext
     return candidate
 
 
-def store_local_file(storage, name: str, source_path: str, *, move: bool) -> str:
-    """Put ``source_path`` into ``storage`` under ``name`` and return the stored
-    name. On a local store the file is renamed into place (no copy)."""
+def store_upload(name: str, source_path: str, *, move: bool, sha256: str) -> str:
+    """Put a checked upload into the recording store under ``name``."""
     try:
-        if isinstance(storage, FileSystemStorage):
-            final = storage.path(name)
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            if move:
-                try:
-                    os.replace(source_path, final)
-                    os.chmod(final, storage.file_permissions_mode or 0o644)
-                    return name
-                except OSError as exc:
-                    if exc.errno != errno.EXDEV:
-                        raise
-        with open(source_path, "rb") as fh:
-            saved = storage.save(name, File(fh, name=os.path.basename(name)))
-        if saved != name:
-            storage.delete(saved)
-            raise IngestError(1009, f"{name} exists in the recording store already; retry.")
-        if move:
-            os.unlink(source_path)
-        return saved
+        return store.put(name, source_path, move=move, sha256=sha256).name
+    except FileExistsError:
+        raise IngestError(1009, f"{name} exists in the recording store already; retry.") from None
     except OSError as exc:
         raise_for_disk_error(exc)
         raise
@@ -209,7 +200,6 @@ def do_store_file(
         admitted = admission.admit(session, file_type, source_path)
     except admission.Refused as exc:
         raise IngestError(exc.result, exc.message, exc.status) from None
-    storage = recordings_storage()
     stored = None
     try:
         with transaction.atomic():
@@ -219,12 +209,16 @@ def do_store_file(
                 admission.refuse_if_composite_full(session, file_type)
             except admission.Refused as exc:
                 raise IngestError(exc.result, exc.message, exc.status) from None
+            try:
+                quotas.check_storage_quota(project, size)
+            except quotas.QuotaExceeded as exc:
+                raise IngestError(exc.result, exc.message, exc.status) from None
             cleaned = clean_file_name(
                 admission.name_for(clean_file_name(original_name, file_type), admitted), file_type
             )
-            name = unique_name(session, cleaned, storage)
-            stored = store_local_file(
-                storage, f"{session_folder(session)}/{name}", source_path, move=move
+            name = unique_name(session, cleaned)
+            stored = store_upload(
+                f"{session_folder(session)}/{name}", source_path, move=move, sha256=sha256
             )
             file = RecordingFile.objects.create(
                 session=session,
@@ -247,7 +241,7 @@ def do_store_file(
                 )
     except BaseException:
         if stored:
-            storage.delete(stored)
+            store.delete(stored)
         raise
     log.info("stored %s (%d bytes) for session %s", stored, size, conf_num)
     return file

@@ -110,10 +110,10 @@ class SessionStartView(APIView):
         operation_id="ingest_session_start",
         summary="Start a session in a room (auto recording honoured)",
         request=None,
-        responses={201: SessionEnvelope, **error_responses(401, 404)},
+        responses={201: SessionEnvelope, **error_responses(401, 403, 404)},
     )
     def post(self, request, room_id: str):
-        session = ingest.do_start_session(request.auth, room_id)
+        session = _run(lambda: ingest.do_start_session(request.auth, room_id))
         return ok(session_data(session), status_code=status.HTTP_201_CREATED)
 
 
@@ -177,13 +177,15 @@ class FileUploadView(APIView):
         request={"multipart/form-data": UploadRequest},
         responses={
             201: FileEnvelope,
-            **error_responses(400, 401, 404, 409, 413, 507),
+            **error_responses(400, 401, 403, 404, 409, 413, 507),
             **UPLOAD_REFUSALS,
         },
     )
     def post(self, request, conf_num: str):
         session = ingest.get_session(request.auth, conf_num)
         _run(lambda: ingest.refuse_if_ended(session))
+        # Refuse before reading the body when the project is already full.
+        _run(lambda: ingest.refuse_if_over_storage_quota(request.auth))
         limit = settings.UPLOAD_MAX_BYTES
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -11,11 +11,11 @@ import functools
 
 from django.conf import settings
 from django.core import signing
-from django.core.files.storage import storages
 from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
 from django.views.decorators.http import require_http_methods
 
+from . import store
 from .models import RecordingFile
 from .serving import StoredFile, expired_response, served_as_data, stored_file_response
 
@@ -91,7 +91,7 @@ def download(request, token: str):
         return expired_response(request, rf.name)
     inline = request.GET.get("inline") == "1"
     if payload[1:] == [POSTER]:
-        if not rf.poster_path or not storages["recordings"].exists(rf.poster_path):
+        if not rf.poster_path or not store.exists(rf.poster_path):
             return _refused(request, "No poster", "This recording has no poster image.", 404)
         return stored_file_response(request, StoredFile.of_poster(rf), inline=True)
     return stored_file_response(request, StoredFile.of_recording(rf), inline=inline)

@@ -11,53 +11,31 @@ on with the files it has."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from . import lifecycle, media
+from . import lifecycle, media, store
 from .events import queue_session_event
-from .ingest import recordings_storage, session_folder, store_local_file
+from .ingest import session_folder
 from .models import RecordingFile, Session
 
 log = logging.getLogger(__name__)
 
 TRANSCODED_NAME = "transcoded.mp4"
 POSTER_NAME = "transcoded.jpg"
-COPY_CHUNK = 1024 * 1024
 MAX_PROCESSING_ATTEMPTS = 3
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """The file's sha256, read in chunks (bounded memory)."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _local_copy(storage, name: str, workdir: Path) -> str:
-    """A local path of a stored file: the file itself on a local store, else a
-    streamed copy in ``workdir``."""
-    if isinstance(storage, FileSystemStorage):
-        return storage.path(name)
-    target = workdir / os.path.basename(name)
-    with storage.open(name, "rb") as src, open(target, "wb") as dst:
-        shutil.copyfileobj(src, dst, COPY_CHUNK)
-    return str(target)
-
-
 def _work_dir() -> str:
-    base = Path(settings.DATA_DIR) / "tmp" / "processing"
-    base.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(dir=base)
+    return tempfile.mkdtemp(dir=store.scratch_dir("processing"))
 
 
 def process_session(session_id: int) -> Session:
@@ -70,24 +48,13 @@ def process_session(session_id: int) -> Session:
         return _finish(session, None)
     workdir = _work_dir()
     try:
-        storage = recordings_storage()
-        inputs = [_local_copy(storage, f.storage_path, Path(workdir)) for f in individual]
-        # Checked again here: files stored before the door checked them, or
-        # before MEDIA_MAX_SECONDS was lowered, must not encode for hours.
-        infos = [media.probe(path) for path in inputs]
-        longest = max(info.duration for info in infos)
-        if longest > settings.MEDIA_MAX_SECONDS:
-            return _fail(
-                session,
-                f"A recording lasts {longest / 3600:.1f} h, longer than the limit of "
-                f"{settings.MEDIA_MAX_SECONDS / 3600:.1f} h (MEDIA_MAX_SECONDS); no composite "
-                "was made.",
-            )
-        output = Path(workdir) / TRANSCODED_NAME
-        info = media.make_composite(inputs, output, infos=infos)
-        poster = Path(workdir) / POSTER_NAME
-        media.make_poster(output, poster)
-        return _finish(session, (output, poster, info.duration), participants=len(individual))
+        with contextlib.ExitStack() as fetched:
+            # On a bucket the inputs are copied to the worker's own disk first.
+            inputs = [
+                str(fetched.enter_context(store.fetch(f.storage_path, workdir=Path(workdir), sha256=f.sha256)).path)
+                for f in individual
+            ]
+            return _process(session, inputs, Path(workdir), participants=len(individual))
     except media.MediaError as exc:
         return _fail(session, exc.message)
     except Exception as exc:
@@ -96,6 +63,25 @@ def process_session(session_id: int) -> Session:
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _process(session: Session, inputs: list[str], workdir: Path, *, participants: int) -> Session:
+    # Checked again here: files stored before the door checked them, or
+    # before MEDIA_MAX_SECONDS was lowered, must not encode for hours.
+    infos = [media.probe(path) for path in inputs]
+    longest = max(info.duration for info in infos)
+    if longest > settings.MEDIA_MAX_SECONDS:
+        return _fail(
+            session,
+            f"A recording lasts {longest / 3600:.1f} h, longer than the limit of "
+            f"{settings.MEDIA_MAX_SECONDS / 3600:.1f} h (MEDIA_MAX_SECONDS); no composite "
+            "was made.",
+        )
+    output = workdir / TRANSCODED_NAME
+    info = media.make_composite(inputs, output, infos=infos)
+    poster = workdir / POSTER_NAME
+    media.make_poster(output, poster)
+    return _finish(session, (output, poster, info.duration), participants=participants)
 
 
 def _start_attempt(session_id: int) -> Session:
@@ -154,7 +140,6 @@ def _fail(session: Session, message: str) -> Session:
 
 
 def _finish(session: Session, result, *, participants: int = 0) -> Session:
-    storage = recordings_storage()
     stored: list[str] = []
     try:
         with transaction.atomic():
@@ -169,15 +154,11 @@ def _finish(session: Session, result, *, participants: int = 0) -> Session:
             if result is not None:
                 output, poster, duration = result
                 folder = session_folder(session)
-                size, digest = output.stat().st_size, sha256_of(output)
-                poster_path = store_local_file(
-                    storage, f"{folder}/{POSTER_NAME}", str(poster), move=True
-                )
+                poster_path = store.put(f"{folder}/{POSTER_NAME}", poster, move=True).name
                 stored.append(poster_path)
-                video_path = store_local_file(
-                    storage, f"{folder}/{TRANSCODED_NAME}", str(output), move=True
-                )
-                stored.append(video_path)
+                video = store.put(f"{folder}/{TRANSCODED_NAME}", output, move=True)
+                stored.append(video.name)
+                size, digest, video_path = video.size, video.sha256, video.name
                 transcoded = RecordingFile.objects.create(
                     session=session,
                     project=session.project,
@@ -212,7 +193,7 @@ def _finish(session: Session, result, *, participants: int = 0) -> Session:
             )
     except BaseException:
         for name in stored:
-            storage.delete(name)
+            store.delete(name)
         raise
     log.info("session %s processed: %s", session.conf_num, session.state)
     return session

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 from django import forms
 from django.core import signing
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.urls import reverse
@@ -452,8 +452,9 @@ def cached_day_chart(project: Project, start: date, end: date, room_pk: int | No
     """The chart is the same on every page of a filter, so paging through a
     report computes it once a minute; new sessions show in it within a minute."""
     key = f"recordings.report.chart:{project.app_id}:{room_pk}:{start}:{end}"
-    chart = cache.get(key)
+    memo = caches["local"]  # per process: a shared (database) cache would cost queries
+    chart = memo.get(key)
     if chart is None:
         chart = day_chart(filtered_sessions(project, start, end, room_pk), start, end)
-        cache.set(key, chart, CHART_CACHE_SECONDS)
+        memo.set(key, chart, CHART_CACHE_SECONDS)
     return chart

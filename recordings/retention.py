@@ -3,7 +3,11 @@
 the report and the Archive API say so instead of showing a dead link.
 
 A file is kept while a delivery of it is still to happen (pending, uploading,
-or retrying) and while its session is still live or being processed.
+or retrying) and while its session is still live or being processed, but
+only for the retention period: a session left ``live`` (never ended by the
+media server) or ``processing`` longer than that is marked failed as
+abandoned and its files expire like the others, so a forgotten session can
+neither keep files forever nor hold a PROJECT_MAX_LIVE_SESSIONS slot.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.files.storage import storages
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from . import store
 from .models import RecordingFile, Session
 
 logger = logging.getLogger(__name__)
@@ -38,9 +43,35 @@ def expirable_files(now: datetime):
     ).exclude(state__in=[DeliveredFile.State.VERIFIED, DeliveredFile.State.FAILED])
     return (
         RecordingFile.objects.filter(expired_at__isnull=True, created_at__lt=cutoff)
-        .exclude(session__state__in=[Session.State.LIVE, Session.State.PROCESSING])
+        .exclude(session__in=_sessions_in_progress(cutoff))
         .exclude(Exists(busy_delivery))
         .order_by("created_at", "id")
+    )
+
+
+def _sessions_in_progress(cutoff: datetime):
+    """Live or processing, and not for longer than retention (a live session
+    counts from its start, a processing one from its end)."""
+    live = Q(state=Session.State.LIVE, started_at__gte=cutoff)
+    processing = Q(state=Session.State.PROCESSING) & (
+        Q(ended_at__gte=cutoff) | Q(ended_at__isnull=True, started_at__gte=cutoff)
+    )
+    return Session.objects.filter(live | processing).values("pk")
+
+
+def fail_abandoned_sessions(now: datetime) -> int:
+    """Sessions live or processing for longer than retention: failed, with
+    the reason in the portal's words."""
+    cutoff = now - timedelta(hours=settings.RECORDING_RETENTION_HOURS)
+    abandoned = Session.objects.filter(
+        state__in=[Session.State.LIVE, Session.State.PROCESSING]
+    ).exclude(pk__in=_sessions_in_progress(cutoff))
+    hours = settings.RECORDING_RETENTION_HOURS
+    return abandoned.update(
+        state=Session.State.FAILED,
+        ended_at=Coalesce(F("ended_at"), Value(now)),
+        processing_error=f"Abandoned: still live or processing after {hours} hours "
+        "(RECORDING_RETENTION_HOURS); its files expired with the others.",
     )
 
 
@@ -51,7 +82,8 @@ def expire_old_files(now: datetime | None = None) -> int:
     if settings.RECORDING_RETENTION_HOURS <= 0:
         return 0
     now = now or timezone.now()
-    storage = storages["recordings"]
+    if failed := fail_abandoned_sessions(now):
+        logger.warning("Retention marked %d abandoned sessions failed", failed)
     done = 0
     while True:
         ids = list(expirable_files(now).values_list("id", flat=True)[:BATCH])
@@ -59,14 +91,38 @@ def expire_old_files(now: datetime | None = None) -> int:
             return done
         expirable_files(now).filter(pk__in=ids).update(expired_at=now)
         marked = RecordingFile.objects.filter(pk__in=ids, expired_at=now)
-        for pk, *paths in marked.values_list("id", "storage_path", "poster_path"):
+        folders = {}
+        for pk, session_id, *paths in marked.values_list(
+            "id", "session_id", "storage_path", "poster_path"
+        ):
             for path in paths:
-                try:
-                    if path:
-                        storage.delete(path)  # a missing file is not an error
-                except OSError as exc:
-                    logger.warning("Retention could not remove %s of file %s: %s", path, pk, exc)
+                if path:
+                    _remove(path, f"file {pk}")
+                    folders[session_id] = path.rsplit("/", 1)[0]
             done += 1
+        _sweep_emptied_sessions(folders)
+
+
+def _remove(name: str, what: str) -> None:
+    try:
+        store.delete(name)  # a missing file is not an error
+    except Exception as exc:  # OSError, or a bucket's (botocore) error
+        logger.warning("Retention could not remove %s of %s: %s", name, what, exc)
+
+
+def _sweep_emptied_sessions(folders: dict[int, str]) -> None:
+    """Once every file of a session has expired, remove whatever else is left
+    in its folder of the store: bytes a worker killed between storing a file
+    and committing its row (e.g. a composite) left behind with no row."""
+    live = set(
+        RecordingFile.objects.filter(session_id__in=folders, expired_at__isnull=True)
+        .values_list("session_id", flat=True)
+        .distinct()
+    )
+    for session_id, folder in folders.items():
+        if session_id not in live and folder.count("/") == 2:  # app/room/conf
+            for name in list(store.listing(folder)):
+                _remove(name, f"session {session_id} (no row)")
 
 
 def run_retention() -> int:

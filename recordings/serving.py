@@ -1,10 +1,11 @@
 """Serving recording files: HTTP Basic guard, conditional and Range requests.
 
 ``stored_file_response`` is shared by the protected URL and the signed portal
-links. It streams from the "recordings" storage in chunks (bounded memory),
+links. It streams from the recording store in chunks (bounded memory; one
+ranged GET on a bucket),
 honours a single ``Range``, ``If-Range``, ``If-None-Match`` and
 ``If-Modified-Since``, and hands the bytes to nginx with ``X-Accel-Redirect``
-when ``RECORDINGS_X_ACCEL_PREFIX`` is set.
+when ``RECORDINGS_X_ACCEL_PREFIX`` is set and the store is a local folder.
 
 Every byte of a recording came from a media server and is untrusted, so files
 are served as data, never as pages: only audio, video and JPEG may be shown
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -26,7 +27,6 @@ from urllib.parse import quote
 
 from csp.decorators import csp_exempt
 from django.conf import settings
-from django.core.files.storage import storages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.http import http_date, parse_http_date_safe
@@ -36,7 +36,7 @@ from portal.basic_auth import MalformedCredentials, basic_challenge, basic_crede
 from projects.audit import client_ip, log_audit
 from projects.models import AuditEvent, Project
 
-from . import throttle
+from . import store, throttle
 from .models import RecordingFile
 
 CHUNK_SIZE = 256 * 1024
@@ -111,8 +111,7 @@ class StoredFile:
 
     @classmethod
     def of_poster(cls, rf: RecordingFile) -> StoredFile:
-        storage = storages["recordings"]
-        size = storage.size(rf.poster_path)
+        size = store.size(rf.poster_path)
         name = rf.poster_path.rsplit("/", 1)[-1]
         return cls(
             storage_path=rf.poster_path,
@@ -174,19 +173,6 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | No
     return start, min(end, size - 1)
 
 
-def iter_stored(path: str, start: int, length: int) -> Iterator[bytes]:
-    with storages["recordings"].open(path, "rb") as handle:
-        if start:
-            handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
-
-
 def stored_file_response(
     request: HttpRequest, f: StoredFile, *, inline: bool = False
 ) -> HttpResponse | StreamingHttpResponse:
@@ -204,8 +190,10 @@ def stored_file_response(
     disposition = "inline" if inline and may_be_inline(f.content_type) else "attachment"
     headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(f.filename)}"
     headers["Content-Type"] = f.content_type
-    if settings.RECORDINGS_X_ACCEL_PREFIX:
+    if settings.RECORDINGS_X_ACCEL_PREFIX and store.is_local():
         # nginx serves the bytes, ranges and HEAD itself; Django sends no body.
+        # A bucket is streamed by Django below (nginx would need the bucket's
+        # credentials to fetch from it).
         prefix = settings.RECORDINGS_X_ACCEL_PREFIX.rstrip("/")
         headers["X-Accel-Redirect"] = f"{prefix}/{quote(f.storage_path)}"
         return HttpResponse(headers=headers)
@@ -230,7 +218,7 @@ def stored_file_response(
     if request.method == "HEAD":
         return HttpResponse(status=status, headers=headers)
     return StreamingHttpResponse(
-        iter_stored(f.storage_path, start, length), status=status, headers=headers
+        store.iter_range(f.storage_path, start, length, CHUNK_SIZE), status=status, headers=headers
     )
 
 

@@ -4,7 +4,6 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import storages
 from django.http import Http404
 from django.shortcuts import render
 
@@ -12,6 +11,7 @@ from projects.access import get_project_for, projects_of
 from projects.context import project_context
 from projects.models import RecordingCredentials
 
+from . import store
 from .models import RecordingFile
 from .report import (
     ReportFilterForm,
@@ -96,8 +96,7 @@ def _load_json(rf: RecordingFile):
     if rf.size > MAX_PARSED_BYTES:
         return None, f"{rf.name} is too big to show here ({rf.size} bytes); download it instead."
     try:
-        with storages["recordings"].open(rf.storage_path, "rb") as handle:
-            return json.load(handle), ""
+        return json.loads(store.read_bytes(rf.storage_path, MAX_PARSED_BYTES)), ""
     except FileNotFoundError:
         return None, f"{rf.name} is missing from the portal's storage."
     except (ValueError, UnicodeDecodeError) as exc:

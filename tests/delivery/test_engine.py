@@ -218,6 +218,24 @@ def test_an_unexpected_exception_is_retried_and_logged_without_the_secret(
     assert SECRET not in json.dumps(delivery.log)
 
 
+def test_a_password_that_is_an_ordinary_word_does_not_garble_the_reason(
+    world, session, tmp_path, flaky
+):
+    # The reason is the portal's own sentence; masking "mounted" in it would
+    # print "does not exist or is not ********".
+    local_destination(world.project, tmp_path / "nas", kind="flaky", secrets={"password": "mounted"})
+    dest = world.project.destinations.get()
+    dest.config["path"] = str(tmp_path / "unmounted")
+    dest.save()
+    services.schedule_deliveries_for_session(session.pk)
+    delivery = the_delivery()
+    engine.run_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    expected = f"Folder {tmp_path / 'unmounted'} does not exist or is not mounted"
+    assert delivery.last_error == expected
+    assert "********" not in json.dumps(delivery.log)
+
+
 def test_two_workers_never_both_claim_a_delivery(world, session, tmp_path):
     local_destination(world.project, tmp_path / "nas")
     services.schedule_deliveries_for_session(session.pk)

@@ -53,6 +53,7 @@ def test_login_is_throttled_after_repeated_failures(client, world, settings):
         client.post(reverse("login"), {"username": "alice", "password": "wrong"})
     response = client.post(reverse("login"), {"username": "alice", "password": "correct horse battery staple"})
     assert response.status_code == 429
+    assert "Only your address is paused" in response.content.decode()
 
 
 def test_basic_headers_are_read_in_one_place():

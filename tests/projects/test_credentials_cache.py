@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
 from django.contrib.auth.hashers import make_password
 
 from projects import credentials
+
+# Failed checks are remembered in the shared (database) cache.
+pytestmark = pytest.mark.django_db
 
 
 def test_a_repeated_wrong_key_is_checked_with_the_hasher_only_once():

@@ -9,18 +9,57 @@ def members_url(world):
     return reverse("projects:members", args=[world.app_id])
 
 
-def test_owner_adds_an_existing_user_by_email(client, world):
+def test_a_person_named_by_email_joins_at_next_login_and_is_told(client, world):
+    from tests.conftest import PASSWORD
+
     client.force_login(world.alice)
     response = client.post(members_url(world), {"user": "charlie@example.com", "role": Role.STAFF})
     assert response.status_code == 302
+    assert not Membership.objects.filter(project=world.project, user=world.charlie).exists()
+    client.logout()
+    page = client.post(
+        reverse("login"), {"username": "charlie", "password": PASSWORD}, follow=True
+    ).content.decode()
     assert Membership.objects.get(project=world.project, user=world.charlie).role == Role.STAFF
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.MEMBER_ADDED).exists()
-
-
-def test_adding_an_unknown_user_shows_an_error_next_to_the_field(client, world):
+    assert "You were added to the project Alpha as Staff" in page
+    assert world.project.name in page  # on the list of projects
+    added = AuditEvent.objects.get(action=AuditEvent.Action.MEMBER_ADDED)
+    assert added.actor == world.alice and added.detail["member"] == "charlie"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.MEMBER_INVITED).exists()
+    assert not world.project.invitations.exists()  # used up
     client.force_login(world.alice)
-    response = client.post(members_url(world), {"user": "nobody", "role": Role.VIEWER})
-    assert "No user with that username or email" in response.content.decode()
+    audit = client.get(reverse("projects:audit", args=[world.app_id])).content.decode()
+    assert "Member added" in audit and "charlie" in audit
+
+
+def test_the_members_form_answers_the_same_whether_or_not_the_account_exists(client, world):
+    import re
+
+    client.force_login(world.alice)
+
+    def answer(name: str) -> tuple[int, str, str]:
+        page = client.post(members_url(world), {"user": name, "role": Role.VIEWER}, follow=True)
+        text = page.content.decode()
+        message = re.search(r'<ul class="messages">(.*?)</ul>', text, re.S).group(1)
+        row = re.search(rf"<td[^>]*>{re.escape(name)} <span[^>]*>(.*?)</span>", text).group(1)
+        return page.status_code, message.replace(name, "NAME"), row
+
+    exists, missing = answer("charlie"), answer("nobody-at-all")
+    assert exists == missing
+    assert "joins the project at its next login" in exists[1]
+    assert not Membership.objects.filter(project=world.project, user=world.charlie).exists()
+
+
+def test_an_invitation_can_be_cancelled(client, world):
+    from tests.conftest import PASSWORD
+
+    client.force_login(world.alice)
+    client.post(members_url(world), {"user": "charlie", "role": Role.VIEWER})
+    invitation = world.project.invitations.get()
+    client.post(reverse("projects:invitation_cancel", args=[world.app_id, invitation.pk]))
+    client.logout()
+    client.post(reverse("login"), {"username": "charlie", "password": PASSWORD})
+    assert not Membership.objects.filter(project=world.project, user=world.charlie).exists()
 
 
 def test_adding_an_existing_member_is_refused(client, world):

@@ -87,10 +87,30 @@ def test_delivered_or_given_up_files_expire(session, delivery_state, file_state)
 
 
 def test_sessions_still_being_processed_keep_their_files(session):
-    Session.objects.filter(pk=session.pk).update(state=Session.State.PROCESSING)
+    Session.objects.filter(pk=session.pk).update(
+        state=Session.State.PROCESSING, started_at=timezone.now() - timedelta(hours=1)
+    )
     rf = add_file(session, "individual", "a.mp4", b"a", created_at=OLD)
     assert expire_old_files() == 0
     assert exists(rf)
+
+
+@pytest.mark.parametrize("state", [Session.State.LIVE, Session.State.PROCESSING])
+def test_sessions_left_live_or_processing_past_retention_expire_like_the_others(world, state):
+    room = make_room(world.project)
+    abandoned = make_session(room, state=state, started_at=OLD)
+    current = make_session(room, state=state, started_at=timezone.now() - timedelta(hours=2))
+    old_file = add_file(abandoned, "individual", "a.mp4", b"a", created_at=OLD)
+    # A file of a session still in progress stays, even when older than retention.
+    kept = add_file(current, "individual", "b.mp4", b"b", created_at=OLD)
+    assert expire_old_files() == 1
+    old_file.refresh_from_db()
+    abandoned.refresh_from_db()
+    assert old_file.is_expired and not exists(old_file) and exists(kept)
+    assert abandoned.state == Session.State.FAILED and abandoned.ended_at is not None
+    assert "Abandoned: still live or processing after 72 hours" in abandoned.processing_error
+    current.refresh_from_db()
+    assert current.state == state
 
 
 def test_many_files_expire_in_batches(session, monkeypatch):

@@ -27,7 +27,7 @@ def basic(username: str, password: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _clear_throttle():
+def _clear_throttle(db):
     cache.clear()
     yield
     cache.clear()

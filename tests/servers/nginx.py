@@ -67,6 +67,7 @@ def portal_behind_nginx(
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         wait_for_port(nginx_port, proc, "nginx")
+        portal.nginx_run_dir = run_dir  # tests read nginx's access log there
         yield portal, f"http://127.0.0.1:{nginx_port}"
     finally:
         if proc is not None:

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_FERNET_KEY = "dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLWl0LTAwMDA="
 
 
+def own_data_dir(data_dir: Path | None) -> dict[str, str]:
+    return {"DATA_DIR": str(data_dir)} if data_dir else {}
+
+
 class PortalProcesses:
     """A portal installation in a temporary folder. ``DATABASE_URL`` may name
     a PostgreSQL database; SQLite in DATA_DIR otherwise."""
@@ -75,6 +79,7 @@ class PortalProcesses:
 
     def setup(self) -> None:
         self.manage("migrate", "--noinput", "-v0")
+        self.manage("createcachetable")  # the throttles' shared cache
         self.manage("collectstatic", "--noinput", "-v0")
         self.manage("shell", "-c", (
             "from django.contrib.auth import get_user_model;"
@@ -90,23 +95,27 @@ class PortalProcesses:
         log = open(self.logs / "web.log", "ab")
         self.web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
+             "--access-logfile", str(self.logs / "access.log"),
              "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--timeout", "300"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(port)
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, *, data_dir: Path | None = None) -> subprocess.Popen:
         """A delivery and webhook qcluster; the first call also starts a
-        processing qcluster, so sessions get processed as in production."""
+        processing qcluster, so sessions get processed as in production.
+        ``data_dir``: the worker's own DATA_DIR, as on a machine that shares
+        only the database and the bucket with the web (its log stays here)."""
         if not any(p.poll() is None for p in self.processing_workers):
-            self.start_processing_worker()
-        proc = self._qcluster(f"worker-{len(self.workers)}.log", {})
+            self.start_processing_worker(data_dir=data_dir)
+        proc = self._qcluster(f"worker-{len(self.workers)}.log", own_data_dir(data_dir))
         self.workers.append(proc)
         return proc
 
-    def start_processing_worker(self) -> subprocess.Popen:
+    def start_processing_worker(self, *, data_dir: Path | None = None) -> subprocess.Popen:
         name = f"processing-{len(self.processing_workers)}.log"
-        proc = self._qcluster(name, {"Q_CLUSTER_NAME": "processing"})
+        proc = self._qcluster(name, {"Q_CLUSTER_NAME": "processing", **own_data_dir(data_dir)})
         self.processing_workers.append(proc)
         return proc
 

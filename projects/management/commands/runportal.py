@@ -28,8 +28,8 @@ class Command(BaseCommand):
             subprocess.Popen(
                 [
                     python, "-m", "gunicorn", "portal.wsgi", "--bind", bind,
-                    "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-                    "--timeout", "600", "--graceful-timeout", "20", "--access-logfile", "-",
+                    "--config", str(settings.BASE_DIR / "deploy" / "gunicorn.conf.py"),
+                    "--access-logfile", "-",
                 ]
             ),
             subprocess.Popen([python, "manage.py", "qcluster"]),

@@ -4,6 +4,7 @@ processes the session synchronously instead of going through HTTP)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,8 +17,14 @@ from projects.management.commands.setup_demo import DEMO_PROJECT, DEMO_USERNAME
 from projects.models import Project, Room
 from projects.room_services import do_create_room
 from recordings import ingest
-from recordings.processing import process_session, sha256_of
+from recordings.processing import process_session
 from recordings.simulation import generate_logs, generate_recordings, participant_names
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
 
 DEMO_ROOM = "Demo room"
 
