@@ -289,3 +289,18 @@ def test_the_sweep_completes_a_delivery_whose_hand_off_was_lost(
     tasks.sweep()
     [body] = transfers(hook, 1)
     assert len(body["files"]) == 5 and Delivery.objects.get().state == State.DELIVERED
+
+
+def test_a_real_processing_failure_is_announced_once_with_what_is_missing(
+    world, hook, sync_queue, tmp_path
+):
+    from recordings.processing import process_session
+
+    local_destination(world.project, tmp_path / "nas", types=EVERY_TYPE)
+    session = a_session_ending(world.project)  # its "recordings" are random bytes
+    assert process_session(session.pk).state == Session.State.FAILED
+    [body] = transfers(hook, 1)
+    assert sorted(f["name"] for f in body["files"]) == [
+        "alice.webm", "bob.webm", "chat.json", "metadata.log",
+    ]  # fmt: skip
+    assert body["missing"] == [{"type": "transcoded", "reason": lifecycle.TRANSCODE_FAILED}]
