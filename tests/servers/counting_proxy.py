@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from types import TracebackType
 
 BUFFER = 256 * 1024
@@ -24,10 +25,13 @@ class CountingProxy:
 
     def __init__(
         self, target_port: int, *, target_host: str = "127.0.0.1", host: str = "127.0.0.1",
-        port: int = 0,
+        port: int = 0, rate: float = 0,
     ):  # fmt: skip
         self.target = (target_host, target_port)
         self.host = host
+        # Bytes per second per connection (0: as fast as loopback), so that a
+        # test can kill a client in the middle of a transfer, not after it.
+        self.rate = rate
         self.listener = socket.create_server((host, port))
         self.port = self.listener.getsockname()[1]
         self.upstream = 0
@@ -92,6 +96,8 @@ class CountingProxy:
                 sink.sendall(data)
                 with self._lock:
                     setattr(self, way, getattr(self, way) + len(data))
+                if self.rate:
+                    time.sleep(len(data) / self.rate)
         except OSError:
             pass
         finally:
@@ -110,9 +116,11 @@ class ProxiedFTP:
 
     HOST = "127.0.0.2"
 
-    def __init__(self, control_port: int, passive_ports: range):
+    def __init__(self, control_port: int, passive_ports: range, *, rate: float = 0):
         self.control = CountingProxy(control_port, host=self.HOST, port=control_port).start()
-        self.data = [CountingProxy(p, host=self.HOST, port=p).start() for p in passive_ports]
+        self.data = [
+            CountingProxy(p, host=self.HOST, port=p, rate=rate).start() for p in passive_ports
+        ]
 
     @property
     def port(self) -> int:
