@@ -357,6 +357,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, help="override max_concurrency")
     parser.add_argument("--part-mb", type=int, help="override the S3 part / Azure block size (MiB)")
     parser.add_argument("--streams", type=int, help="override SFTP streams (channels) per file")
+    parser.add_argument(
+        "--request-packets", type=int, help="override SSH packets per SFTP write (1 = 32 KiB writes)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="alternating runs of each")
     parser.add_argument("--skip-rclone", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -385,6 +388,8 @@ def main() -> None:
                 tuning["max_concurrency"] = args.concurrency
             if args.streams:
                 tuning["streams"] = args.streams
+            if args.request_packets:
+                tuning["request_packets"] = args.request_packets
             if args.part_mb:
                 names = (
                     ("multipart_chunksize", "multipart_threshold")

@@ -13,10 +13,12 @@ import paramiko
 from .base import LocalFile, ProgressCallback, ResumePoint, TransferError
 from .sftp_put import (  # noqa: F401  (fit_requests and the sizes are re-exported for tests)
     PARALLEL_MIN,
+    REQUEST_PACKETS,
     STREAM_BLOCK,
     STREAMS,
     ParallelPut,
     fit_requests,
+    packets_per_request,
     put_stream,
 )
 from .ssh import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE, SSHDestination
@@ -37,6 +39,7 @@ class SFTPDestination(SSHDestination):
         super().__init__(config)
         self.sftp: paramiko.SFTPClient | None = None
         self.streams = STREAMS
+        self.request_packets = REQUEST_PACKETS
 
     def open(self) -> None:
         super().open()
@@ -223,14 +226,17 @@ class SFTPDestination(SSHDestination):
                 self._remove_quietly(path)
 
     def _put(self, local: LocalFile, tmp: str, offset: int, progress: ProgressCallback, checkpoint) -> None:
+        packets = packets_per_request(self._client, self.request_packets)
         if self.streams <= 1 or local.size - offset < PARALLEL_MIN:
-            put_stream(self._client, local, tmp, offset, progress, checkpoint)
+            put_stream(self._client, local, tmp, offset, progress, checkpoint, packets)
             return
         if not offset:
             with self._client.open(tmp, "wb"):
                 pass  # created (or refused) on the main channel, as for small files
         assert self.transport is not None
-        ParallelPut(self.transport, self._client, local, tmp, offset).run(self.streams, progress, checkpoint)
+        ParallelPut(self.transport, self._client, local, tmp, offset).run(
+            self.streams, progress, checkpoint, packets
+        )
 
     def _rename(self, tmp: str, target: str) -> None:
         try:

@@ -22,6 +22,7 @@ from delivery.destinations.sftp import (
     SFTPDestination,
     fit_requests,
 )
+from delivery.destinations.sftp_put import REQUEST_PACKETS, packets_per_request, server_write_limit
 from delivery.destinations.ssh import SSHLoginForm, generate_keypair, load_private_key
 from tests.servers import free_port
 from tests.servers import sshd as servers
@@ -216,6 +217,21 @@ def test_each_write_fits_one_ssh_packet_of_the_channel(sshd):
             fit_requests(dest.sftp, fh)
             room = dest.sftp.get_channel().out_max_packet_size - 64
             assert 32_000 < fh.MAX_REQUEST_SIZE + 25 + len(fh.handle) <= room
+
+
+def test_writes_span_several_whole_packets_up_to_the_servers_announced_limit(sshd):
+    with SFTPDestination(sshd.config()) as dest:
+        limit = server_write_limit(dest.sftp)
+        assert limit == 255 * 1024  # OpenSSH's limits@openssh.com
+        packets = packets_per_request(dest.sftp, REQUEST_PACKETS)
+        assert packets == REQUEST_PACKETS
+        with dest.sftp.open(str(sshd.upload_dir() / "fit7.bin"), "wb") as fh:
+            fit_requests(dest.sftp, fh, packets)
+            room = dest.sftp.get_channel().out_max_packet_size - 64
+            assert fh.MAX_REQUEST_SIZE + 25 + len(fh.handle) == packets * room
+            assert fh.MAX_REQUEST_SIZE <= limit
+            fh.write(os.urandom(MB))  # the server takes writes of this size
+        assert (sshd.upload_dir() / "fit7.bin").stat().st_size == MB
 
 
 def test_a_progress_callback_that_raises_stops_every_channel(sshd, tmp_path):
