@@ -132,8 +132,8 @@ class ParallelPut:
         self.start = self.next_offset = start
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        # ("sent", byte count) or ("done", (block start, block end))
-        self.events: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        # ("sent", byte count, 0) or ("done", block start, block end)
+        self.events: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
         self.errors: list[BaseException] = []
         self.clients: list[paramiko.SFTPClient] = []
         self.packets = 1
@@ -152,14 +152,13 @@ class ParallelPut:
                 worker.start()
             while any(w.is_alive() for w in workers) or not self.events.empty():
                 try:
-                    what, value = self.events.get(timeout=0.2)
+                    what, first, second = self.events.get(timeout=0.2)
                 except queue.Empty:
                     continue
                 if what == "sent":
-                    progress(value)  # type: ignore[arg-type]
+                    progress(first)
                     continue
-                block_start, block_end = value  # type: ignore[misc]
-                finished[block_start] = block_end
+                finished[first] = second
                 advanced = acknowledged
                 while advanced in finished:
                     advanced = finished.pop(advanced)
@@ -216,11 +215,11 @@ class ParallelPut:
                             raise TransferError(f"{self.local.path} shrank while being uploaded")
                         dst.write(chunk)
                         offset += len(chunk)
-                        self.events.put(("sent", len(chunk)))
+                        self.events.put(("sent", len(chunk), 0))
                     if self.stop.is_set():
                         break
                     wait_for_acks(client, dst)
-                    self.events.put(("done", block))
+                    self.events.put(("done", *block))
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
             if not self.stop.is_set():
                 self.errors.append(exc)
