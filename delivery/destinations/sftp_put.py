@@ -24,9 +24,11 @@ from .ssh import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE
 MiB = 1024 * 1024
 READ_CHUNK = MiB
 # Blocks the channels take in turn; also the resume granularity: after a cut at
-# most STREAMS blocks in flight are sent again (4 x 4 MiB = one 16 MiB part).
+# most AHEAD bytes past the acknowledged prefix are sent again (4 x 4 MiB = one
+# 16 MiB part).
 STREAMS = 4
 STREAM_BLOCK = 4 * MiB
+AHEAD = STREAMS * STREAM_BLOCK
 PARALLEL_MIN = 32 * MiB
 # A single stream waits for its acknowledgements (and saves the offset) this often.
 CHECKPOINT = 4 * MiB
@@ -131,8 +133,11 @@ class ParallelPut:
         self.transport, self.main, self.local, self.tmp = transport, main, local, tmp
         self.start = self.next_offset = start
         self.lock = threading.Lock()
+        self.progressed = threading.Condition(self.lock)
+        self.finished: dict[int, int] = {}  # acknowledged blocks beyond the prefix: start -> end
+        self.acknowledged = start
         self.stop = threading.Event()
-        # ("sent", byte count, 0) or ("done", block start, block end)
+        # ("sent", byte count, 0) or ("ack", end of the acknowledged prefix, 0)
         self.events: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
         self.errors: list[BaseException] = []
         self.clients: list[paramiko.SFTPClient] = []
@@ -145,8 +150,6 @@ class ParallelPut:
         workers = [
             threading.Thread(target=self._work, args=(client, fd), daemon=True) for client in self.clients
         ]
-        finished: dict[int, int] = {}
-        acknowledged = self.start
         try:
             for worker in workers:
                 worker.start()
@@ -158,13 +161,10 @@ class ParallelPut:
                 if what == "sent":
                     progress(first)
                     continue
-                finished[first] = second
-                advanced = acknowledged
-                while advanced in finished:
-                    advanced = finished.pop(advanced)
-                if advanced != acknowledged and advanced < self.local.size and not self.errors:
-                    acknowledged = advanced
-                    checkpoint(acknowledged)
+                # ("ack", new prefix end, 0): saved even after a channel failed, since
+                # the server did confirm it; the loop drains every event before raising.
+                if first < self.local.size:
+                    checkpoint(first)
         except BaseException:
             self.stop.set()
             raise
@@ -194,12 +194,28 @@ class ParallelPut:
         return clients
 
     def _take(self) -> tuple[int, int] | None:
-        with self.lock:
+        with self.progressed:
+            # No block starts more than AHEAD past the acknowledged prefix: a slow
+            # channel holds the others back instead of leaving a hole behind them
+            # that a cut would make everyone send again.
+            while not self.stop.is_set() and self.acknowledged + AHEAD <= self.next_offset < self.local.size:
+                self.progressed.wait(0.2)
             if self.stop.is_set() or self.next_offset >= self.local.size:
                 return None
             start = self.next_offset
             self.next_offset = min(self.local.size, start + STREAM_BLOCK)
             return start, self.next_offset
+
+    def _finished(self, start: int, end: int) -> None:
+        with self.progressed:
+            self.finished[start] = end
+            advanced = self.acknowledged
+            while advanced in self.finished:
+                advanced = self.finished.pop(advanced)
+            if advanced != self.acknowledged:
+                self.acknowledged = advanced
+                self.events.put(("ack", advanced, 0))
+                self.progressed.notify_all()
 
     def _work(self, client: paramiko.SFTPClient, fd: int) -> None:
         try:
@@ -219,7 +235,7 @@ class ParallelPut:
                     if self.stop.is_set():
                         break
                     wait_for_acks(client, dst)
-                    self.events.put(("done", *block))
+                    self._finished(*block)
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
             if not self.stop.is_set():
                 self.errors.append(exc)
