@@ -12,6 +12,7 @@ import paramiko
 
 from .base import LocalFile, ProgressCallback, ResumePoint, TransferError
 from .sftp_put import (  # noqa: F401  (fit_requests and the sizes are re-exported for tests)
+    AHEAD,
     PARALLEL_MIN,
     REQUEST_PACKETS,
     STREAM_BLOCK,
@@ -40,6 +41,7 @@ class SFTPDestination(SSHDestination):
         self.sftp: paramiko.SFTPClient | None = None
         self.streams = STREAMS
         self.request_packets = REQUEST_PACKETS
+        self.ahead = AHEAD  # bench/delivery.py may tune it
 
     def open(self) -> None:
         super().open()
@@ -234,7 +236,7 @@ class SFTPDestination(SSHDestination):
             with self._client.open(tmp, "wb"):
                 pass  # created (or refused) on the main channel, as for small files
         assert self.transport is not None
-        ParallelPut(self.transport, self._client, local, tmp, offset).run(
+        ParallelPut(self.transport, self._client, local, tmp, offset, self.ahead).run(
             self.streams, progress, checkpoint, packets
         )
 

@@ -128,7 +128,13 @@ class ParallelPut:
     raise to stop the upload, e.g. a lost lease)."""
 
     def __init__(
-        self, transport: paramiko.Transport, main: paramiko.SFTPClient, local: LocalFile, tmp: str, start: int
+        self,
+        transport: paramiko.Transport,
+        main: paramiko.SFTPClient,
+        local: LocalFile,
+        tmp: str,
+        start: int,
+        ahead: int = AHEAD,
     ):
         self.transport, self.main, self.local, self.tmp = transport, main, local, tmp
         self.start = self.next_offset = start
@@ -136,6 +142,7 @@ class ParallelPut:
         self.progressed = threading.Condition(self.lock)
         self.finished: dict[int, int] = {}  # acknowledged blocks beyond the prefix: start -> end
         self.acknowledged = start
+        self.ahead = ahead
         self.stop = threading.Event()
         # ("sent", byte count, 0) or ("ack", end of the acknowledged prefix, 0)
         self.events: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
@@ -198,7 +205,7 @@ class ParallelPut:
             # No block starts more than AHEAD past the acknowledged prefix: a slow
             # channel holds the others back instead of leaving a hole behind them
             # that a cut would make everyone send again.
-            while not self.stop.is_set() and self.acknowledged + AHEAD <= self.next_offset < self.local.size:
+            while not self.stop.is_set() and self.acknowledged + self.ahead <= self.next_offset < self.local.size:
                 self.progressed.wait(0.2)
             if self.stop.is_set() or self.next_offset >= self.local.size:
                 return None
