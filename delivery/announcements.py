@@ -1,6 +1,9 @@
-"""The webhooks a delivery sends: ``file_transfer`` once all its files are
-verified, ``delivery_failed`` when the engine gives up. Each is queued under a
-dedupe key, so running a delivery twice never announces it twice."""
+"""The webhooks a delivery sends: ``file_transfer`` once, when every file of
+the destination's types that the session will have is verified (processing
+finished or failed), ``delivery_failed`` when the engine gives up. Each is
+queued under a dedupe key with the delivery's generation, so running a
+delivery twice never announces it twice, and a person's Redeliver (a new
+generation) is announced once more."""
 
 from __future__ import annotations
 
@@ -41,8 +44,8 @@ def _destination(delivery: Delivery) -> Destination:
 def announce_file_transfer(delivery: Delivery) -> None:
     """Queue ``file_transfer`` with the final location of every file: ``url``
     (e.g. s3://bucket/key, sftp://host/path) and ``path`` as the destination
-    reports it. Files added later (a new ``generation``) are announced again
-    under a new key."""
+    reports it, and ``missing``: the files of its types the session will never
+    have (``[{type, reason}]``, e.g. the transcode of a failed processing)."""
     files = delivery.files.select_related("recording_file").order_by("id")
     dest = _destination(delivery)
     payload = {
@@ -58,6 +61,7 @@ def announce_file_transfer(delivery: Delivery) -> None:
             }
             for f in files
         ],
+        "missing": [{"type": m["type"], "reason": m["reason"]} for m in delivery.missing or []],
     }
     key = f"delivery:{delivery.pk}:file_transfer"
     if delivery.generation > 1:

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
 PAGE_SIZE = 50
-ACTIVE = (Delivery.State.QUEUED, Delivery.State.RUNNING, Delivery.State.RETRY_WAIT)
+ACTIVE = (
+    Delivery.State.QUEUED, Delivery.State.RUNNING, Delivery.State.WAITING, Delivery.State.RETRY_WAIT
+)
 
 
 def _listed(project, ids=None):

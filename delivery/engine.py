@@ -332,6 +332,13 @@ class DeliveryRun:
                     mode = getattr(dest, "placement_mode", "")
                     if mode and files:
                         self.note("placement", f"SCP placement: {mode}")
+                    settled = patiently(self._settle, f"delivery {self.delivery.pk}")
+                    if settled == "more":
+                        continue
+                    if settled == "waiting":
+                        return "waiting for processing"
+                    # Complete: the manifest is written once, last, and the
+                    # delivery announced once.
                     if self.destination.write_manifest:
                         self.write_manifest(dest)
                     if patiently(
@@ -362,6 +369,31 @@ class DeliveryRun:
             beat.join()
 
     # -- endings ----------------------------------------------------------------
+    def _settle(self) -> str:
+        """After a pass: ``more`` if files were added meanwhile, ``complete`` if
+        every file is verified and the session can get no more, else hand the
+        row back as ``waiting`` (not announced; the hand-off wakes it when
+        processing is over)."""
+        with self.db_lock, transaction.atomic():
+            row = (
+                Delivery.objects.select_for_update()
+                .filter(pk=self.delivery.pk, lease_owner=self.owner)
+                .first()
+            )
+            if row is None or not self.flush():  # the files' states first
+                raise LeaseLost("lease lost")
+            if row.files.exclude(state=FileState.VERIFIED).exists():
+                return "more"
+            if row.files_final:
+                self.delivery.missing = row.missing  # for the manifest
+                return "complete"
+            self.stop.set()
+            self.note("waiting", "every ready file is verified; the rest follows processing")
+            if not self.flush(state=State.WAITING, lease_owner="", lease_expires_at=None,
+                              next_attempt_at=None, last_error=""):  # fmt: skip
+                raise LeaseLost("lease lost")
+        return "waiting"
+
     def _finish_if_complete(self) -> bool:
         """Mark delivered and queue the file_transfer webhook, unless files
         were added meanwhile (then the caller loops)."""
@@ -373,7 +405,7 @@ class DeliveryRun:
             )
             if row is None or not self.flush():
                 raise LeaseLost("lease lost")
-            if row.files.exclude(state=FileState.VERIFIED).exists():
+            if not row.files_final or row.files.exclude(state=FileState.VERIFIED).exists():
                 return False
             self.stop.set()
             now = timezone.now()

@@ -1,6 +1,7 @@
-"""``manifest.json``: written last into a session's folder so receivers know
-the folder is complete. Its content depends only on the files, so a retry
-finds an identical manifest already in place and leaves it."""
+"""``manifest.json``: written once, last, into a session's folder when the
+delivery is complete, so receivers know the folder is complete. Its content
+depends only on the files (and what is missing), so a retry finds an
+identical manifest already in place and leaves it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def manifest_bytes(delivery: Delivery, files: list[DeliveredFile]) -> bytes:
             for f in sorted(files, key=lambda f: f.recording_file.name)
         ],
     }
+    if delivery.missing:
+        body["missing"] = delivery.missing
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
 
 

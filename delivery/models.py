@@ -54,6 +54,9 @@ class Delivery(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
+        # Every ready file is verified, but processing may still add some:
+        # not announced yet (the hand-off wakes it when files_final is set).
+        WAITING = "waiting", "Uploaded, waiting for processing"
         RETRY_WAIT = "retry_wait", "Waiting to retry"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
@@ -75,9 +78,15 @@ class Delivery(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     log = models.JSONField(default=list, blank=True)
-    # Bumped when files are added to a delivered delivery, so the next
-    # file_transfer webhook is a new event rather than a duplicate.
+    # Bumped by a person's Redeliver (or files added to a delivered
+    # delivery), so its file_transfer is a new event rather than a duplicate.
     generation = models.PositiveIntegerField(default=1)
+    # Set by the hand-off once the session can get no more files (processing
+    # finished or failed): only then is the delivery announced.
+    files_final = models.BooleanField(default=False)
+    # Files of the destination's types the session will never have, as
+    # [{type, reason}] (file_transfer's ``missing``).
+    missing = models.JSONField(default=list, blank=True)
     manifest_written_at = models.DateTimeField(null=True, blank=True)
     webhook_sent_at = models.DateTimeField(null=True, blank=True)
     # Average bytes per second of the current or last run.

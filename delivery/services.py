@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from projects.audit import log_audit
 from projects.models import AuditEvent, Project
+from recordings.lifecycle import missing_for
 from recordings.models import RecordingFile, Session
 
 from .destinations import destination_for
@@ -49,15 +50,21 @@ def _append_log(delivery: Delivery, event: str, message: str) -> None:
 
 
 def _sync_files(
-    session: Session, destination: DeliveryDestination, types: set[str]
-) -> tuple[Delivery | None, int]:
+    session: Session, destination: DeliveryDestination, types: set[str], *, final: bool
+) -> tuple[Delivery | None, bool]:
     """Make sure the delivery of ``session`` to ``destination`` exists and has a
-    row for every existing file of ``types`` it should carry. Returns the
-    delivery (None if nothing to deliver) and how many files were added."""
-    chosen = set(destination.file_types or []) & types
-    files = list(session.files.filter(type__in=chosen, expired_at__isnull=True).order_by("id"))
-    if not files:
-        return None, 0
+    row for every existing file of ``types`` it should carry; once ``final``,
+    mark it so (with what the session will never have), so the engine may
+    announce it. Returns the delivery (None if nothing to deliver or announce)
+    and whether it changed (new files, or became final)."""
+    chosen = set(destination.file_types or [])
+    files = list(
+        session.files.filter(type__in=chosen & types, expired_at__isnull=True).order_by("id")
+    )
+    missing = [m for m in missing_for(session) if m["type"] in chosen] if final else []
+    existing = Delivery.objects.filter(session=session, destination=destination).first()
+    if not files and not missing and (existing is None or not final):
+        return None, False
     delivery, _ = Delivery.objects.get_or_create(
         session=session,
         destination=destination,
@@ -74,33 +81,59 @@ def _sync_files(
         names = ", ".join(f.recording_file.name for f in new)
         _append_log(delivery, "files_added", f"added {names}")
         fields.append("log")
-        if delivery.state in (State.DELIVERED, State.FAILED):
-            if delivery.state == State.DELIVERED:
-                delivery.generation += 1
-            delivery.state = State.QUEUED
-            delivery.attempts = 0
-            delivery.next_attempt_at = timezone.now()
-            delivery.finished_at = None
-            fields += ["generation", "state", "attempts", "next_attempt_at", "finished_at"]
+    became_final = final and not delivery.files_final
+    if became_final:
+        delivery.files_final, delivery.missing = True, missing
+        fields += ["files_final", "missing"]
+    if (new or became_final) and delivery.state in (State.DELIVERED, State.FAILED, State.WAITING):
+        if delivery.state == State.DELIVERED:
+            delivery.generation += 1
+        delivery.state = State.QUEUED
+        delivery.attempts = 0
+        delivery.next_attempt_at = timezone.now()
+        delivery.finished_at = None
+        fields += ["generation", "state", "attempts", "next_attempt_at", "finished_at"]
     delivery.save(update_fields=fields)
-    return delivery, len(new)
+    return delivery, bool(new) or became_final
 
 
-def schedule_deliveries_for_session(session_id: int, ready_types: set[str] | None = None) -> None:
+def schedule_deliveries_for_session(
+    session_id: int, ready_types: set[str] | None = None, *, final: bool | None = None
+) -> None:
     """Create (idempotently) a Delivery for every enabled destination of the
     session's project whose chosen file types are now ready, and wake a
     worker after commit. ``ready_types`` limits it to file types that just
-    became ready (e.g. {"live"} on a live upload, everything after
-    processing). Safe to call repeatedly."""
+    became ready; ``final`` says the session can get no more files (default:
+    its processing is over). ``recordings.lifecycle.files_ready`` is the
+    hand-off that calls it. Safe to call repeatedly."""
     types = set(ready_types) if ready_types is not None else set(RecordingFile.Type.values)
     session = Session.objects.select_related("project", "room").filter(pk=session_id).first()
     if session is None:
         return
+    if final is None:
+        final = session.state in FINISHED_SESSION_STATES
     for destination in session.project.destinations.filter(enabled=True):
         with transaction.atomic():
-            delivery, added = _sync_files(session, destination, types)
-            if delivery is not None and added and delivery.state == State.QUEUED:
+            delivery, changed = _sync_files(session, destination, types, final=final)
+            if delivery is not None and changed and delivery.state == State.QUEUED:
                 wake(delivery.pk)
+
+
+def complete_waiting(limit: int = 200) -> int:
+    """Hand off again the sessions whose processing is over but whose
+    deliveries still wait for it: the hand-off runs after commit, so a worker
+    killed in between would otherwise leave them waiting for ever. Repeating
+    a hand-off is harmless. Returns how many sessions were handed off."""
+    session_ids = list(
+        Delivery.objects.filter(state=State.WAITING, session__state__in=FINISHED_SESSION_STATES)
+        .values_list("session_id", flat=True)
+        .distinct()[:limit]
+    )
+    for session_id in session_ids:
+        schedule_deliveries_for_session(session_id)
+    if session_ids:
+        logger.info("delivery sweep completed %d waiting sessions", len(session_ids))
+    return len(session_ids)
 
 
 # --- actions of the deliveries page and the CLI ------------------------------------
@@ -119,10 +152,14 @@ def _reset(delivery: Delivery) -> None:
 @transaction.atomic
 def do_redeliver(delivery: Delivery, *, acting_user=None) -> Delivery:
     """Send every file of the delivery again (also files of its types that
-    appeared since). A run under way loses its lease and stops."""
+    appeared since), as a new generation with its own single file_transfer.
+    A run under way loses its lease and stops."""
     delivery = Delivery.objects.select_related("session", "destination").get(pk=delivery.pk)
-    _sync_files(delivery.session, delivery.destination, set(RecordingFile.Type.values))
+    session = delivery.session
+    _sync_files(session, delivery.destination, set(RecordingFile.Type.values),
+                final=session.state in FINISHED_SESSION_STATES)  # fmt: skip
     delivery = Delivery.objects.select_for_update().get(pk=delivery.pk)
+    delivery.generation += 1
     delivery.files.update(
         state=FileState.PENDING, bytes_sent=0, remote_path="", seconds=None, verified_at=None,
         error="",
@@ -195,7 +232,7 @@ def do_deliver_past_sessions(
     every_type = set(RecordingFile.Type.values)
     for session in sessions.select_related("room").order_by("started_at", "id").iterator():
         for dest in destinations:
-            delivery, added = _sync_files(session, dest, every_type)
+            delivery, added = _sync_files(session, dest, every_type, final=True)
             if delivery is not None and added:
                 count += 1
                 if delivery.state == State.QUEUED:

@@ -28,8 +28,9 @@ def sweep() -> int:
     """Every minute (schedule made by migration 0003): wake deliveries whose
     retry is due, whose worker died holding the lease, or whose wake-up was
     lost. Waking a row twice is harmless: only one claim succeeds."""
-    from .services import wake
+    from .services import complete_waiting, wake
 
+    complete_waiting()
     # A queued row's wake-up can only be lost when the broker holds nothing
     # ready to run; otherwise it is just waiting for a free worker, and waking
     # a backlog again every minute would only grow the queue.

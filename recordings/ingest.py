@@ -16,11 +16,10 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from delivery import services as delivery_services
 from projects import quotas
 from projects.models import Project, Room
 
-from . import admission, recorders, store
+from . import admission, lifecycle, recorders, store
 from .events import queue_session_event
 from .models import RecordingFile, Session
 from .uploads import raise_for_disk_error
@@ -238,7 +237,7 @@ def do_store_file(
                     session, "live_recording", [file], dedupe_key=f"file:{file.pk}:live_recording"
                 )
                 transaction.on_commit(
-                    lambda: delivery_services.schedule_deliveries_for_session(session.pk, {"live"})
+                    lambda: lifecycle.files_ready(session.pk, lifecycle.Event.LIVE_UPLOADED)
                 )
     except BaseException:
         if stored:
@@ -267,7 +266,7 @@ def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool
         )
     session_id = session.pk
     transaction.on_commit(
-        lambda: delivery_services.schedule_deliveries_for_session(session_id, {"chat", "metadata"})
+        lambda: lifecycle.files_ready(session_id, lifecycle.Event.SESSION_ENDED)
     )
     if schedule_processing:
         from .tasks import queue_processing

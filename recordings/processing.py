@@ -22,9 +22,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from delivery import services as delivery_services
-
-from . import media, store
+from . import lifecycle, media, store
 from .events import queue_session_event
 from .ingest import session_folder
 from .models import RecordingFile, Session
@@ -33,7 +31,6 @@ log = logging.getLogger(__name__)
 
 TRANSCODED_NAME = "transcoded.mp4"
 POSTER_NAME = "transcoded.jpg"
-ALL_TYPES = set(RecordingFile.Type.values)
 MAX_PROCESSING_ATTEMPTS = 3
 
 
@@ -137,9 +134,7 @@ def _fail(session: Session, message: str) -> Session:
         )  # fmt: skip
         session_id = session.pk
         transaction.on_commit(
-            lambda: delivery_services.schedule_deliveries_for_session(
-                session_id, ALL_TYPES - {"transcoded"}
-            )
+            lambda: lifecycle.files_ready(session_id, lifecycle.Event.PROCESSING_FAILED)
         )
     return session
 
@@ -194,7 +189,7 @@ def _finish(session: Session, result, *, participants: int = 0) -> Session:
             )  # fmt: skip
             session_id = session.pk
             transaction.on_commit(
-                lambda: delivery_services.schedule_deliveries_for_session(session_id, ALL_TYPES)
+                lambda: lifecycle.files_ready(session_id, lifecycle.Event.PROCESSING_DONE)
             )
     except BaseException:
         for name in stored:

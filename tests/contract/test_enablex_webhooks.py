@@ -99,6 +99,7 @@ def test_file_transfer_in_enablex_shape_with_the_legacy_name_on_request(
     assert video["path"] == str(folder / "transcoded.mp4")
     assert (video["type"], video["size"]) == ("transcoded", 300)
     assert video["sha256"] == session.files.get(name="transcoded.mp4").sha256
+    assert body["missing"] == []
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from delivery.destinations.base import TransferError
 from delivery.models import DeliveredFile, Delivery
 from projects.models import AuditEvent, WebhookMessage
 from projects.webhook_config import do_configure_webhook
+from recordings.models import Session
 from tests.delivery import engine_support
 from tests.delivery.engine_support import add_file, local_destination, make_session, transient
 from tests.servers import webhook_receiver as receivers
@@ -112,7 +113,7 @@ def test_a_session_lands_at_root_room_conf_name_verified_with_the_manifest_last(
     assert request.json()["type"] == "file_transfer"
 
 
-def test_running_a_delivered_delivery_again_sends_nothing_and_no_second_webhook(
+def test_running_a_delivered_delivery_again_sends_nothing_and_a_redeliver_is_a_new_generation(
     world, session, tmp_path, hook, sync_queue
 ):
     local_destination(world.project, tmp_path / "nas")
@@ -124,8 +125,9 @@ def test_running_a_delivered_delivery_again_sends_nothing_and_no_second_webhook(
     delivery.refresh_from_db()
     assert delivery.state == State.DELIVERED
     assert any("already at the destination" in e["message"] for e in delivery.log)
-    assert len(messages("file_transfer")) == 1
-    assert Delivery.objects.count() == 1
+    first, second = messages("file_transfer")
+    assert second.dedupe_key == f"delivery:{delivery.pk}:file_transfer:2"
+    assert delivery.generation == 2 and Delivery.objects.count() == 1
     audit = AuditEvent.objects.filter(action=AuditEvent.Action.DELIVERY_CHANGED).get()
     assert audit.actor == world.alice and audit.detail["change"] == "redeliver"
 
@@ -318,21 +320,27 @@ def test_a_worker_that_lost_its_lease_stops_without_writing(world, session, tmp_
     assert delivery.state == State.QUEUED and delivery.attempts == 0
 
 
-def test_newly_ready_types_join_the_delivery_and_requeue_it(world, tmp_path, sync_queue, hook):
+def test_files_ready_early_upload_but_are_announced_once_when_final(
+    world, tmp_path, sync_queue, hook
+):
     session = make_session(world.project, {"live.mp4": ("live", 2000)}, state="live")
     local_destination(world.project, tmp_path / "nas", types=("live", "transcoded"))
     services.schedule_deliveries_for_session(session.pk, {"live"})
     delivery = the_delivery()
-    assert delivery.state == State.DELIVERED and delivery.files.count() == 1
+    # Uploaded and verified at once, but the session is not over: no webhook.
+    assert delivery.state == State.WAITING and delivery.files.get().state == "verified"
+    assert delivery.lease_owner == "" and not messages("file_transfer")
+    assert not list((tmp_path / "nas").rglob("manifest.json"))
     add_file(session, "transcoded.mp4", "transcoded", 5000)
-    services.schedule_deliveries_for_session(session.pk, {"transcoded", "chat"})
+    services.schedule_deliveries_for_session(session.pk, {"transcoded", "chat"}, final=True)
     delivery.refresh_from_db()
-    assert delivery.state == State.DELIVERED and delivery.generation == 2
+    assert delivery.state == State.DELIVERED and delivery.generation == 1
     assert delivery.files.count() == 2 and delivery.bytes_total == 7000
     assert delivery.bytes_sent == 7000 and delivery.percent == 100
-    first, second = messages("file_transfer")
-    assert second.dedupe_key == f"delivery:{delivery.pk}:file_transfer:2"
-    assert [f["name"] for f in second.payload["files"]] == ["live.mp4", "transcoded.mp4"]
+    [message] = messages("file_transfer")
+    assert message.dedupe_key == f"delivery:{delivery.pk}:file_transfer"
+    assert [f["name"] for f in message.payload["files"]] == ["live.mp4", "transcoded.mp4"]
+    assert message.payload["missing"] == []
 
 
 def test_only_enabled_destinations_and_chosen_types_get_deliveries(world, session, tmp_path):
@@ -422,8 +430,10 @@ def test_webhooks_of_each_delivery_are_found_by_their_keys(world, tmp_path, sync
     local_destination(world.project, tmp_path / "nas", types=("live", "transcoded"))
     services.schedule_deliveries_for_session(session.pk, {"live"})
     add_file(session, "transcoded.mp4", "transcoded", 20)
+    Session.objects.filter(pk=session.pk).update(state="ready")
     services.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
+    services.do_redeliver(delivery, acting_user=None)
     found = services.webhooks_by_delivery(world.project, [delivery])
     assert [m.dedupe_key for m in found[delivery.pk]] == [
         f"delivery:{delivery.pk}:file_transfer",
