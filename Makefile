@@ -70,3 +70,16 @@ check: install
 
 clean:
 	rm -rf $(VENV) node_modules
+
+# Delivery throughput against rclone, every kind, medians of 3 alternating runs
+# (bench/README.md, Delivery). Run as root: the Debian packages, and the test
+# sshd creates its local users. The bench needs no secrets (its delivering
+# child uses the development keys) and allows loopback for its test servers.
+BENCH_SIZE_MB ?= 1024
+BENCH_KINDS ?= s3,azure,sftp,scp,ftp,ftps
+.PHONY: bench
+bench: install-test-deps
+	@mkdir -p "$(DATA_DIR)"
+	uptime
+	$(PY) bench/delivery.py --size-mb $(BENCH_SIZE_MB) --kinds $(BENCH_KINDS) --repeat 3
+	uptime

@@ -101,7 +101,7 @@ def _obscure(secret: str) -> str:
     ).stdout.strip()
 
 
-def sftp_target() -> Target:
+def sftp_target(kind: str = "sftp") -> Target:
     import shutil
 
     from tests.servers.sshd import SHELL_USER, _prepare
@@ -126,7 +126,7 @@ def sftp_target() -> Target:
         "RCLONE_CONFIG_BENCHSFTP_DISABLE_HASHCHECK": "true",
     }
     return Target(
-        kind="sftp",
+        kind=kind,
         config=server.config(SHELL_USER, root=str(uploads / "ours")),
         rclone_env=env,
         rclone_path=f"benchsftp:{uploads}/rclone",
@@ -185,6 +185,8 @@ TARGETS: dict[str, Callable[[], Target]] = {
     "s3": s3_target,
     "azure": azure_target,
     "sftp": sftp_target,
+    # SCP against rclone's SFTP to the same sshd: rclone has no scp backend.
+    "scp": lambda: sftp_target("scp"),
     "ftp": ftp_target,
     "ftps": ftps_target,
 }
@@ -196,6 +198,11 @@ def child(kind: str, tuning: dict[str, int]) -> None:
     Reads {config, path, size, sha256} on stdin, prints a JSON result."""
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    # A fresh clone has no secrets in DATA_DIR: the bench needs no database and
+    # no stored credential, so the settings' fixed development keys do. The test
+    # servers listen on loopback, which the egress guard refuses unless allowed.
+    os.environ.setdefault("PORTAL_TESTING", "1")
+    os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
     import django
 
     django.setup()
@@ -324,6 +331,21 @@ def make_file(folder: Path, size: int) -> tuple[Path, str]:
     return path, digest.hexdigest()
 
 
+def missing_tools(kinds: list[str], need_rclone: bool) -> list[str]:
+    """What a fresh clone lacks for these kinds, said before any server starts."""
+    missing = []
+    if need_rclone and not os.access(RCLONE, os.X_OK):
+        missing.append(f"rclone at {RCLONE} (Debian package rclone)")
+    if "azure" in kinds and not (ROOT / "node_modules" / ".bin" / "azurite-blob").exists():
+        missing.append("Azurite (npm install)")
+    ssh = {"sftp", "scp"} & set(kinds)
+    if ssh and not os.access("/usr/sbin/sshd", os.X_OK):
+        missing.append("/usr/sbin/sshd (Debian package openssh-server)")
+    if ssh and os.geteuid() != 0:
+        missing.append("root for the sftp/scp kinds (the test sshd creates its local test users)")
+    return missing
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -335,6 +357,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, help="override max_concurrency")
     parser.add_argument("--part-mb", type=int, help="override the S3 part / Azure block size (MiB)")
     parser.add_argument("--streams", type=int, help="override SFTP streams (channels) per file")
+    parser.add_argument(
+        "--request-packets", type=int, help="override SSH packets per SFTP write (1 = 32 KiB writes)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="alternating runs of each")
     parser.add_argument("--skip-rclone", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -350,6 +375,9 @@ def main() -> None:
         parser.error(
             f"unknown kinds {', '.join(sorted(unknown))}; choose from {', '.join(TARGETS)}"
         )
+    missing = missing_tools(kinds, need_rclone=not args.skip_rclone)
+    if missing:
+        raise SystemExit("bench/delivery.py needs " + "; ".join(missing) + " (`make bench` prepares them)")
     size = args.size_mb * MiB
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
         path, sha256 = make_file(Path(tmp), size)
@@ -360,6 +388,8 @@ def main() -> None:
                 tuning["max_concurrency"] = args.concurrency
             if args.streams:
                 tuning["streams"] = args.streams
+            if args.request_packets:
+                tuning["request_packets"] = args.request_packets
             if args.part_mb:
                 names = (
                     ("multipart_chunksize", "multipart_threshold")

@@ -71,6 +71,12 @@ class SCPDestination(SSHDestination):
     ) -> None:
         target = self.full_path(remote_path)
         folder, name = posixpath.split(target)
+        if resume is not None:
+            # The scp protocol has no offset: an interrupted copy starts over. The
+            # state only records that an attempt began, so the next one can say so.
+            if resume.state:
+                resume.note(f"SCP cannot resume: sending {name} again from byte 0")
+            resume.save({"scp": "started"})
         shell = self.shell_available()
         self.placement_mode = ATOMIC if shell else PLAIN
         self._makedirs(folder)

@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import posixpath
-import queue
 import secrets
 import stat
-import threading
 
 import paramiko
 
 from .base import LocalFile, ProgressCallback, ResumePoint, TransferError
+from .sftp_put import (  # noqa: F401  (fit_requests and the sizes are re-exported for tests)
+    AHEAD,
+    PARALLEL_MIN,
+    REQUEST_PACKETS,
+    STREAM_BLOCK,
+    STREAMS,
+    ParallelPut,
+    fit_requests,
+    packets_per_request,
+    put_stream,
+)
 from .ssh import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE, SSHDestination
 
 logger = logging.getLogger(__name__)
 
-READ_CHUNK = 1024 * 1024
-# Big files go over several SFTP channels of the one connection, each writing
-# its own blocks of the temp file: one pipelined stream leaves the client idle
-# waiting for the server's window (bench/README.md, Delivery: SFTP).
-STREAMS = 4
-STREAM_BLOCK = 8 * READ_CHUNK
-PARALLEL_MIN = 4 * STREAM_BLOCK
 VERIFIED_REMOTELY = "sha256 verified remotely"
 SIZE_ONLY = "size only (the server allows no shell for sha256sum)"
 
@@ -39,6 +40,8 @@ class SFTPDestination(SSHDestination):
         super().__init__(config)
         self.sftp: paramiko.SFTPClient | None = None
         self.streams = STREAMS
+        self.request_packets = REQUEST_PACKETS
+        self.ahead = AHEAD  # bench/delivery.py may tune it
 
     def open(self) -> None:
         super().open()
@@ -86,19 +89,29 @@ class SFTPDestination(SSHDestination):
     ) -> None:
         target = self.full_path(remote_path)
         folder, name = posixpath.split(target)
-        tmp = posixpath.join(folder, f".{name}.part-{secrets.token_hex(4)}")
+        point = resume if resume is not None else ResumePoint()
+        tmp = ""
 
         def send() -> None:
+            nonlocal tmp
             self._makedirs(folder)
-            self._remove_stale_parts(folder, name)
-            self._put(local, tmp, progress)
+            tmp, offset = self._resume_from(point, folder, name, local)
+            self._remove_stale_parts(folder, name, keep=tmp)
+            if offset:
+                point.note(f"resuming {target} at byte {offset} of {local.size}")
+            else:
+                point.save({"temp": tmp, "offset": 0})
+            self._put(local, tmp, offset, progress, lambda done: point.save({"temp": tmp, "offset": done}))
             self._rename(tmp, target)
 
         try:
             self._guard(f"uploading {target}", folder, send)
-        except TransferError:
-            if self.connected:
+        except TransferError as exc:
+            # A transient failure keeps the temp file for the next run to continue
+            # (when a caller keeps resume state); otherwise it is of no use.
+            if tmp and self.connected and (exc.permanent or resume is None):
                 self._remove_quietly(tmp)
+                point.save({})
             raise
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
@@ -180,27 +193,52 @@ class SFTPDestination(SSHDestination):
             if not stat.S_ISDIR(self._client.stat(folder).st_mode or 0):
                 raise
 
-    def _remove_stale_parts(self, folder: str, name: str) -> None:
-        """A cut connection leaves its temporary file behind; the retry removes it."""
+    def _resume_from(self, point: ResumePoint, folder: str, name: str, local: LocalFile) -> tuple[str, int]:
+        """The temp file and offset to continue from, or a new temp name and 0.
+
+        The offset is the acknowledged prefix saved by the last run, not the temp
+        file's size: the channels write blocks out of order, so the size can run
+        ahead of holes. The file must still be at least that long (nobody
+        truncated it). Its content is not read back: the name carries a random
+        token only this delivery knows, and verify() compares the sha256 of the
+        whole file on the server afterwards (size only without a shell)."""
+        fresh = posixpath.join(folder, f".{name}.part-{secrets.token_hex(4)}")
+        temp, offset = point.state.get("temp"), point.state.get("offset")
+        if not (isinstance(temp, str) and isinstance(offset, int) and 0 < offset <= local.size):
+            return fresh, 0
+        if posixpath.dirname(temp) != folder or not posixpath.basename(temp).startswith(f".{name}.part-"):
+            return fresh, 0
+        try:
+            size = self._client.stat(temp).st_size or 0
+        except FileNotFoundError:
+            point.note(f"the partial file {temp} is gone: sending {name} from byte 0")
+            return fresh, 0
+        if size < offset:
+            point.note(f"the partial file {temp} is shorter than recorded: sending {name} from byte 0")
+            return fresh, 0
+        return temp, offset
+
+    def _remove_stale_parts(self, folder: str, name: str, keep: str = "") -> None:
+        """A cut connection leaves its temporary file behind; the retry removes it
+        (unless it is the one being continued)."""
         prefix = f".{name}.part-"
         for entry in self._client.listdir(folder or "."):
-            if entry.startswith(prefix):
-                self._remove_quietly(posixpath.join(folder, entry))
+            path = posixpath.join(folder, entry)
+            if entry.startswith(prefix) and path != keep:
+                self._remove_quietly(path)
 
-    def _put(self, local: LocalFile, tmp: str, progress: ProgressCallback) -> None:
-        if self.streams <= 1 or local.size < PARALLEL_MIN:
-            with open(local.path, "rb") as src, self._client.open(tmp, "wb") as dst:
-                # Pipelined: writes are not waited for one by one; close() collects
-                # every acknowledgement and raises the first error.
-                dst.set_pipelined(True)
-                fit_requests(self._client, dst)
-                while chunk := src.read(READ_CHUNK):
-                    dst.write(chunk)
-                    progress(len(chunk))
+    def _put(self, local: LocalFile, tmp: str, offset: int, progress: ProgressCallback, checkpoint) -> None:
+        packets = packets_per_request(self._client, self.request_packets)
+        if self.streams <= 1 or local.size - offset < PARALLEL_MIN:
+            put_stream(self._client, local, tmp, offset, progress, checkpoint, packets)
             return
-        with self._client.open(tmp, "wb"):
-            pass  # created (or refused) on the main channel, as for small files
-        _ParallelPut(self, local, tmp).run(progress)
+        if not offset:
+            with self._client.open(tmp, "wb"):
+                pass  # created (or refused) on the main channel, as for small files
+        assert self.transport is not None
+        ParallelPut(self.transport, self._client, local, tmp, offset, self.ahead).run(
+            self.streams, progress, checkpoint, packets
+        )
 
     def _rename(self, tmp: str, target: str) -> None:
         try:
@@ -220,99 +258,3 @@ class SFTPDestination(SSHDestination):
             pass
 
 
-def fit_requests(client: paramiko.SFTPClient, dst: paramiko.SFTPFile) -> None:
-    """Shrink writes so each request fits one SSH packet: paramiko's 32 KiB writes are
-    29 bytes over OpenSSH's 32 KiB channel packets and each went as two packets
-    (20 % more client CPU, a third less speed on one stream)."""
-    channel = client.get_channel()
-    if channel is None:
-        return
-    # channel data header (paramiko keeps 64 bytes free) + SFTP WRITE header
-    room = channel.out_max_packet_size - 64 - (25 + len(dst.handle))
-    dst.MAX_REQUEST_SIZE = max(4096, min(paramiko.SFTPFile.MAX_REQUEST_SIZE, room))
-
-
-class _ParallelPut:
-    """Write one file's STREAM_BLOCK blocks over several SFTP channels of the
-    destination's transport. Workers take the next block as they free up; the
-    calling thread reports progress (the callback may raise to stop the upload)."""
-
-    def __init__(self, dest: SFTPDestination, local: LocalFile, tmp: str):
-        self.dest, self.local, self.tmp = dest, local, tmp
-        self.next_offset = 0
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.sent: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self.errors: list[BaseException] = []
-        self.clients: list[paramiko.SFTPClient] = []
-
-    def run(self, progress: ProgressCallback) -> None:
-        self.clients = [self.dest._client] + self._extra_clients(self.dest.streams - 1)
-        fd = os.open(self.local.path, os.O_RDONLY)
-        workers = [
-            threading.Thread(target=self._work, args=(client, fd), daemon=True)
-            for client in self.clients
-        ]
-        try:
-            for worker in workers:
-                worker.start()
-            while any(w.is_alive() for w in workers) or not self.sent.empty():
-                try:
-                    progress(self.sent.get(timeout=0.2))
-                except queue.Empty:
-                    pass
-        except BaseException:
-            self.stop.set()
-            raise
-        finally:
-            self.stop.set()
-            for client in self.clients[1:]:
-                client.close()  # also wakes a worker waiting for window space
-            for worker in workers:
-                worker.join()
-            os.close(fd)
-        if self.errors:
-            raise self.errors[0]
-
-    def _extra_clients(self, count: int) -> list[paramiko.SFTPClient]:
-        clients = []
-        for _ in range(count):
-            try:
-                client = paramiko.SFTPClient.from_transport(
-                    self.dest.transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE
-                )
-            except (paramiko.SSHException, EOFError, OSError):
-                break  # e.g. the server's MaxSessions: go on with the channels we have
-            if client is None:
-                break
-            client.get_channel().settimeout(CHANNEL_TIMEOUT)
-            clients.append(client)
-        return clients
-
-    def _take(self) -> tuple[int, int] | None:
-        with self.lock:
-            if self.stop.is_set() or self.next_offset >= self.local.size:
-                return None
-            start = self.next_offset
-            self.next_offset = min(self.local.size, start + STREAM_BLOCK)
-            return start, self.next_offset
-
-    def _work(self, client: paramiko.SFTPClient, fd: int) -> None:
-        try:
-            with client.open(self.tmp, "r+") as dst:
-                dst.set_pipelined(True)
-                fit_requests(client, dst)
-                while block := self._take():
-                    offset, end = block
-                    dst.seek(offset)
-                    while offset < end and not self.stop.is_set():
-                        chunk = os.pread(fd, min(READ_CHUNK, end - offset), offset)
-                        if not chunk:
-                            raise TransferError(f"{self.local.path} shrank while being uploaded")
-                        dst.write(chunk)
-                        offset += len(chunk)
-                        self.sent.put(len(chunk))
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
-            if not self.stop.is_set():
-                self.errors.append(exc)
-            self.stop.set()

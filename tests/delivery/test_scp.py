@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from delivery.destinations.base import LocalFile, TransferError, UntrustedHostKey
+from delivery.destinations.base import LocalFile, ResumePoint, TransferError, UntrustedHostKey
 from delivery.destinations.scp import (
     ATOMIC,
     PLAIN,
@@ -125,7 +125,7 @@ def test_it_reports_permission_denied_on_root_naming_the_folder(sshd, tmp_path, 
 
 
 @pytest.mark.timeout(120)
-def test_a_retry_completes_after_sshd_restarts_mid_transfer(sshd, tmp_path):
+def test_a_retry_after_sshd_restarts_mid_transfer_restarts_and_says_so(sshd, tmp_path):
     local = make_file(tmp_path, 48 * MB)
     folder = sshd.upload_dir() / "room2/cut"
     sent = [0]
@@ -135,12 +135,21 @@ def test_a_retry_completes_after_sshd_restarts_mid_transfer(sshd, tmp_path):
         if sent[0] >= 8 * MB and sent[0] - n < 8 * MB:
             sshd.restart()
 
+    notes: list[str] = []
+    point = ResumePoint(note=notes.append)
     with SCPDestination(sshd.config()) as dest, pytest.raises(TransferError) as err:
-        dest.upload(local, "room2/cut/big.mp4", restart_after_8mb)
+        dest.upload(local, "room2/cut/big.mp4", restart_after_8mb, point)
     assert not err.value.permanent
     assert not (folder / "big.mp4").exists()
+    assert notes == []  # a first attempt has nothing to say
 
-    deliver(sshd.config(), local, "room2/cut/big.mp4")
+    again = []
+    with SCPDestination(sshd.config()) as dest:
+        dest.upload(local, "room2/cut/big.mp4", again.append, point)
+        assert dest.verify(local, "room2/cut/big.mp4")
+    # scp has no offset: the whole file again, and the delivery log says so
+    assert sum(again) == local.size
+    assert notes == ["SCP cannot resume: sending big.mp4 again from byte 0"]
     assert sha256_of(folder / "big.mp4") == local.sha256_hex()
     assert leftovers(folder) == []
 

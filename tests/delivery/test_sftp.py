@@ -12,15 +12,17 @@ from unittest import mock
 import paramiko
 import pytest
 
-from delivery.destinations.base import LocalFile, TransferError, UntrustedHostKey
+from delivery.destinations.base import LocalFile, ResumePoint, TransferError, UntrustedHostKey
 from delivery.destinations.sftp import (
     PARALLEL_MIN,
     SIZE_ONLY,
+    STREAM_BLOCK,
     STREAMS,
     VERIFIED_REMOTELY,
     SFTPDestination,
     fit_requests,
 )
+from delivery.destinations.sftp_put import REQUEST_PACKETS, packets_per_request, server_write_limit
 from delivery.destinations.ssh import SSHLoginForm, generate_keypair, load_private_key
 from tests.servers import free_port
 from tests.servers import sshd as servers
@@ -217,6 +219,21 @@ def test_each_write_fits_one_ssh_packet_of_the_channel(sshd):
             assert 32_000 < fh.MAX_REQUEST_SIZE + 25 + len(fh.handle) <= room
 
 
+def test_writes_span_several_whole_packets_up_to_the_servers_announced_limit(sshd):
+    with SFTPDestination(sshd.config()) as dest:
+        limit = server_write_limit(dest.sftp)
+        assert limit == 255 * 1024  # OpenSSH's limits@openssh.com
+        packets = packets_per_request(dest.sftp, REQUEST_PACKETS)
+        assert packets == REQUEST_PACKETS
+        with dest.sftp.open(str(sshd.upload_dir() / "fit7.bin"), "wb") as fh:
+            fit_requests(dest.sftp, fh, packets)
+            room = dest.sftp.get_channel().out_max_packet_size - 64
+            assert fh.MAX_REQUEST_SIZE + 25 + len(fh.handle) == packets * room
+            assert fh.MAX_REQUEST_SIZE <= limit
+            fh.write(os.urandom(MB))  # the server takes writes of this size
+        assert (sshd.upload_dir() / "fit7.bin").stat().st_size == MB
+
+
 def test_a_progress_callback_that_raises_stops_every_channel(sshd, tmp_path):
     local = make_file(tmp_path, PARALLEL_MIN + MB)
     sent = [0]
@@ -322,3 +339,95 @@ def test_without_the_allowlist_the_loopback_server_is_refused(sshd, settings):
             dest.check()
     assert refused.value.permanent
     assert refused.value.message.startswith("127.0.0.1 is a loopback address")
+
+
+class Saved:
+    """A ResumePoint whose saves and notes are kept, as the engine keeps them on the row."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.saves: list[dict] = []
+        self.point = ResumePoint(save=self.saves.append, note=self.notes.append)
+
+
+@pytest.mark.timeout(180)
+def test_a_cut_parallel_upload_resumes_from_the_acknowledged_offset(sshd, tmp_path):
+    size = 48 * MB + 12345
+    local = make_file(tmp_path, size)
+    folder = sshd.upload_dir() / "room1/resume"
+    saved = Saved()
+    first = [0]
+
+    def cut_after_24mb(n: int) -> None:
+        first[0] += n
+        if first[0] >= 24 * MB:
+            sshd.kill_connections()
+
+    with SFTPDestination(sshd.config()) as dest, pytest.raises(TransferError) as err:
+        dest.upload(local, "room1/resume/big.mp4", cut_after_24mb, saved.point)
+    assert not err.value.permanent
+    state = saved.point.state
+    [partial] = leftovers(folder)
+    assert state["temp"].endswith(partial)
+    offset = state["offset"]
+    assert offset % STREAM_BLOCK == 0 and 0 < offset <= (folder / partial).stat().st_size
+    # sent again: at most what was in flight past the acknowledged prefix, one 16 MiB part
+    assert first[0] - offset <= STREAMS * STREAM_BLOCK
+
+    second = []
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "room1/resume/big.mp4", second.append, saved.point)
+        assert dest.verify(local, "room1/resume/big.mp4")
+    assert sum(second) == size - offset  # only the rest went
+    assert f"resuming {folder / 'big.mp4'} at byte {offset} of {size}" in saved.notes
+    assert sha256_of(folder / "big.mp4") == local.sha256_hex()
+    assert leftovers(folder) == []
+
+
+def test_a_stopped_single_stream_upload_resumes_after_its_last_checkpoint(sshd, tmp_path):
+    local = make_file(tmp_path, 12 * MB + 7)
+    folder = sshd.upload_dir() / "room1/resume1"
+    saved = Saved()
+
+    class LeaseLost(Exception):
+        pass
+
+    def stop_at_9mb(n: int, sent=[0]) -> None:  # noqa: B006 - a counter for this test
+        sent[0] += n
+        if sent[0] >= 9 * MB:
+            raise LeaseLost
+
+    with SFTPDestination(sshd.config()) as dest, pytest.raises(LeaseLost):
+        dest.upload(local, "room1/resume1/a.mp4", stop_at_9mb, saved.point)
+    assert saved.point.state["offset"] == 8 * MB  # checkpoints every 4 MiB, acknowledged
+    assert [s["offset"] for s in saved.saves] == [0, 4 * MB, 8 * MB]
+    assert len(leftovers(folder)) == 1  # kept for the next run
+
+    second = []
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "room1/resume1/a.mp4", second.append, saved.point)
+    assert sum(second) == local.size - 8 * MB
+    assert sha256_of(folder / "a.mp4") == local.sha256_hex()
+    assert leftovers(folder) == []
+
+
+def test_a_recorded_partial_file_that_is_gone_or_short_is_sent_from_byte_0(sshd, tmp_path):
+    local = make_file(tmp_path, 6 * MB)
+    folder = sshd.upload_dir() / "room1/resume2"
+    temp = str(folder / ".a.mp4.part-0000beef")
+    for state, why in (
+        ({"temp": temp, "offset": 4 * MB}, "is gone"),
+        ({"temp": temp, "offset": 4 * MB}, "is shorter than recorded"),
+    ):
+        saved = Saved()
+        saved.point.state = state
+        sent = []
+        with SFTPDestination(sshd.config()) as dest:
+            if why.startswith("is shorter"):
+                with dest.sftp.open(temp, "wb") as fh:
+                    fh.write(b"x" * MB)
+            dest.upload(local, "room1/resume2/a.mp4", sent.append, saved.point)
+        assert sum(sent) == local.size
+        assert any(why in note for note in saved.notes)
+        assert sha256_of(folder / "a.mp4") == local.sha256_hex()
+        assert leftovers(folder) == []
