@@ -120,7 +120,6 @@ class DeliveredSession:
 def delivered_sessions(project: Project) -> list[DeliveredSession]:
     """What the demo folder destination received, with each file's path on
     this machine and whether it is there."""
-    from delivery.destinations import destination_for
     from delivery.models import Delivery
 
     deliveries = (
@@ -131,10 +130,10 @@ def delivered_sessions(project: Project) -> list[DeliveredSession]:
     )
     sessions = []
     for delivery in deliveries:
-        target = destination_for(delivery.destination.kind, delivery.destination.config)
         files = []
         for delivered in delivery.files.all():
-            path = target.final_path(delivered.remote_path) if delivered.remote_path else ""
+            # A local folder destination records the file's absolute path.
+            path = delivered.remote_path
             size = os.path.getsize(path) if path and os.path.isfile(path) else None
             files.append(FileOnDisk(delivered.recording_file.name, path, size))
         sessions.append(

@@ -37,14 +37,14 @@ def inbox_page(request, app_id: str):
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     project = get_project_for(request.user, app_id)
-    messages = [
+    received = [
         {"message": message, "pretty": inbox.pretty(message.body)}
         for message in InboxMessage.objects.filter(project=project)[: inbox.KEEP_MESSAGES]
     ]
     context = project_context(
         request,
         project,
-        messages=messages,
+        received=received,
         delivered=inbox.delivered_sessions(project),
         receive_url=inbox.inbox_url(project),
     )
