@@ -189,3 +189,21 @@ def test_setup_demo_points_the_demo_webhook_at_the_inbox_only_when_it_is_on(db, 
     do_configure_webhook(endpoint.project, url="https://hooks.example.com/in", acting_user=None)
     call_command("setup_demo", stdout=io.StringIO())
     assert WebhookEndpoint.objects.get().url == "https://hooks.example.com/in"
+
+
+@pytest.mark.parametrize(
+    "public, bind",
+    [
+        ("http://127.0.0.1:8123", "127.0.0.1:8123"),
+        ("http://localhost:9000", "127.0.0.1:9000"),
+        ("http://127.0.0.1", "127.0.0.1:8000"),
+        ("https://portal.example.com", "127.0.0.1:8000"),
+    ],
+)
+def test_runportal_listens_where_a_local_public_base_url_points(settings, public, bind):
+    """So `PUBLIC_BASE_URL=http://127.0.0.1:8123 make run` serves the demo's
+    links and its webhook (which points at PUBLIC_BASE_URL) on that port."""
+    from projects.management.commands.runportal import default_bind
+
+    settings.PUBLIC_BASE_URL = public
+    assert default_bind() == bind
