@@ -69,7 +69,7 @@ lint: install
 # PORTAL_TESTING: the settings use the fixed development keys (django-stubs
 # imports them), so no secrets need to exist in DATA_DIR.
 typecheck: install
-	PORTAL_TESTING=1 $(PY) -m mypy projects recordings delivery portal
+	PORTAL_TESTING=1 $(PY) -m mypy projects recordings delivery portal demo
 
 check: install
 	@mkdir -p "$(DATA_DIR)"
