@@ -56,7 +56,7 @@ test-sqlite:
 # Everything that touches the database layer again on PostgreSQL (the
 # real-server destination tests and browser journeys do not depend on it).
 test-postgres:
-	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "pg or (not slow and not e2e)" tests/projects tests/recordings tests/delivery tests/portal
+	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "pg or (not slow and not e2e)" tests/projects tests/recordings tests/delivery tests/portal tests/demo
 
 # The README's pictures: the browser journeys, saving into docs/screenshots
 # (under `make test` they save into $$TMPDIR/portal-screenshots instead).
