@@ -9,7 +9,7 @@ export DATA_DIR
 TEST_DEBS := openssh-server openssh-client rclone chromium nginx fonts-dejavu-core systemd redis-server
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/portal
 
-.PHONY: install install-test-deps run test test-sqlite test-postgres lint typecheck check clean
+.PHONY: install install-test-deps run test test-sqlite test-postgres lint typecheck check clean screenshots
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ run: export OUTBOUND_ALLOWED_NETWORKS ?= 127.0.0.0/8
 # The demo delivers its session to a local folder, an operator feature that is
 # off by default: `make run` allows DATA_DIR/delivered, for the demo only.
 run: export DELIVERY_LOCAL_ROOTS ?= $(abspath $(DATA_DIR))/delivered
+# The demo's webhook points at the portal's own Webhook inbox (demo/inbox.py),
+# which answers 404 everywhere this is not set.
+run: export DEMO_WEBHOOK_INBOX ?= true
 run: install
 	@mkdir -p "$(DATA_DIR)"
 	$(PY) portal/bootstrap.py
@@ -53,7 +56,12 @@ test-sqlite:
 # Everything that touches the database layer again on PostgreSQL (the
 # real-server destination tests and browser journeys do not depend on it).
 test-postgres:
-	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "pg or (not slow and not e2e)" tests/projects tests/recordings tests/delivery tests/portal
+	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "pg or (not slow and not e2e)" tests/projects tests/recordings tests/delivery tests/portal tests/demo
+
+# The README's pictures: the browser journeys, saving into docs/screenshots
+# (under `make test` they save into $$TMPDIR/portal-screenshots instead).
+screenshots: install-test-deps
+	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider -m e2e tests/e2e
 
 lint: install
 	$(PY) -m ruff check .
@@ -61,7 +69,7 @@ lint: install
 # PORTAL_TESTING: the settings use the fixed development keys (django-stubs
 # imports them), so no secrets need to exist in DATA_DIR.
 typecheck: install
-	PORTAL_TESTING=1 $(PY) -m mypy projects recordings delivery portal
+	PORTAL_TESTING=1 $(PY) -m mypy projects recordings delivery portal demo
 
 check: install
 	@mkdir -p "$(DATA_DIR)"

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "projects",
     "recordings",
     "delivery",
+    "demo",  # `make run`'s webhook inbox; its pages are 404 unless DEMO_WEBHOOK_INBOX
 ]
 
 MIDDLEWARE = [
@@ -274,6 +275,9 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
 DELIVERY_LOCAL_ROOTS = [root for root in env.list("DELIVERY_LOCAL_ROOTS", default=[]) if root]
 if not all(Path(root).is_absolute() for root in DELIVERY_LOCAL_ROOTS):
     raise environ.ImproperlyConfigured("DELIVERY_LOCAL_ROOTS must list absolute folders.")
+# The demo's built-in webhook receiver (demo/inbox.py), set by `make run`
+# only: off, its URLs are 404, so no tenant can use it as a free receiver.
+DEMO_WEBHOOK_INBOX = env.bool("DEMO_WEBHOOK_INBOX", default=False)
 
 # The cache every gunicorn worker shares: failed-credential counts (APP_KEY
 # and recording-file throttles) must hold across processes. The database

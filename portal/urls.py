@@ -34,6 +34,7 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("", include("recordings.urls")),
     path("", include("delivery.urls")),
+    path("projects/", include("demo.urls")),  # 404 unless DEMO_WEBHOOK_INBOX
     # APIs
     # The Video API under EnableX's current prefix and under /v1/, which
     # EnableX's own sample servers call (https://api.enablex.io/v1/rooms...).

@@ -23,6 +23,7 @@ TABS = [
     Tab("Rooms", "projects:rooms"),
     Tab("Recordings", "recordings:report"),
     Tab("Deliveries", "delivery:deliveries"),
+    Tab("Webhook inbox", "demo:inbox"),  # the demo project of `make run` only
     Tab("Webhook", "projects:webhook", Role.ADMIN, "Settings"),
     Tab("Recording & Delivery", "delivery:settings", Role.ADMIN, "Settings"),
     Tab("Recording Access Control", "projects:access", Role.STAFF, "Settings"),
@@ -32,6 +33,8 @@ TABS = [
 
 
 def tabs_for(project: Project, current_url_name: str) -> list[dict]:
+    from demo.inbox import is_demo_project
+
     from .access_control import access_control_available
 
     membership = getattr(project, "membership", None)
@@ -40,6 +43,8 @@ def tabs_for(project: Project, current_url_name: str) -> list[dict]:
         if membership is None or not membership.has_role(tab.role):
             continue
         if tab.url_name == "projects:access" and not access_control_available(project):
+            continue
+        if tab.url_name == "demo:inbox" and not is_demo_project(project):
             continue
         try:
             url = reverse(tab.url_name, args=[project.app_id])

@@ -9,6 +9,7 @@ console watched; a Content-Security-Policy violation fails the test.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +26,12 @@ from tests.servers.moto_s3 import s3_server  # noqa: F401
 from tests.servers.portal import PortalProcesses
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Journeys save what they see in a temporary folder, so `make test` leaves the
+# work tree clean; `make screenshots` points PORTAL_SCREENSHOTS at
+# docs/screenshots to refresh the README's pictures.
+SCREENSHOTS = Path(
+    os.environ.get("PORTAL_SCREENSHOTS") or Path(tempfile.gettempdir()) / "portal-screenshots"
+)
 PASSWORD = "journey-Pass-2024!"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -196,7 +202,8 @@ def log_in(page, user: str, password: str = PASSWORD) -> None:
 
 
 def screenshot(page, name: str, *, full_page: bool = True) -> None:
-    """Save docs/screenshots/<name>.png (the README shows them)."""
+    """Save SCREENSHOTS/<name>.png (docs/screenshots under `make screenshots`,
+    which the README shows)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 

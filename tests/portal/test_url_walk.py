@@ -34,7 +34,12 @@ ROLE_FOR_URL: dict[str, tuple[str, str]] = {
 
 # Project URLs that are not portal pages (they have their own auth or are
 # reached through links with more arguments).
-NOT_PAGES: set[str] = set()
+NOT_PAGES: set[str] = {
+    # make run's demo only: 404 for every project but the demo project while
+    # DEMO_WEBHOOK_INBOX is on; tests/demo/test_inbox.py checks who sees what.
+    "demo:inbox",
+    "demo:inbox_receive",
+}
 
 
 def project_url_names() -> set[str]:

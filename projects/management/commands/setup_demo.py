@@ -43,7 +43,29 @@ class Command(BaseCommand):
         self.stdout.write(f"DEMO_PASSWORD={password}")
         self.stdout.write(f"DEMO_APP_ID={project.app_id}")
         self.stdout.write(f"DEMO_PROJECT_CREATED={'yes' if created else 'no'}")
+        # The webhook first: a session delivered by demo_destination is announced to it.
+        self.stdout.write(f"DEMO_WEBHOOK_URL={self.demo_webhook(project, user)}")
         self.stdout.write(f"DEMO_DELIVERED_TO={self.demo_destination(project, user)}")
+
+    def demo_webhook(self, project, user) -> str:
+        """Point the demo project's webhook at the portal's own Webhook inbox
+        (demo/inbox.py), when `make run` turned it on, so a newcomer sees the
+        signed file_transfer without a server of their own. A webhook someone
+        set to another URL is left alone."""
+        from demo.inbox import enabled, inbox_path, inbox_url
+        from projects.models import WebhookEndpoint
+        from projects.webhook_config import do_configure_webhook
+
+        endpoint = WebhookEndpoint.objects.filter(project=project).first()
+        if not enabled():
+            return endpoint.url if endpoint else "none"
+        # An inbox URL of an earlier run may name another PUBLIC_BASE_URL.
+        if endpoint is None or (
+            endpoint.url.endswith(inbox_path(project)) and endpoint.url != inbox_url(project)
+        ):
+            do_configure_webhook(project, url=inbox_url(project), acting_user=user)
+            return inbox_url(project)
+        return endpoint.url
 
     def demo_destination(self, project, user) -> str:
         """A local folder destination, DATA_DIR/delivered, so a newcomer sees the
