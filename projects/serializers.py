@@ -1,7 +1,7 @@
 """Serializers of the Video API v2 rooms, and the envelopes the schema documents.
 
 Request bodies are validated by ``projects.rooms.validate_room_settings`` and
-``projects.room_services`` (the Rooms page uses the same rules); the request
+``projects.actions.rooms`` (the Rooms page uses the same rules); the request
 serializers here describe them for the OpenAPI schema."""
 
 from __future__ import annotations

@@ -112,9 +112,9 @@ def test_the_progress_endpoint_reports_live_figures_as_json(client, world, desti
 def test_the_progress_endpoint_only_shows_this_projects_deliveries(
     client, world, destination, tmp_path
 ):
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
-    other = do_create_project("Other", owner=world.alice).project
+    other = do_create_project("Other", acting_user=world.alice).project
     form = kind_form("local", {"path": str(tmp_path / "other")}, web=False)
     assert form.is_valid()
     theirs = do_save_destination(other, "local", form, "x", ["individual"], True)

@@ -81,9 +81,9 @@ def test_outsiders_get_404_on_every_page(client, world, tmp_path):
 
 
 def test_a_destination_of_another_project_is_404(client, world, make_user, tmp_path):
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
-    other = do_create_project("Other", owner=world.alice).project
+    other = do_create_project("Other", acting_user=world.alice).project
     form = kind_form("local", {"path": str(tmp_path)}, web=False)
     assert form.is_valid()
     theirs = do_save_destination(other, "local", form, "theirs", ["chat"], True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from projects.actions.projects import do_create_project
 from projects.models import Room, WebhookMessage
-from projects.services import do_create_project
 from recordings import ingest_api
 from recordings.models import RecordingFile, Session
 from recordings.uploads import StreamingUploadHandler
@@ -93,7 +93,7 @@ def test_unknown_rooms_and_sessions_are_404(ingest):
 
 
 def test_rooms_and_sessions_of_another_project_are_404(client, world, room, conf_num):
-    other = do_create_project("Other", owner=world.charlie)
+    other = do_create_project("Other", acting_user=world.charlie)
     theirs = Ingest(client, other.project.app_id, other.app_key)
     assert theirs.post(f"/rooms/{room.room_id}/sessions").status_code == 404
     assert theirs.post(f"/sessions/{conf_num}/recording/start").status_code == 404

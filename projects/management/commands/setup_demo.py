@@ -4,8 +4,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from projects.actions.projects import do_create_project
 from projects.models import Project
-from projects.services import do_create_project
 
 DEMO_USERNAME = "demo"
 DEMO_PROJECT = "Demo project"
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         project = Project.objects.filter(name=DEMO_PROJECT, memberships__user=user).first()
         created = False
         if project is None:
-            new = do_create_project(DEMO_PROJECT, owner=user)
+            new = do_create_project(DEMO_PROJECT, acting_user=user)
             project, created = new.project, True
             # For `manage.py simulate_session ... --app-key $(cat DATA_DIR/secrets/demo_app_key)`.
             key_file = settings.DATA_DIR / "secrets" / "demo_app_key"

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from projects.actions.rooms import do_create_room
 from projects.management.commands.setup_demo import DEMO_PROJECT, DEMO_USERNAME
 from projects.models import Project, Room
-from projects.room_services import do_create_room
 from recordings import ingest
 from recordings.processing import process_session
 from recordings.simulation import generate_logs, generate_recordings, participant_names
@@ -49,8 +49,9 @@ class Command(BaseCommand):
             self.stdout.write("DEMO_SESSION=exists")
             return
         room = Room.objects.filter(project=project, name=DEMO_ROOM).first() or do_create_room(
-            project, name=DEMO_ROOM, owner_ref="demo", settings={"auto_recording": True}
-        )
+            project, name=DEMO_ROOM, owner_ref="demo", settings={"auto_recording": True},
+            acting_user=None,  # the demo stands in for the app's Video API calls
+        )  # fmt: skip
         session = ingest.do_start_session(project, room.room_id)
         names = participant_names(participants)
         # Inside DATA_DIR so the files are renamed into the store, not copied.
