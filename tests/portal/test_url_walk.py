@@ -175,6 +175,17 @@ def admin_site_urls() -> list[str]:
     )
 
 
+def project_pages() -> list[str]:
+    """Names of the project pages that take only the app_id (GET): the
+    secrets scan opens each of them."""
+    patterns = {name: p for name, _, _, p in every_pattern() if name}
+    return [
+        name
+        for name, (_role, method) in PROJECT_URLS.items()
+        if method == "get" and set(patterns[name].pattern.regex.groupindex) == {"app_id"}
+    ]
+
+
 def test_every_url_is_classified_exactly_once():
     patterns = every_pattern()
     named_views = {view_of(p) for name, *_, p in patterns if name}
