@@ -25,8 +25,8 @@ from django.utils import timezone
 from delivery import services as delivery_services
 
 from . import media, store
+from .actions.sessions import session_folder
 from .events import queue_session_event
-from .ingest import session_folder
 from .models import RecordingFile, Session
 
 log = logging.getLogger(__name__)

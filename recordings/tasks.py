@@ -81,6 +81,6 @@ def expire_waiting_recorders() -> int:
     LIVE_RECORDING_MAX_WAIT_SECONDS (7080 / 7081; also checked whenever the
     session's state is read) and start waiting ones if slots freed without a
     stop. Scheduled every minute (migration 0006)."""
-    from .recorders import do_expire_waiting
+    from .actions.recorders import do_expire_waiting_recorders
 
-    return do_expire_waiting()
+    return do_expire_waiting_recorders(acting_user=None)

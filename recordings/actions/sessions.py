@@ -1,6 +1,8 @@
-"""Business rules of the ingest API (the media server's side): sessions,
-recording state, file storage and the end of a session. Live recording and
-streaming, which need a recorder slot, are ``recordings.recorders``.
+"""Sessions as the ingest API (the media server's side) changes them:
+start, recording state, file storage and the end of a session. Live
+recording and streaming, which need a recorder slot, are
+``recordings.actions.recorders``. The media server acts, not a person:
+callers pass ``acting_user=None`` and nothing here is audited.
 
 Every transition locks the session row (select_for_update) so concurrent calls
 see each other's state. Errors are IngestError with the platform's result code."""
@@ -20,10 +22,11 @@ from delivery import services as delivery_services
 from projects import quotas
 from projects.models import Project, Room
 
-from . import admission, recorders, store
-from .events import queue_session_event
-from .models import RecordingFile, Session
-from .uploads import raise_for_disk_error
+from .. import admission, store
+from ..events import queue_session_event
+from ..models import RecordingFile, Session
+from ..uploads import raise_for_disk_error
+from . import recorders
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,7 @@ def refuse_if_ended(session: Session) -> None:
 
 
 @transaction.atomic
-def do_start_session(project: Project, room_id: str) -> Session:
+def do_start_session(project: Project, room_id: str, *, acting_user) -> Session:
     room = get_room(project, room_id)
     try:
         quotas.check_live_sessions_quota(project)
@@ -107,7 +110,9 @@ def check_role(role, code: int, what: str) -> None:
 
 
 @transaction.atomic
-def do_start_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
+def do_start_recording(
+    project: Project, conf_num: str, *, role: str | None = None, acting_user
+) -> Session:
     session = get_session(project, conf_num, lock=True)
     check_role(role, 5007, "start recording")
     refuse_if_ended(session)
@@ -121,7 +126,9 @@ def do_start_recording(project: Project, conf_num: str, *, role: str | None = No
 
 
 @transaction.atomic
-def do_stop_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
+def do_stop_recording(
+    project: Project, conf_num: str, *, role: str | None = None, acting_user
+) -> Session:
     session = get_session(project, conf_num, lock=True)
     check_role(role, 5008, "stop recording")
     refuse_if_ended(session)
@@ -187,6 +194,7 @@ def do_store_file(
     sha256: str,
     participant: str = "",
     move: bool = True,
+    acting_user,
 ) -> RecordingFile:
     """Keep an uploaded file (already hashed) as a RecordingFile of the session,
     once it passed the checks at the door (``recordings.admission``: its content
@@ -249,7 +257,9 @@ def do_store_file(
 
 
 @transaction.atomic
-def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool = True) -> Session:
+def do_end_session(
+    project: Project, conf_num: str, *, schedule_processing: bool = True, acting_user
+) -> Session:
     """End the session: refuse further files, announce the individual recordings,
     hand chat/metadata to delivery and queue processing after commit."""
     recorders.lock_pool()  # before the session row, as every recorder action
@@ -270,7 +280,7 @@ def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool
         lambda: delivery_services.schedule_deliveries_for_session(session_id, {"chat", "metadata"})
     )
     if schedule_processing:
-        from .tasks import queue_processing
+        from ..tasks import queue_processing
 
         transaction.on_commit(lambda: queue_processing(session_id))
     return session
