@@ -51,7 +51,7 @@ class Command(BaseCommand):
         run` allows this one folder (DELIVERY_LOCAL_ROOTS) for the demo only."""
         from delivery.config import do_save_destination
         from delivery.destinations import destination_class
-        from delivery.forms import kind_form
+        from delivery.forms import destination_settings, kind_form
         from delivery.models import FileType
         from delivery.services import do_deliver_past_sessions
 
@@ -65,9 +65,11 @@ class Command(BaseCommand):
         if not form.is_valid():  # DELIVERY_LOCAL_ROOTS does not allow DATA_DIR/delivered
             return "none"
         folder.mkdir(parents=True, exist_ok=True)
+        public_config, new_secrets = destination_settings(form)
         destination = do_save_destination(
-            project, "local", form, DEMO_DESTINATION, FileType.values, True, acting_user=user
-        )
+            project, "local", name=DEMO_DESTINATION, file_types=FileType.values, enabled=True,
+            public_config=public_config, new_secrets=new_secrets, acting_user=user,
+        )  # fmt: skip
         # An earlier `make run` may have recorded the demo session already.
         do_deliver_past_sessions(
             project, since=None, until=None, destination=destination, acting_user=user
