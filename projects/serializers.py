@@ -106,7 +106,3 @@ class RoomListEnvelopeSerializer(serializers.Serializer):
     page = serializers.IntegerField()
     per_page = serializers.IntegerField()
     next = serializers.CharField(allow_null=True, help_text="URL of the next page or null.")
-
-
-class ResultSerializer(serializers.Serializer):
-    result = serializers.IntegerField(help_text="0")
