@@ -282,5 +282,5 @@ def do_end_session(
     if schedule_processing:
         from ..tasks import queue_processing
 
-        transaction.on_commit(lambda: queue_processing(session_id))
+        queue_processing(session_id)
     return session

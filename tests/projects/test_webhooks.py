@@ -15,7 +15,7 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 from standardwebhooks import WebhookVerificationError
 
-from projects import webhooks
+from projects import tasks, webhooks
 from projects.actions.webhooks import do_configure_webhook, do_rotate_webhook_secret
 from projects.models import WebhookEndpoint, WebhookMessage
 from tests.portal.test_egress import RebindingResolver
@@ -53,7 +53,7 @@ def run_until_settled(message: WebhookMessage, start) -> list:
     when = start
     for _ in range(30):
         with time_machine.travel(when, tick=False):
-            webhooks.sweep_due_messages()
+            tasks.sweep_due_messages()
         message.refresh_from_db()
         times.append(when)
         if message.state != State.RETRY:
@@ -124,14 +124,14 @@ def test_a_500_then_success_logs_two_attempts_and_delivers(world, hook, webhook_
     start = timezone.now()
     with time_machine.travel(start, tick=False):
         message = event(world)
-        webhooks.send_message_task(message.pk)
+        tasks.send_message_task(message.pk)
     message.refresh_from_db()
     assert message.state == State.RETRY
     assert message.next_attempt_at == start + timedelta(seconds=30)
     with time_machine.travel(start + timedelta(seconds=29), tick=False):
-        assert webhooks.sweep_due_messages() == 0
+        assert tasks.sweep_due_messages() == 0
     with time_machine.travel(start + timedelta(seconds=31), tick=False):
-        assert webhooks.sweep_due_messages() == 1
+        assert tasks.sweep_due_messages() == 1
     message.refresh_from_db()
     assert message.state == State.DELIVERED and message.attempts == 2
     assert [a.status_code for a in message.attempt_log.order_by("at")] == [500, 204]
@@ -225,9 +225,9 @@ def test_only_one_of_two_workers_claims_a_message(world, hook):
 def test_a_message_whose_sender_died_is_sent_after_the_lease(world, hook, webhook_receiver):
     message = event(world)
     assert webhooks.claim(message.pk) is not None  # ... and the worker was killed
-    assert webhooks.sweep_due_messages() == 0
+    assert tasks.sweep_due_messages() == 0
     with time_machine.travel(timezone.now() + webhooks.LEASE + timedelta(seconds=1)):
-        assert webhooks.sweep_due_messages() == 1
+        assert tasks.sweep_due_messages() == 1
     message.refresh_from_db()
     assert message.state == State.DELIVERED and message.attempts == 1
 
@@ -293,7 +293,7 @@ def test_secrets_never_reach_the_log_or_the_database_in_plain(world, webhook_rec
 
 def test_the_sweep_is_scheduled_every_minute_by_a_migration(db):
     schedule = Schedule.objects.get(name="webhook-sweep")
-    assert schedule.func == "projects.webhooks.sweep_due_messages"
+    assert schedule.func == "projects.tasks.sweep_due_messages"
     assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
 
 
