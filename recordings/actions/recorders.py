@@ -18,7 +18,7 @@ Codes and messages are the reference's ("Live Recording Waiting Queue")."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -100,18 +100,6 @@ class Outcome:
     result: int = 0
     message: str = ""
     position: int | None = None
-
-
-@dataclass
-class PoolStatus:
-    slots: int
-    in_use: int
-    waiting: int
-    mine: list[dict] = field(default_factory=list)
-
-    @property
-    def max_wait_minutes(self) -> int:
-        return max(1, round(settings.LIVE_RECORDING_MAX_WAIT_SECONDS / 60))
 
 
 def lock_pool() -> None:
@@ -371,37 +359,3 @@ def session_states(session: Session) -> dict[str, dict]:
             "code": code,
         }
     return states
-
-
-def pool_status(project: Project) -> PoolStatus:
-    """Slots in use and the queue's length across the deployment; the
-    project's own live recordings and streams (others' are not its business)."""
-    waiting_ids = list(
-        RecorderRequest.objects.filter(state=Request.WAITING).order_by("id")
-        .values_list("id", flat=True)
-    )  # fmt: skip
-    position = {pk: index + 1 for index, pk in enumerate(waiting_ids)}
-    mine = [
-        {
-            "kind": RULES[Kind(kind)].noun.capitalize(),
-            "state": state,
-            "position": position.get(pk),
-            "conf_num": conf_num,
-            "room": room_name,
-            "since": started_at or requested_at,
-        }
-        for pk, kind, state, conf_num, room_name, requested_at, started_at in (
-            RecorderRequest.objects.filter(project=project, state__in=RecorderRequest.OPEN_STATES)
-            .order_by("id")
-            .values_list(
-                "pk",
-                "kind",
-                "state",
-                "session__conf_num",
-                "session__room__name",
-                "requested_at",
-                "started_at",
-            )
-        )  # fmt: skip
-    ]
-    return PoolStatus(settings.LIVE_RECORDING_SLOTS, slots_in_use(), len(waiting_ids), mine)
