@@ -4,10 +4,13 @@ happen, so it is created with the schema (idempotently)."""
 
 from django.db import migrations
 
-from portal.schedules import DJANGO_Q_DEPENDENCY, create_schedule
+from portal.schedules import DJANGO_Q_DEPENDENCY, remove_schedule, set_schedule
+
+create_schedule = set_schedule("delivery-sweep", "delivery.tasks.sweep")
+delete_schedule = remove_schedule("delivery-sweep")
 
 
 class Migration(migrations.Migration):
     dependencies = [("delivery", "0002_delivery_progress_fields"), DJANGO_Q_DEPENDENCY]
 
-    operations = [create_schedule("delivery-sweep", "delivery.tasks.sweep")]
+    operations = [migrations.RunPython(create_schedule, delete_schedule)]
