@@ -378,3 +378,11 @@ def test_admin_pages_send_everyone_but_staff_to_the_admin_login(visitors, object
 def test_superusers_open_the_admin_pages(client, objects, django_user_model, name):
     client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "x"))
     assert client.get(url_for(name, objects)).status_code == 200
+
+
+def test_video_recordings_of_a_chosen_project_answer_each_visitor_by_role(visitors, objects):
+    url = url_for("recordings:video_report", objects) + f"?project={objects['app_id']}"
+    got = answers(visitors, "get", url)
+    assert login_redirect(got["anonymous"]), got["anonymous"]
+    assert got["outsider"].status_code == 404
+    assert {role: got[role].status_code for role in MEMBERS} == dict.fromkeys(MEMBERS, 200)
