@@ -3,9 +3,9 @@ delivery log and in error messages, so the same file reads the same
 everywhere: decimal units (1 KB = 1000 bytes, as disks and transfer rates
 are sold), one decimal.
 
-Not Django's ``filesizeformat``: that one counts in 1024s and localises on
-every call, which costs the report a measurable share of a 500-link page
-(bench/README.md, "Report")."""
+Not Django's ``filesizeformat``: that one counts in 1024s, and localises on
+every call, which the report (up to 500 file sizes a page, written without
+the template engine for speed: bench/README.md, "Report") does not need."""
 
 from __future__ import annotations
 
