@@ -66,12 +66,12 @@ def set_up(data_dir: Path, bucket) -> None:
 
 def processing(project, seconds: float, workdir: Path) -> float:
     from projects.models import Room
-    from recordings import ingest
+    from recordings.actions import sessions as ingest
     from recordings.processing import process_session
     from recordings.samples import generate_participant_media
 
     room = Room.objects.create(project=project, name="capacity")
-    session = ingest.do_start_session(project, room.room_id)
+    session = ingest.do_start_session(project, room.room_id, acting_user=None)
     for index, name in enumerate(("Alice", "Bob")):
         path = workdir / f"{name}.mp4"
         generate_participant_media(path, name=name, seconds=seconds, index=index)
@@ -80,8 +80,11 @@ def processing(project, seconds: float, workdir: Path) -> float:
         ingest.do_store_file(
             project, session.conf_num, file_type="individual", source_path=str(path),
             original_name=path.name, size=path.stat().st_size, sha256=digest, participant=name,
+            acting_user=None,
         )  # fmt: skip
-    ingest.do_end_session(project, session.conf_num, schedule_processing=False)
+    ingest.do_end_session(
+        project, session.conf_num, schedule_processing=False, acting_user=None
+    )
     started = time.perf_counter()
     done = process_session(session.pk)
     took = time.perf_counter() - started
@@ -142,10 +145,10 @@ def main() -> int:
         set_up(base / "data", bucket)
         from django.contrib.auth import get_user_model
 
-        from projects.services import do_create_project
+        from projects.actions.projects import do_create_project
 
         user = get_user_model().objects.create_user("bench")
-        project = do_create_project("Capacity", owner=user).project
+        project = do_create_project("Capacity", acting_user=user).project
 
         took = processing(project, args.seconds, base)
         factor = args.seconds / took

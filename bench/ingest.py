@@ -70,9 +70,9 @@ def server_env(data_dir: Path, size: int) -> dict:
 SETUP = """
 from django.contrib.auth import get_user_model
 from projects.models import Room
-from projects.services import do_create_project
+from projects.actions.projects import do_create_project
 user = get_user_model().objects.create_user("bench")
-new = do_create_project("Bench", owner=user)
+new = do_create_project("Bench", acting_user=user)
 room = Room.objects.create(project=new.project, name="bench")
 print(new.project.app_id, new.app_key, room.room_id)
 """

@@ -102,13 +102,13 @@ def seed(sessions: int) -> tuple[object, object, str, str]:
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
+    from projects.actions.projects import do_create_project
     from projects.models import Membership, Role, Room
-    from projects.services import do_create_project
     from recordings.models import RecordingFile, Session
 
     owner = get_user_model().objects.create_user("owner", password="x" * 12)
     viewer = get_user_model().objects.create_user("viewer", password="x" * 12)
-    created = do_create_project("Big", owner=owner)
+    created = do_create_project("Big", acting_user=owner)
     project = created.project
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
     rooms = Room.objects.bulk_create(

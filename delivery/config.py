@@ -19,7 +19,6 @@ from projects.models import AuditEvent, Project
 
 from . import google_oauth
 from .destinations import destination_for
-from .destinations.base import DestinationForm
 from .destinations.keypairs import generate_keypair
 from .models import DeliveryDestination
 
@@ -40,35 +39,33 @@ class ConnectStateError(Exception):
 def do_save_destination(
     project: Project,
     kind: str,
-    form: DestinationForm,
+    *,
     name: str,
     file_types: Iterable[str],
     enabled: bool,
-    *,
+    public_config: dict[str, Any],
+    new_secrets: dict[str, str],
     write_manifest: bool = True,
     destination: DeliveryDestination | None = None,
-    extra_config: dict[str, Any] | None = None,
-    acting_user=None,
+    acting_user,
     ip: str | None = None,
 ) -> DeliveryDestination:
-    """Create ``destination`` (None) or update it from a valid kind form.
+    """Create ``destination`` (None) or update it with the kind's settings
+    (``delivery.forms.destination_settings`` of a valid kind form).
 
-    Blank secrets keep the stored ones; settings the form does not show (the
-    pinned fingerprint, the Google account) are kept, except that the pinned
-    fingerprint is dropped when the host or port changes. ``extra_config``
-    holds settings no form field carries (a generated public key)."""
-    public, new_secrets = form.split()
-    for field_name, field in form.fields.items():
-        if field.disabled:
-            public.pop(field_name, None)
+    Secrets not in ``new_secrets`` keep their stored values; settings no form
+    shows (the pinned fingerprint, the Google account) are kept, except that
+    the pinned fingerprint is dropped when the host or port changes and the
+    shown public key when a private key is given without its public one."""
+    public = public_config
     created = destination is None
     if destination is None:
         destination = DeliveryDestination(project=project, kind=kind)
     else:
         destination = DeliveryDestination.objects.select_for_update().get(pk=destination.pk)
     old_config = dict(destination.config or {})
-    config = {**old_config, **public, **(extra_config or {})}
-    if "private_key" in new_secrets and not (extra_config or {}).get("public_key"):
+    config = {**old_config, **public}
+    if "private_key" in new_secrets and not public.get("public_key"):
         config.pop("public_key", None)  # the shown public key belonged to the old key
     if any(str(old_config.get(k, "")) != str(config.get(k, "")) for k in ENDPOINT_KEYS):
         config.pop("pinned_fingerprint", None)
@@ -111,7 +108,7 @@ def _audit(destination: DeliveryDestination, what: str, actor, ip, **detail: Any
 
 @transaction.atomic
 def do_trust_fingerprint(
-    destination: DeliveryDestination, fingerprint: str, *, acting_user=None, ip: str | None = None
+    destination: DeliveryDestination, fingerprint: str, *, acting_user, ip: str | None = None
 ) -> None:
     """Pin the SSH host key or FTPS certificate ``fingerprint`` (SHA256:...)."""
     destination = DeliveryDestination.objects.select_for_update().get(pk=destination.pk)
@@ -132,7 +129,7 @@ def do_trust_fingerprint(
 
 @transaction.atomic
 def do_delete_destination(
-    destination: DeliveryDestination, *, acting_user=None, ip: str | None = None
+    destination: DeliveryDestination, *, acting_user, ip: str | None = None
 ) -> None:
     _audit(destination, "deleted", acting_user, ip)
     token = (destination.secrets or {}).get("refresh_token")
@@ -150,7 +147,7 @@ def _revoke_quietly(token: str) -> None:
 
 @transaction.atomic
 def do_generate_keypair(
-    destination: DeliveryDestination, *, acting_user=None, ip: str | None = None
+    destination: DeliveryDestination, *, acting_user, ip: str | None = None
 ) -> str:
     """Give an SSH destination a new ed25519 key (stored encrypted) and return
     the public ``authorized_keys`` line to paste on the server."""
@@ -224,7 +221,7 @@ def claim_browser_nonce(session, state: ConnectState) -> bool:
 
 
 @transaction.atomic
-def do_start_headless_connect(destination: DeliveryDestination, *, acting_user=None) -> str:
+def do_start_headless_connect(destination: DeliveryDestination, *, acting_user) -> str:
     """Consent URL for setups without a browser session (CLI): the one-time
     nonce is kept, encrypted, on the destination."""
     destination = DeliveryDestination.objects.select_for_update().get(pk=destination.pk)
@@ -251,7 +248,7 @@ def do_connect_google_account(
     destination: DeliveryDestination,
     account: google_oauth.ConnectedAccount,
     *,
-    acting_user=None,
+    acting_user,
     ip: str | None = None,
 ) -> None:
     destination = DeliveryDestination.objects.select_for_update().get(pk=destination.pk)
@@ -265,13 +262,12 @@ def do_connect_google_account(
         transaction.on_commit(lambda: _revoke_quietly(old_token))
 
 
-@transaction.atomic
 def do_disconnect_google_account(
-    destination: DeliveryDestination, *, acting_user=None, ip: str | None = None
+    destination: DeliveryDestination, *, acting_user, ip: str | None = None
 ) -> bool:
     """Revoke the grant at Google and forget it. Returns False when Google
-    could not be reached (the grant is forgotten here all the same)."""
-    destination = DeliveryDestination.objects.select_for_update().get(pk=destination.pk)
+    could not be reached (the grant is forgotten here all the same). Google
+    is asked before the row is locked: a slow answer must not hold the lock."""
     token = (destination.secrets or {}).get("refresh_token")
     revoked = True
     if token:
@@ -279,6 +275,14 @@ def do_disconnect_google_account(
             google_oauth.revoke(token)
         except google_oauth.GoogleOAuthError:
             revoked = False
+    return _forget_google_account(destination, revoked, acting_user=acting_user, ip=ip)
+
+
+@transaction.atomic
+def _forget_google_account(
+    destination: DeliveryDestination, revoked: bool, *, acting_user, ip: str | None
+) -> bool:
+    destination = DeliveryDestination.objects.select_for_update().get(pk=destination.pk)
     destination.secrets = {
         k: v for k, v in (destination.secrets or {}).items() if k != "refresh_token"
     }

@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.sizes import human_size
 from projects.access import get_project_for
 from projects.context import project_context
 from projects.models import Role
@@ -58,7 +59,7 @@ def progress_of(delivery: WithAnnotations[Delivery, _FileCounts]) -> dict:
         "percent": delivery.percent,
         "bytes_sent": delivery.bytes_sent,
         "bytes_total": delivery.bytes_total,
-        "bytes_text": f"{_size(delivery.bytes_sent)} / {_size(delivery.bytes_total)}",
+        "bytes_text": f"{human_size(delivery.bytes_sent)} / {human_size(delivery.bytes_total)}",
         "files_verified": delivery.files_verified,
         "files_total": delivery.files_total,
         "speed_text": _speed(delivery),
@@ -72,21 +73,12 @@ def progress_of(delivery: WithAnnotations[Delivery, _FileCounts]) -> dict:
     }
 
 
-def _size(n: int | None) -> str:
-    value = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
 def _speed(delivery: Delivery) -> str:
     speed = getattr(delivery, "speed", None)
     if not speed and delivery.started_at and delivery.finished_at and delivery.bytes_sent:
         seconds = (delivery.finished_at - delivery.started_at).total_seconds()
         speed = delivery.bytes_sent / seconds if seconds > 0 else None
-    return f"{_size(int(speed))}/s" if speed else ""
+    return f"{human_size(int(speed))}/s" if speed else ""
 
 
 @login_required

@@ -113,3 +113,14 @@ class PastSessionsForm(forms.Form):
         if since and until and since > until:
             self.add_error("until", "The end date is before the start date.")
         return data
+
+
+def destination_settings(form: DestinationForm) -> tuple[dict[str, Any], dict[str, str]]:
+    """(public config, new secrets) of a valid kind form, the plain values
+    ``config.do_save_destination`` takes: blank secrets are left out (the
+    stored ones stay) and disabled fields, shown but not changeable, dropped."""
+    public, new_secrets = form.split()
+    for name, field in form.fields.items():
+        if field.disabled:
+            public.pop(name, None)
+    return public, new_secrets

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from portal.sizes import human_size
 from recordings import store
 from recordings.models import RecordingFile, Session
 
@@ -16,13 +17,8 @@ def remote_path_for(session: Session, name: str) -> str:
     return f"{session.room.room_id}/{session.conf_num}/{name}"
 
 
-def mb(count: float) -> str:
-    """Human size: "12.3 MB", "17 kB", "512 B"."""
-    if count >= 1_000_000:
-        return f"{count / 1_000_000:.1f} MB"
-    if count >= 1_000:
-        return f"{count / 1_000:.0f} kB"
-    return f"{count:.0f} B"
+# The delivery log is shown on the Deliveries page: sizes in it read as on every page.
+mb = human_size
 
 
 @contextlib.contextmanager

@@ -19,7 +19,13 @@ from . import config, google_oauth, services
 from .destinations import REGISTRY, destination_class, kinds_where
 from .destinations.base import TransferError, UntrustedHostKey
 from .destinations.keypairs import generate_keypair
-from .forms import DestinationCommonForm, KindChoiceForm, TrustForm, kind_form
+from .forms import (
+    DestinationCommonForm,
+    KindChoiceForm,
+    TrustForm,
+    destination_settings,
+    kind_form,
+)
 from .models import DeliveryDestination, FileType
 
 TYPE_LABELS = dict(FileType.choices)
@@ -100,7 +106,11 @@ def _with_generated_key(request, kind: str):
     """The POST data, with a new private key in it when "Generate a key pair"
     was ticked and no key was pasted; and the public key to show."""
     data = request.POST
-    if not destination_class(kind).uses_ssh_keys or not data.get("generate_key") or data.get("private_key"):
+    if (
+        not destination_class(kind).uses_ssh_keys
+        or not data.get("generate_key")
+        or data.get("private_key")
+    ):
         return data, None
     private, public = generate_keypair(
         f"recording-portal-{request.resolver_match.kwargs['app_id']}"
@@ -112,20 +122,22 @@ def _with_generated_key(request, kind: str):
 
 def _save(request, project, kind, common, form, destination=None, public_key=None):
     data = common.cleaned_data
-    saved = config.do_save_destination(
+    public_config, new_secrets = destination_settings(form)
+    if public_key:
+        public_config["public_key"] = public_key
+    return config.do_save_destination(
         project,
         kind,
-        form,
-        data["name"],
-        data["file_types"],
-        data["enabled"],
+        name=data["name"],
+        file_types=data["file_types"],
+        enabled=data["enabled"],
+        public_config=public_config,
+        new_secrets=new_secrets,
         write_manifest=data["write_manifest"],
         destination=destination,
-        extra_config={"public_key": public_key} if public_key else None,
         acting_user=request.user,
         ip=client_ip(request),
     )
-    return saved
 
 
 @login_required

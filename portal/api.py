@@ -150,8 +150,3 @@ def api_routes(routes, *, documented: bool = True) -> list[URLPattern]:
 
 
 __all__ = ["ApiError", "AppKeyAuthentication", "HasProject", "ProjectPrincipal", "ok"]
-
-API_DEFAULTS = {
-    "authentication_classes": [AppKeyAuthentication],
-    "permission_classes": [HasProject],
-}

@@ -10,9 +10,10 @@ from rest_framework.views import APIView
 
 from portal.api import ApiError, ok
 
+from .actions.rooms import RoomInUse, do_create_room, do_delete_room, do_update_room
+from .audit import client_ip
 from .models import Room
 from .quotas import QuotaExceeded
-from .room_services import RoomInUse, do_create_room, do_delete_room, do_update_room
 from .serializers import (
     ErrorEnvelopeSerializer,
     RoomCreateSerializer,
@@ -135,6 +136,8 @@ class RoomListView(APIView):
                 settings=data.get("settings"),
                 data=data.get("data"),
                 sip=data.get("sip"),
+                acting_user=None,  # the app, by its APP_KEY
+                ip=client_ip(request),
             )
         except DjangoValidationError as exc:
             raise invalid(exc) from None
@@ -170,7 +173,7 @@ class RoomDetailView(APIView):
         data = json_object(request.data)
         changes = {key: data[key] for key in ROOM_KEYS if key in data}
         try:
-            room = do_update_room(room, changes)
+            room = do_update_room(room, changes, acting_user=None, ip=client_ip(request))
         except DjangoValidationError as exc:
             raise invalid(exc) from None
         return ok({"room": RoomSerializer(room).data})
@@ -195,7 +198,7 @@ class RoomDetailView(APIView):
         room = self.get_room(request, room_id)
         data = RoomSerializer(room).data
         try:
-            do_delete_room(room)
+            do_delete_room(room, acting_user=None, ip=client_ip(request))
         except RoomInUse as exc:
             raise ApiError(1009, str(exc), status=409) from None
         return ok({"room": data})

@@ -6,10 +6,12 @@ def _join_invited_projects(sender, request, user, **kwargs):
     """A person invited on a Members page joins at their next login, and is told."""
     from django.contrib import messages
 
+    from .actions.members import do_accept_invitations
     from .audit import client_ip
-    from .services import do_accept_invitations
 
-    for membership in do_accept_invitations(user, ip=client_ip(request) if request else None):
+    for membership in do_accept_invitations(
+        acting_user=user, ip=client_ip(request) if request else None
+    ):
         if request is not None and hasattr(request, "_messages"):
             messages.info(
                 request,

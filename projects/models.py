@@ -240,7 +240,9 @@ class WebhookMessage(models.Model):
 
 
 class WebhookAttempt(models.Model):
-    message = models.ForeignKey(WebhookMessage, on_delete=models.CASCADE, related_name="attempt_log")
+    message = models.ForeignKey(
+        WebhookMessage, on_delete=models.CASCADE, related_name="attempt_log"
+    )
     at = models.DateTimeField(auto_now_add=True)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
@@ -292,7 +294,11 @@ class AuditEvent(models.Model):
         MEMBER_ADDED = "member_added", "Member added"
         MEMBER_ROLE_CHANGED = "member_role_changed", "Member role changed"
         MEMBER_REMOVED = "member_removed", "Member removed"
+        ROOM_CREATED = "room_created", "Room created"
+        ROOM_CHANGED = "room_changed", "Room changed"
+        ROOM_DELETED = "room_deleted", "Room deleted"
         WEBHOOK_CHANGED = "webhook_changed", "Webhook settings changed"
+        WEBHOOK_SENT = "webhook_sent", "Webhook event sent by hand"
         DELIVERY_CHANGED = "delivery_changed", "Delivery settings changed"
         DELIVERY_HOST_KEY_TRUSTED = "delivery_host_key_trusted", "Destination key trusted"
         BASIC_AUTH_FAILURES = "basic_auth_failures", "Repeated failed recording logins"

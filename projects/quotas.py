@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Sum
 
+from portal.sizes import human_size
+
 from .models import Project
 
 
@@ -71,8 +73,8 @@ def check_storage_quota(project: Project, incoming: int) -> None:
     if used >= limit or used + max(incoming, 0) > limit:
         raise QuotaExceeded(
             STORAGE_RESULT,
-            f"This project's recordings would take more than its {_gib(limit)} of storage "
-            f"(PROJECT_MAX_STORAGE_BYTES; {_gib(used)} in use); files are freed after "
+            f"This project's recordings would take more than its {human_size(limit)} of storage "
+            f"(PROJECT_MAX_STORAGE_BYTES; {human_size(used)} in use); files are freed after "
             "retention, or ask the operator to raise the limit.",
         )
 
@@ -90,9 +92,3 @@ def check_live_sessions_quota(project: Project) -> None:
             f"This project already has {limit} sessions live at once "
             "(PROJECT_MAX_LIVE_SESSIONS); end one before starting another.",
         )
-
-
-def _gib(size: int) -> str:
-    from recordings.report import human_size  # the one size formatter
-
-    return human_size(size)

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from .actions.rooms import NAME_MAX, OWNER_REF_MAX
 from .models import Room
-from .room_services import NAME_MAX, OWNER_REF_MAX
 from .rooms import validate_room_settings
 
 # Field of the settings validator -> field of this form.

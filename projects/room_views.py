@@ -9,11 +9,12 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 
 from .access import ROLE_NEEDED_MESSAGE, get_project_for
+from .actions.rooms import do_create_room
+from .audit import client_ip
 from .context import project_context
 from .models import Role
 from .quotas import QuotaExceeded
 from .room_forms import RoomForm
-from .room_services import do_create_room
 
 ROOMS_PER_PAGE = 50
 
@@ -35,6 +36,7 @@ def rooms(request, app_id):
                     owner_ref=data["owner_ref"],
                     settings=data["settings"],
                     acting_user=request.user,
+                    ip=client_ip(request),
                 )
             except QuotaExceeded as exc:
                 form.add_error(None, exc.message)

@@ -11,18 +11,18 @@ from django.views.decorators.http import require_POST
 
 from .access import get_project_for
 from .access_control import access_control_available
+from .actions.members import (
+    LastOwnerError,
+    do_cancel_invitation,
+    do_change_member_role,
+    do_invite_member,
+    do_remove_member,
+)
+from .actions.projects import do_change_recording_password
 from .audit import client_ip
 from .context import project_context
 from .forms import AddMemberForm, MemberRoleForm, RecordingPasswordForm
 from .models import Role
-from .services import (
-    LastOwnerError,
-    do_cancel_invitation,
-    do_change_member_role,
-    do_change_recording_password,
-    do_invite_member,
-    do_remove_member,
-)
 
 
 @login_required
@@ -33,9 +33,14 @@ def recording_access_control(request, app_id):
     form = RecordingPasswordForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         do_change_recording_password(
-            project, form.cleaned_data["new_password"], acting_user=request.user, ip=client_ip(request)
+            project,
+            form.cleaned_data["new_password"],
+            acting_user=request.user,
+            ip=client_ip(request),
         )
-        messages.success(request, "The recording password was changed. The old one no longer works.")
+        messages.success(
+            request, "The recording password was changed. The old one no longer works."
+        )
         return redirect("projects:access", app_id=project.app_id)
     credentials = project.recording_credentials
     return render(
@@ -92,9 +97,14 @@ def member_role(request, app_id, membership_id):
     else:
         try:
             do_change_member_role(
-                membership, form.cleaned_data["role"], acting_user=request.user, ip=client_ip(request)
+                membership,
+                form.cleaned_data["role"],
+                acting_user=request.user,
+                ip=client_ip(request),
             )
-            messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
+            messages.success(
+                request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
+            )
         except LastOwnerError as exc:
             messages.error(request, str(exc))
     return redirect("projects:members", app_id=project.app_id)
@@ -110,7 +120,10 @@ def member_remove(request, app_id, membership_id):
         messages.success(request, f"{membership.user.get_username()} was removed.")
     except LastOwnerError as exc:
         messages.error(request, str(exc))
-    if membership.user_id == request.user.id and not project.memberships.filter(user=request.user).exists():
+    if (
+        membership.user_id == request.user.id
+        and not project.memberships.filter(user=request.user).exists()
+    ):
         return redirect("projects:list")
     return redirect("projects:members", app_id=project.app_id)
 

@@ -1,7 +1,7 @@
 """Serializers of the Video API v2 rooms, and the envelopes the schema documents.
 
 Request bodies are validated by ``projects.rooms.validate_room_settings`` and
-``projects.room_services`` (the Rooms page uses the same rules); the request
+``projects.actions.rooms`` (the Rooms page uses the same rules); the request
 serializers here describe them for the OpenAPI schema."""
 
 from __future__ import annotations
@@ -106,7 +106,3 @@ class RoomListEnvelopeSerializer(serializers.Serializer):
     page = serializers.IntegerField()
     per_page = serializers.IntegerField()
     next = serializers.CharField(allow_null=True, help_text="URL of the next page or null.")
-
-
-class ResultSerializer(serializers.Serializer):
-    result = serializers.IntegerField(help_text="0")

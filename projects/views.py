@@ -5,11 +5,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from .access import get_project_for, projects_of
+from .actions.projects import do_create_project, do_regenerate_app_key
 from .audit import client_ip
 from .context import project_context
 from .forms import ProjectForm
 from .models import Role
-from .services import do_create_project, do_regenerate_app_key
 
 
 @login_required
@@ -23,7 +23,7 @@ def project_create(request):
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         created = do_create_project(
-            form.cleaned_data["name"], owner=request.user, ip=client_ip(request)
+            form.cleaned_data["name"], acting_user=request.user, ip=client_ip(request)
         )
         project = get_project_for(request.user, created.project.app_id)
         # Rendered, not redirected: the app key is shown this once and must

@@ -123,7 +123,7 @@ class WebhookForm(forms.Form):
 
     def password_change(self):
         """What do_configure_webhook should do with the stored password."""
-        from .webhook_config import KEEP
+        from .actions.webhooks import KEEP
 
         if self.cleaned_data.get("clear_basic_password"):
             return ""

@@ -8,12 +8,16 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import webhooks
 from .access import get_project_for
+from .actions.webhooks import (
+    do_configure_webhook,
+    do_resend_webhook_message,
+    do_rotate_webhook_secret,
+    do_send_test_webhook,
+)
 from .audit import client_ip
 from .context import project_context
 from .models import Role, WebhookEndpoint, WebhookMessage
-from .webhook_config import do_configure_webhook, do_rotate_webhook_secret
 from .webhook_forms import WebhookForm
 
 LOG_LENGTH = 25
@@ -93,7 +97,8 @@ def webhook_send_test(request, app_id):
     if not WebhookEndpoint.objects.filter(project=project).exists():
         messages.error(request, "Save a webhook URL first, then send a test event.")
     else:
-        _report(request, webhooks.send_test_event(project), "Test event")
+        logged = do_send_test_webhook(project, acting_user=request.user, ip=client_ip(request))
+        _report(request, logged, "Test event")
     return redirect("projects:webhook", app_id=project.app_id)
 
 
@@ -102,5 +107,6 @@ def webhook_send_test(request, app_id):
 def webhook_resend(request, app_id, msg_id):
     project = get_project_for(request.user, app_id, role=Role.ADMIN)
     message = get_object_or_404(WebhookMessage, project=project, msg_id=msg_id)
-    _report(request, webhooks.resend(message), f"The {message.event_type} event")
+    logged = do_resend_webhook_message(message, acting_user=request.user, ip=client_ip(request))
+    _report(request, logged, f"The {message.event_type} event")
     return redirect("projects:webhook", app_id=project.app_id)

@@ -1,10 +1,10 @@
 """Webhook events of a project, signed per the Standard Webhooks spec.
 
 The WebhookMessage row is the truth: ``queue_event`` records it and wakes a
-django-q2 task after commit; whoever sends it first claims it with a
+django-q2 task after commit (``projects.tasks``); whoever sends it first claims it with a
 conditional UPDATE (state → sending, ``next_attempt_at`` → lease expiry), so
 two workers never send the same attempt. A sweep scheduled every minute
-(migration 0002) sends messages whose retry is due and reclaims messages
+(``projects.tasks.sweep_due_messages``) sends messages whose retry is due and reclaims messages
 whose sender died during its lease.
 """
 
@@ -27,6 +27,7 @@ from standardwebhooks import Webhook
 
 from portal import egress
 from portal.egress_http import guarded_session
+from portal.queues import enqueue_after_commit
 
 from .models import Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
@@ -121,8 +122,9 @@ def queue_event(
         if not dedupe_key:
             raise
         return WebhookMessage.objects.get(dedupe_key=dedupe_key)
-    pk = message.pk
-    transaction.on_commit(lambda: enqueue_send(pk))
+    enqueue_after_commit(
+        "projects.tasks.send_message_task", message.pk, task_name=f"webhook-{message.pk}"
+    )
     return message
 
 
@@ -135,16 +137,6 @@ def payload_for_test_event(project: Project) -> dict[str, Any]:
         "trans_date": int(timezone.now().timestamp()),
         "message": "Test event from the Recording Delivery Portal.",
     }
-
-
-def enqueue_send(message_pk: int) -> None:
-    """Wake a worker; if the broker is down the sweep sends it anyway."""
-    from portal.queues import enqueue
-
-    try:
-        enqueue("projects.webhooks.send_message_task", message_pk, task_name=f"webhook-{message_pk}")
-    except Exception:
-        logger.warning("Could not queue webhook message %s; the sweep will send it", message_pk)
 
 
 # --- claiming -----------------------------------------------------------------
@@ -320,34 +312,6 @@ def record_outcome(
         state,
     )
     return logged
-
-
-def send_message_task(message_pk: int) -> str:
-    """django-q2 task: send a freshly queued message if it is still due."""
-    logged = attempt(message_pk)
-    return "not due" if logged is None else f"status {logged.status_code or logged.error}"
-
-
-def sweep_due_messages() -> int:
-    """django-q2 schedule (every minute): send every message whose attempt is
-    due, including ones whose sender's lease ran out. Bounded in time so a
-    slow receiver cannot pile up overlapping sweeps."""
-    started = time.monotonic()
-    sent = 0
-    due = (
-        WebhookMessage.objects.filter(
-            state__in=[State.PENDING, State.RETRY, State.SENDING],
-            next_attempt_at__lte=timezone.now(),
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
-    for pk in list(due):
-        if time.monotonic() - started > SWEEP_BUDGET_SECONDS:
-            break
-        if attempt(pk) is not None:
-            sent += 1
-    return sent
 
 
 # --- actions from the portal and the CLI ----------------------------------------

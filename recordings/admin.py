@@ -31,7 +31,7 @@ class RecordingFileAdmin(admin.ModelAdmin):
 
 @admin.register(RecorderRequest)
 class RecorderRequestAdmin(admin.ModelAdmin):
-    """The recorder queue, read-only: changes go through recordings.recorders,
+    """The recorder queue, read-only: changes go through recordings.actions.recorders,
     which keeps slots and sessions consistent. The streaming target is secret."""
 
     list_display = ["id", "kind", "state", "session", "project", "requested_at", "started_at",

@@ -1,5 +1,5 @@
 """Ingest API v1: the media server starts sessions, switches recording on and
-off, uploads files and ends sessions. Views are thin: ``recordings.ingest``
+off, uploads files and ends sessions. Views are thin: ``recordings.actions.sessions``
 holds the rules; ``recordings.uploads`` streams file bodies to disk. Live
 recording and streaming, which wait for a recorder, are ``recorder_api``."""
 
@@ -14,11 +14,8 @@ from rest_framework.views import APIView
 from portal.api import ApiError, ok
 from projects.api import ErrorEnvelopeSerializer, error_responses, json_object
 
-from . import ingest, recorders
+from .actions import recorders, sessions
 from .uploads import FORM_OVERHEAD, StreamingUploadHandler, UploadTooLarge
-
-# Replaceable so tests can observe the handler (see tests/recordings/test_ingest.py).
-UPLOAD_HANDLER_CLASS = StreamingUploadHandler
 
 
 def session_data(session) -> dict:
@@ -73,7 +70,7 @@ RoleRequest = inline_serializer(
 UploadRequest = inline_serializer(
     "FileUpload",
     {
-        "type": serializers.ChoiceField(choices=list(ingest.UPLOAD_TYPES)),
+        "type": serializers.ChoiceField(choices=list(sessions.UPLOAD_TYPES)),
         "file": serializers.FileField(),
         "participant": serializers.CharField(required=False),
     },
@@ -99,7 +96,7 @@ FileEnvelope = inline_serializer(
 def _run(call):
     try:
         return call()
-    except ingest.IngestError as exc:
+    except sessions.IngestError as exc:
         raise ApiError(exc.result, exc.message, status=exc.status) from None
 
 
@@ -113,7 +110,7 @@ class SessionStartView(APIView):
         responses={201: SessionEnvelope, **error_responses(401, 403, 404)},
     )
     def post(self, request, room_id: str):
-        session = _run(lambda: ingest.do_start_session(request.auth, room_id))
+        session = _run(lambda: sessions.do_start_session(request.auth, room_id, acting_user=None))
         return ok(session_data(session), status_code=status.HTTP_201_CREATED)
 
 
@@ -133,7 +130,9 @@ def _transition_view(service, operation_id: str, summary: str, codes: str):
         )
         def post(self, request, conf_num: str):
             data = json_object(request.data) if request.data else {}
-            session = _run(lambda: service(request.auth, conf_num, role=data.get("role")))
+            session = _run(
+                lambda: service(request.auth, conf_num, role=data.get("role"), acting_user=None)
+            )
             return ok(session_data(session))
 
     TransitionView.__name__ = TransitionView.__qualname__ = "".join(
@@ -143,11 +142,11 @@ def _transition_view(service, operation_id: str, summary: str, codes: str):
 
 
 recording_start = _transition_view(
-    ingest.do_start_recording, "ingest_recording_start", "Start recording",
+    sessions.do_start_recording, "ingest_recording_start", "Start recording",
     "5007 not a moderator, 5033 start in progress, 5034 already started",
 )  # fmt: skip
 recording_stop = _transition_view(
-    ingest.do_stop_recording, "ingest_recording_stop", "Stop recording",
+    sessions.do_stop_recording, "ingest_recording_stop", "Stop recording",
     "5008 not a moderator, 5035 stop in progress, 5036 not started",
 )  # fmt: skip
 
@@ -168,6 +167,7 @@ UPLOAD_REFUSALS = {
     ),
 }
 
+
 class FileUploadView(APIView):
     parser_classes = [MultiPartParser]
 
@@ -182,10 +182,10 @@ class FileUploadView(APIView):
         },
     )
     def post(self, request, conf_num: str):
-        session = ingest.get_session(request.auth, conf_num)
-        _run(lambda: ingest.refuse_if_ended(session))
+        session = sessions.get_session(request.auth, conf_num)
+        _run(lambda: sessions.refuse_if_ended(session))
         # Refuse before reading the body when the project is already full.
-        _run(lambda: ingest.refuse_if_over_storage_quota(request.auth))
+        _run(lambda: sessions.refuse_if_over_storage_quota(request.auth))
         limit = settings.UPLOAD_MAX_BYTES
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -193,7 +193,7 @@ class FileUploadView(APIView):
             declared = 0
         if declared > limit + FORM_OVERHEAD:
             raise UploadTooLarge(limit)
-        handler = UPLOAD_HANDLER_CLASS(request._request, max_bytes=limit)
+        handler = StreamingUploadHandler(request._request, max_bytes=limit)
         request._request.upload_handlers = [handler]
         try:
             upload = request.FILES.get("file")
@@ -201,7 +201,7 @@ class FileUploadView(APIView):
                 raise ApiError(1001, "file: attach the recording in the `file` field", status=400)
             file_type = request.data.get("type", "")
             stored = _run(
-                lambda: ingest.do_store_file(
+                lambda: sessions.do_store_file(
                     request.auth,
                     conf_num,
                     file_type=file_type,
@@ -210,6 +210,7 @@ class FileUploadView(APIView):
                     size=upload.size,
                     sha256=upload.sha256,
                     participant=request.data.get("participant", ""),
+                    acting_user=None,  # the media server, not a person
                 )
             )
         finally:
@@ -241,5 +242,5 @@ class SessionEndView(APIView):
         },
     )
     def post(self, request, conf_num: str):
-        session = _run(lambda: ingest.do_end_session(request.auth, conf_num))
+        session = _run(lambda: sessions.do_end_session(request.auth, conf_num, acting_user=None))
         return ok(session_data(session))

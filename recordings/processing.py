@@ -23,8 +23,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from . import lifecycle, media, store
+from .actions.sessions import session_folder
 from .events import queue_session_event
-from .ingest import session_folder
 from .models import RecordingFile, Session
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Ingest API v1, live recording and streaming: start and stop (which take a
 recorder slot, so a start may wait) and the session's state. Views are thin:
-``recordings.recorders`` holds the queue."""
+``recordings.actions.recorders`` holds the queue."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from portal.api import ApiError, ok
 from projects.api import ErrorEnvelopeSerializer, error_responses, json_object
 
-from . import ingest, recorders
+from .actions import recorders, sessions
 from .ingest_api import SESSION_FIELDS, RoleRequest, SessionEnvelope, session_data
 
 RecorderEnvelope = inline_serializer(
@@ -68,6 +68,7 @@ StreamingRequest = inline_serializer(
     },
 )
 
+
 def _recorder_view(kind: str, action: str, operation_id: str, summary: str, codes: str):
     """Start or stop a live recording or stream: these take a recorder slot,
     so a start may wait (202) and a stop may only remove it from waiting."""
@@ -110,18 +111,20 @@ def _recorder_view(kind: str, action: str, operation_id: str, summary: str, code
             data = json_object(request.data) if request.data else {}
             try:
                 if start:
-                    outcome = recorders.do_start(
+                    outcome = recorders.do_start_recorder(
                         request.auth, conf_num, kind, role=data.get("role"),
-                        config=data.get("config"),
+                        config=data.get("config"), acting_user=None,
                     )  # fmt: skip
                 else:
-                    outcome = recorders.do_stop(request.auth, conf_num, kind, role=data.get("role"))
+                    outcome = recorders.do_stop_recorder(
+                        request.auth, conf_num, kind, role=data.get("role"), acting_user=None
+                    )
             except recorders.StillWaiting as exc:
                 return Response(
                     {"result": exc.result, "error": exc.message, "position": exc.position},
                     status=status.HTTP_409_CONFLICT,
                 )
-            except ingest.IngestError as exc:
+            except sessions.IngestError as exc:
                 raise ApiError(exc.result, exc.message, status=exc.status) from None
             body = session_data(outcome.session)
             if not outcome.result:
@@ -185,4 +188,4 @@ class SessionView(APIView):
         responses={200: SessionEnvelope, **error_responses(401, 404)},
     )
     def get(self, request, conf_num: str):
-        return ok(session_data(ingest.get_session(request.auth, conf_num)))
+        return ok(session_data(sessions.get_session(request.auth, conf_num)))

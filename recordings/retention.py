@@ -124,10 +124,3 @@ def _sweep_emptied_sessions(folders: dict[int, str]) -> None:
             for name in list(store.listing(folder)):
                 _remove(name, f"session {session_id} (no row)")
 
-
-def run_retention() -> int:
-    """django-q2 scheduled task (see migration 0002_retention_schedule)."""
-    count = expire_old_files()
-    if count:
-        logger.info("Retention removed %d recording files", count)
-    return count

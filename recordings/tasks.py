@@ -11,8 +11,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal import workers
-from portal.queues import enqueue_processing
+from portal.queues import enqueue_after_commit
 
+from . import retention
 from .models import Session
 from .processing import MAX_PROCESSING_ATTEMPTS, give_up, process_session
 
@@ -34,8 +35,9 @@ def process_session_task(session_id: int) -> str:
 
 
 def queue_processing(session_id: int) -> None:
-    """Hand the session to the media-processing cluster (portal/queues.py)."""
-    enqueue_processing("recordings.tasks.process_session_task", session_id)
+    """Hand the session to the media-processing cluster after commit
+    (portal/queues.py)."""
+    enqueue_after_commit("recordings.tasks.process_session_task", session_id, processing=True)
 
 
 def requeue_stalled_processing() -> int:
@@ -80,7 +82,16 @@ def expire_waiting_recorders() -> int:
     """Fail live-recording/streaming requests that waited longer than
     LIVE_RECORDING_MAX_WAIT_SECONDS (7080 / 7081; also checked whenever the
     session's state is read) and start waiting ones if slots freed without a
-    stop. Scheduled every minute (migration 0006)."""
-    from .recorders import do_expire_waiting
+    stop. Scheduled every minute (migration 0008)."""
+    from .actions.recorders import do_expire_waiting_recorders
 
-    return do_expire_waiting()
+    return do_expire_waiting_recorders(acting_user=None)
+
+
+def run_retention() -> int:
+    """Every hour (schedule "recordings-retention"): remove recording files
+    older than RECORDING_RETENTION_HOURS."""
+    count = retention.expire_old_files()
+    if count:
+        log.info("Retention removed %d recording files", count)
+    return count

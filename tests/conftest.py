@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from projects.actions.projects import NewProject, do_create_project
 from projects.models import Membership, Project, Role
-from projects.services import NewProject, do_create_project
 
 PASSWORD = "correct horse battery staple"
 
@@ -39,7 +39,7 @@ def make_user(django_user_model):
 @pytest.fixture
 def world(db, make_user) -> World:
     alice, bob, charlie = make_user("alice"), make_user("bob"), make_user("charlie")
-    created = do_create_project("Alpha", owner=alice)
+    created = do_create_project("Alpha", acting_user=alice)
     Membership.objects.create(project=created.project, user=bob, role=Role.VIEWER)
     return World(alice, bob, charlie, created.project, created)
 

@@ -43,3 +43,15 @@ def make_recording(
         storage_path=stored,
         participant=participant,
     )
+
+
+def save_destination(project: Project, kind: str, form, name: str, file_types, enabled=True):
+    """A destination saved from a valid kind form, as the delivery command does."""
+    from delivery.config import do_save_destination
+    from delivery.forms import destination_settings
+
+    public_config, new_secrets = destination_settings(form)
+    return do_save_destination(
+        project, kind, name=name, file_types=file_types, enabled=enabled,
+        public_config=public_config, new_secrets=new_secrets, acting_user=None,
+    )  # fmt: skip

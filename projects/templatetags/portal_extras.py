@@ -1,6 +1,9 @@
 from django import template
 
+from portal.sizes import human_size
+
 register = template.Library()
+register.filter("human_size", human_size)
 
 
 @register.filter

@@ -3,29 +3,17 @@
 
 from django.db import migrations
 
-SCHEDULE_NAME = "recordings-retention"
-
-
-def create_schedule(apps, schema_editor):
-    Schedule = apps.get_model("django_q", "Schedule")
-    Schedule.objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": "recordings.retention.run_retention",
-            "schedule_type": "H",  # Schedule.HOURLY
-            "repeats": -1,
-        },
-    )
-
-
-def delete_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=SCHEDULE_NAME).delete()
+from portal.schedules import DJANGO_Q_DEPENDENCY, HOURLY, create_schedule
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("recordings", "0001_initial"),
-        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
-    ]
+    dependencies = [("recordings", "0001_initial"), DJANGO_Q_DEPENDENCY]
 
-    operations = [migrations.RunPython(create_schedule, delete_schedule)]
+    operations = [
+        create_schedule(
+            "recordings-retention",
+            "recordings.retention.run_retention",
+            schedule_type=HOURLY,
+            minutes=None,
+        )
+    ]

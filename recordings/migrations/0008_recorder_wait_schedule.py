@@ -4,30 +4,19 @@ every hand-out of a recorder slot locks."""
 
 from django.db import migrations
 
-SCHEDULE_NAME = "recordings-expire-waiting-recorders"
+from portal.schedules import DJANGO_Q_DEPENDENCY, create_schedule
 
 
-def create(apps, schema_editor):
+def create_pool(apps, schema_editor):
     apps.get_model("recordings", "RecorderPool").objects.get_or_create(pk=1)
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": "recordings.tasks.expire_waiting_recorders",
-            "schedule_type": "I",  # Schedule.MINUTES
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-
-
-def delete(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=SCHEDULE_NAME).delete()
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("recordings", "0007_recorder_slots_and_queue"),
-        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
-    ]
+    dependencies = [("recordings", "0007_recorder_slots_and_queue"), DJANGO_Q_DEPENDENCY]
 
-    operations = [migrations.RunPython(create, delete)]
+    operations = [
+        migrations.RunPython(create_pool, migrations.RunPython.noop),
+        create_schedule(
+            "recordings-expire-waiting-recorders", "recordings.tasks.expire_waiting_recorders"
+        ),
+    ]

@@ -4,7 +4,7 @@ Rooms page, which belongs to the projects app and must not import this one)."""
 
 from django import template
 
-from recordings.recorders import pool_status
+from recordings.recorder_status import pool_status
 
 register = template.Library()
 

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from delivery import services
 from delivery.destinations import destination_for
 from projects import webhooks
+from projects.actions.webhooks import do_configure_webhook
 from projects.models import WebhookEndpoint, WebhookMessage
-from projects.webhook_config import do_configure_webhook
 from recordings.events import queue_session_event
 from tests.delivery import engine_support
 from tests.delivery.engine_support import local_destination, make_session
@@ -41,7 +41,7 @@ def received(receiver, count: int) -> list[dict]:
 
 
 def test_recording_lists_url_strings_and_adds_files(world, session, webhook_receiver, sync_queue):
-    do_configure_webhook(world.project, url=webhook_receiver.url)
+    do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
     individual = list(session.files.filter(type="individual").order_by("name"))
     before = int(time.time())
     queue_session_event(session, "recording", individual, dedupe_key="t:recording")
@@ -52,13 +52,16 @@ def test_recording_lists_url_strings_and_adds_files(world, session, webhook_rece
     assert isinstance(body["trans_date"], int) and before <= body["trans_date"] <= time.time()
     assert body["recording"] == [f.public_url for f in individual]
     assert all(FILE_KEYS == set(f) for f in body["files"])
-    assert [(f["name"], f["size"]) for f in body["files"]] == [("alice.webm", 100), ("bob.webm", 200)]
+    assert [(f["name"], f["size"]) for f in body["files"]] == [
+        ("alice.webm", 100),
+        ("bob.webm", 200),
+    ]
 
 
 def test_transcoded_has_the_url_string_stage_and_file_size(
     world, session, webhook_receiver, sync_queue
 ):
-    do_configure_webhook(world.project, url=webhook_receiver.url)
+    do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
     composite = session.files.get(type="transcoded")
     queue_session_event(session, "transcoded", [composite], dedupe_key="t:transcoded")
     [body] = received(webhook_receiver, 1)
@@ -69,7 +72,9 @@ def test_transcoded_has_the_url_string_stage_and_file_size(
 
 
 def test_an_endpoint_gets_only_the_events_it_chose(world, session, webhook_receiver, sync_queue):
-    do_configure_webhook(world.project, url=webhook_receiver.url, events=["transcoded"])
+    do_configure_webhook(
+        world.project, url=webhook_receiver.url, events=["transcoded"], acting_user=None
+    )
     individual = list(session.files.filter(type="individual"))
     assert queue_session_event(session, "recording", individual, dedupe_key="a") is None
     queue_session_event(session, "transcoded", [session.files.get(type="transcoded")],
@@ -84,7 +89,7 @@ def test_file_transfer_in_enablex_shape_with_the_legacy_name_on_request(
     world, session, local_roots, webhook_receiver, sync_queue, legacy
 ):
     do_configure_webhook(world.project, url=webhook_receiver.url, legacy_event_names=legacy,
-                         events=["file_transfer"])  # fmt: skip
+                         events=["file_transfer"], acting_user=None)  # fmt: skip
     local_destination(world.project, local_roots / "nas", types=("transcoded", "chat"), name="NAS")
     services.schedule_deliveries_for_session(session.pk)
     [body] = received(webhook_receiver, 1)

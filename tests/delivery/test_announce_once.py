@@ -14,7 +14,7 @@ import pytest
 
 from delivery import engine, services, tasks
 from delivery.models import Delivery, DeliveryDestination
-from projects.webhook_config import do_configure_webhook
+from projects.actions.webhooks import do_configure_webhook
 from recordings import lifecycle
 from recordings.lifecycle import Event
 from recordings.models import Session
@@ -35,7 +35,7 @@ EVERY_TYPE = ("individual", "chat", "metadata", "transcoded")
 
 @pytest.fixture
 def hook(world, webhook_receiver):
-    do_configure_webhook(world.project, url=webhook_receiver.url)
+    do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
     return webhook_receiver
 
 

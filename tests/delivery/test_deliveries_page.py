@@ -9,12 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from delivery.config import do_save_destination
 from delivery.forms import kind_form
 from delivery.models import DeliveredFile, Delivery, DeliveryDestination
 from projects.models import Role, WebhookMessage
 from recordings.models import Session
-from tests.factories import make_recording
+from tests.factories import make_recording, save_destination
 
 
 def page(world) -> str:
@@ -33,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("local_roots")
 def destination(world, tmp_path) -> DeliveryDestination:
     form = kind_form("local", {"path": str(tmp_path)}, web=False)
     assert form.is_valid()
-    return do_save_destination(world.project, "local", form, "nas", ["individual"], True)
+    return save_destination(world.project, "local", form, "nas", ["individual"], True)
 
 
 def make_delivery(world, destination, state, **fields) -> Delivery:
@@ -112,12 +111,12 @@ def test_the_progress_endpoint_reports_live_figures_as_json(client, world, desti
 def test_the_progress_endpoint_only_shows_this_projects_deliveries(
     client, world, destination, tmp_path
 ):
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
-    other = do_create_project("Other", owner=world.alice).project
+    other = do_create_project("Other", acting_user=world.alice).project
     form = kind_form("local", {"path": str(tmp_path / "other")}, web=False)
     assert form.is_valid()
-    theirs = do_save_destination(other, "local", form, "x", ["individual"], True)
+    theirs = save_destination(other, "local", form, "x", ["individual"], True)
     recording = make_recording(other)
     foreign = Delivery.objects.create(session=recording.session, destination=theirs)
     client.force_login(world.bob)

@@ -275,12 +275,12 @@ def test_redirects_are_never_followed(settings, name):
 def test_a_destination_refused_since_it_was_saved_can_still_be_switched_off(
     world, settings, name
 ):
-    from delivery.config import do_save_destination
+    from tests.factories import save_destination
 
     kind, data = form_data(name, "127.0.0.1")
     form = kind_form(kind, data)
     assert form.is_valid(), form.errors
-    saved = do_save_destination(world.project, kind, form, name, ["chat"], True)
+    saved = save_destination(world.project, kind, form, name, ["chat"], True)
     settings.OUTBOUND_ALLOWED_NETWORKS = []  # the operator narrowed the exemptions
     unchanged = kind_form(kind, data, destination=saved)
     assert unchanged.is_valid(), unchanged.errors

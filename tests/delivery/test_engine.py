@@ -19,8 +19,8 @@ from django_q.models import Schedule
 from delivery import engine, services, tasks
 from delivery.destinations.base import TransferError
 from delivery.models import DeliveredFile, Delivery
+from projects.actions.webhooks import do_configure_webhook
 from projects.models import AuditEvent, WebhookMessage
-from projects.webhook_config import do_configure_webhook
 from recordings.models import Session
 from tests.delivery import engine_support
 from tests.delivery.engine_support import add_file, local_destination, make_session, transient
@@ -38,7 +38,7 @@ SECRET = "s3cr3t-do-not-leak-9f2c"
 
 @pytest.fixture
 def hook(world, webhook_receiver):
-    return do_configure_webhook(world.project, url=webhook_receiver.url)
+    return do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from django_q.conf import Conf
 from delivery import engine, services, tasks
 from delivery.destinations.s3 import S3Destination
 from delivery.models import DeliveredFile, Delivery, DeliveryDestination
+from projects.actions.webhooks import do_configure_webhook
 from projects.models import WebhookMessage
-from projects.webhook_config import do_configure_webhook
 from tests.delivery import MB
 from tests.delivery.engine_support import make_session
 from tests.servers import moto_s3
@@ -68,7 +68,7 @@ def sha256_of_object(server, key: str) -> str:
 def test_a_session_lands_in_the_bucket_verified_with_the_manifest_last(
     world, s3, root, monkeypatch, webhook_receiver
 ):
-    do_configure_webhook(world.project, url=webhook_receiver.url)
+    do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
     monkeypatch.setattr(Conf, "SYNC", True)
     session = make_session(
         world.project,

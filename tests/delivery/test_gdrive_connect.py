@@ -12,10 +12,10 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from delivery.config import do_save_destination
 from delivery.forms import kind_form
 from delivery.models import DeliveryDestination
 from projects.models import AuditEvent, Role
+from tests.factories import save_destination
 from tests.servers import gdrive_double as servers
 
 gdrive_double = servers.gdrive_double
@@ -28,7 +28,7 @@ EMAIL = "owner.of.drive@example.com"
 def destination(world) -> DeliveryDestination:
     form = kind_form("gdrive", {"folder": "Recordings/Portal"}, web=False)
     assert form.is_valid(), form.errors
-    return do_save_destination(world.project, "gdrive", form, "drive", ["transcoded"], True)
+    return save_destination(world.project, "gdrive", form, "drive", ["transcoded"], True)
 
 
 def url(world, name, dest) -> str:

@@ -8,10 +8,10 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from delivery.config import do_save_destination
 from delivery.forms import kind_form
 from delivery.models import DeliveryDestination
 from projects.models import AuditEvent, Role
+from tests.factories import save_destination
 from tests.servers import sshd as sshd_servers
 from tests.servers.moto_s3 import MotoS3Server, s3, s3_server  # noqa: F401
 
@@ -41,7 +41,7 @@ def make_destination(world, kind: str, name: str | None = None, **settings) -> D
     defaults = {k: f.initial for k, f in kind_form(kind).fields.items() if f.initial is not None}
     form = kind_form(kind, {**defaults, **settings}, web=False)
     assert form.is_valid(), form.errors
-    return do_save_destination(
+    return save_destination(
         world.project, kind, form, name or kind, ["transcoded", "chat"], True
     )
 
@@ -81,12 +81,12 @@ def test_outsiders_get_404_on_every_page(client, world, tmp_path):
 
 
 def test_a_destination_of_another_project_is_404(client, world, make_user, tmp_path):
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
-    other = do_create_project("Other", owner=world.alice).project
+    other = do_create_project("Other", acting_user=world.alice).project
     form = kind_form("local", {"path": str(tmp_path)}, web=False)
     assert form.is_valid()
-    theirs = do_save_destination(other, "local", form, "theirs", ["chat"], True)
+    theirs = save_destination(other, "local", form, "theirs", ["chat"], True)
     client.force_login(world.alice)
     url = reverse("delivery:edit", args=[world.app_id, theirs.pk])
     assert client.get(url).status_code == 404

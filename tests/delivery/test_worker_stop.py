@@ -64,7 +64,9 @@ def test_a_running_delivery_is_handed_back_at_the_next_chunk_and_resumed_elsewhe
     assert [(p.name, p.stat().st_size) for p in target.iterdir()] == [("transcoded.mp4", 20 * MB)]
 
 
-def test_a_stopping_worker_queues_again_what_it_has_not_started(world, tmp_path, stopping):
+def test_a_stopping_worker_queues_again_what_it_has_not_started(
+    world, tmp_path, stopping, django_capture_on_commit_callbacks
+):
     session = make_session(world.project, {"chat.json": ("chat", b"[]")}, state="processing")
     local_destination(world.project, tmp_path / "nas", types=("chat",))
     services.schedule_deliveries_for_session(session.pk)
@@ -72,7 +74,9 @@ def test_a_stopping_worker_queues_again_what_it_has_not_started(world, tmp_path,
     OrmQ.objects.all().delete()
     stopping.set()
     assert engine.run_delivery(delivery.pk) == "left for another worker: this one is stopping"
-    assert process_session_task(session.pk) == "queued again: the worker is stopping"
+    # A task runs outside any transaction: what it queues goes at once.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert process_session_task(session.pk) == "queued again: the worker is stopping"
     assert queued() == [
         ("portal", "delivery.tasks.run_delivery"),
         ("processing", "recordings.tasks.process_session_task"),

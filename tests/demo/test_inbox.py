@@ -14,10 +14,10 @@ from django.test import Client
 from demo import inbox
 from demo.models import InboxMessage
 from projects import webhooks
+from projects.actions.projects import do_create_project
+from projects.actions.webhooks import do_configure_webhook, generate_secret
 from projects.management.commands.setup_demo import DEMO_PROJECT, DEMO_USERNAME
 from projects.models import Membership, Role, WebhookEndpoint
-from projects.services import do_create_project
-from projects.webhook_config import do_configure_webhook, generate_secret
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def demo(world, make_user, settings):
     member), its webhook pointing at the inbox, and the inbox turned on."""
     settings.DEMO_WEBHOOK_INBOX = True
     user = make_user(DEMO_USERNAME)
-    project = do_create_project(DEMO_PROJECT, owner=user).project
+    project = do_create_project(DEMO_PROJECT, acting_user=user).project
     Membership.objects.create(project=project, user=world.alice, role=Role.VIEWER)
     do_configure_webhook(project, url=inbox.inbox_url(project), acting_user=None)
     return project
@@ -123,7 +123,7 @@ def test_another_project_cannot_use_the_inbox_as_a_free_receiver(demo, world):
     body, headers = signed(world.project)
     assert post(Client(), world.project, body, headers).status_code == 404
     # A project of the same name that the demo user does not own is no demo either.
-    copycat = do_create_project(DEMO_PROJECT, owner=world.charlie).project
+    copycat = do_create_project(DEMO_PROJECT, acting_user=world.charlie).project
     do_configure_webhook(copycat, url=inbox.inbox_url(copycat), acting_user=None)
     body, headers = signed(copycat)
     assert post(Client(), copycat, body, headers).status_code == 404

@@ -26,7 +26,7 @@ def test_a_repeated_known_wrong_key_is_refused_for_free_and_not_counted(client, 
 def test_fresh_wrong_keys_throttle_that_address_for_that_app_id_only(client, world, make_user):
     # Throttled before any hashing: even the right key, unless this process
     # verified it recently (then there is nothing to guess or to hash).
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
     for n in range(10):
         assert rooms(client, world, f"guess-{n}").status_code == 401
@@ -35,7 +35,7 @@ def test_fresh_wrong_keys_throttle_that_address_for_that_app_id_only(client, wor
     assert refused.json()["result"] == 1029
     assert rooms(client, world, world.created.app_key).status_code == 429  # not verified yet
     assert rooms(client, world, world.created.app_key, "198.51.100.1").status_code == 200
-    other = do_create_project("Other", owner=make_user("dora"))
+    other = do_create_project("Other", acting_user=make_user("dora"))
     token = base64.b64encode(f"{other.project.app_id}:{other.app_key}".encode()).decode()
     answer = client.get(
         "/video/v2/rooms", HTTP_AUTHORIZATION=f"Basic {token}", REMOTE_ADDR="203.0.113.7"

@@ -12,8 +12,8 @@ import pytest
 from django.core.checks import run_checks
 from django.urls import reverse
 
-from delivery.config import do_save_destination
 from delivery.forms import kind_form
+from tests.factories import save_destination
 from tests.servers import free_port
 from tests.servers.portal import ROOT, PortalProcesses
 
@@ -81,7 +81,7 @@ def test_the_google_connect_page_explains_an_http_uri_instead_of_crashing(
     settings.GOOGLE_OAUTH_AUTH_URI = "http://accounts.example.com/o/oauth2/auth"
     form = kind_form("gdrive", {"folder": "Recordings"}, web=False)
     assert form.is_valid(), form.errors
-    dest = do_save_destination(world.project, "gdrive", form, "drive", ["transcoded"], True)
+    dest = save_destination(world.project, "gdrive", form, "drive", ["transcoded"], True)
     client.force_login(world.alice)
     page = client.get(
         reverse("delivery:google_connect", args=[world.app_id, dest.pk]), follow=True

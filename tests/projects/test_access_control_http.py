@@ -70,7 +70,7 @@ def test_the_report_shows_the_default_credentials_until_they_change(live_server,
     client.force_login(world.alice)
     report = f"/projects/{world.app_id}/recordings/"
     assert world.created.recording_password in client.get(report).content.decode()
-    from projects.services import do_change_recording_password
+    from projects.actions.projects import do_change_recording_password
 
     do_change_recording_password(world.project, NEW_PASSWORD, acting_user=world.alice)
     html = client.get(report).content.decode()

@@ -83,7 +83,9 @@ def test_the_last_owner_cannot_be_removed_or_demoted(client, world):
         reverse("projects:member_remove", args=[world.app_id, alice.pk]), follow=True
     )
     assert "last owner" in response.content.decode()
-    client.post(reverse("projects:member_role", args=[world.app_id, alice.pk]), {"role": Role.VIEWER})
+    client.post(
+        reverse("projects:member_role", args=[world.app_id, alice.pk]), {"role": Role.VIEWER}
+    )
     alice.refresh_from_db()
     assert alice.role == Role.OWNER
 
@@ -108,9 +110,9 @@ def test_admins_cannot_manage_members(client, world, member):
 
 
 def test_members_of_another_project_cannot_be_touched(client, world, make_user):
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
-    other = do_create_project("Other", owner=make_user("dora")).project
+    other = do_create_project("Other", acting_user=make_user("dora")).project
     foreign = other.memberships.get()
     client.force_login(world.alice)
     response = client.post(reverse("projects:member_remove", args=[world.app_id, foreign.pk]))

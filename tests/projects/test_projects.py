@@ -9,9 +9,9 @@ from projects.models import AuditEvent, Project, RecordingCredentials
 
 def test_project_list_shows_only_the_users_projects(client, world, make_user):
     other_owner = make_user("dora")
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
-    do_create_project("Hidden", owner=other_owner)
+    do_create_project("Hidden", acting_user=other_owner)
     client.force_login(world.bob)
     page = client.get(reverse("projects:list")).content.decode()
     assert "Alpha" in page
@@ -93,6 +93,8 @@ def test_createproject_command_refuses_an_unknown_owner(db):
 
 def test_login_page_renders_and_logs_in(client, world):
     assert client.get(reverse("login")).status_code == 200
-    response = client.post(reverse("login"), {"username": "alice", "password": "correct horse battery staple"})
+    response = client.post(
+        reverse("login"), {"username": "alice", "password": "correct horse battery staple"}
+    )
     assert response.status_code == 302
     assert client.get(reverse("projects:list")).status_code == 200

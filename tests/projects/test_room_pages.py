@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from projects.models import Role, Room
+from projects.models import AuditEvent, Role, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -67,9 +67,9 @@ def test_a_name_is_required(client, world):
 
 
 def test_other_projects_rooms_are_not_listed(client, world):
-    from projects.services import do_create_project
+    from projects.actions.projects import do_create_project
 
-    other = do_create_project("Other", owner=world.charlie).project
+    other = do_create_project("Other", acting_user=world.charlie).project
     Room.objects.create(project=other, name="Secret room")
     client.force_login(world.alice)
     assert b"Secret room" not in client.get(url(world)).content
@@ -79,3 +79,12 @@ def test_the_rooms_tab_is_shown(client, world):
     client.force_login(world.bob)
     response = client.get(reverse("projects:detail", args=[world.app_id]))
     assert url(world).encode() in response.content
+
+
+def test_creating_a_room_on_the_page_is_audited(client, world, member):
+    admin = member(Role.ADMIN, client)
+    client.post(url(world), VALID)
+    room = Room.objects.get()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ROOM_CREATED)
+    assert (event.actor, event.project) == (admin, world.project)
+    assert event.detail == {"room_id": room.room_id, "name": "Standup"}

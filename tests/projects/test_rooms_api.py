@@ -10,8 +10,8 @@ import re
 import pytest
 from django.core.management import call_command
 
-from projects.models import Room
-from projects.services import do_create_project
+from projects.actions.projects import do_create_project
+from projects.models import AuditEvent, Room
 from recordings.models import Session
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +100,20 @@ def test_it_gets_patches_and_deletes_a_room(api):
     assert room_id not in [r["room_id"] for r in api("get", "/rooms").json()["rooms"]]
 
 
+def test_room_changes_through_the_api_are_audited_as_the_app(api, world):
+    room_id = api("post", "/rooms/", ENABLEX_SAMPLE).json()["room"]["room_id"]
+    api("patch", f"/rooms/{room_id}", {"name": "Renamed", "settings": {"mode": "lecture"}})
+    api("patch", f"/rooms/{room_id}", {})  # nothing changes: nothing to audit
+    api("delete", f"/rooms/{room_id}")
+    events = AuditEvent.objects.filter(project=world.project, action__startswith="room_")
+    rows = [(e.action, e.actor, e.ip_address, e.detail) for e in events.order_by("id")]
+    assert rows == [
+        ("room_created", None, "127.0.0.1", {"room_id": room_id, "name": "Sample Room"}),
+        ("room_changed", None, "127.0.0.1", {"room_id": room_id, "changed": ["name", "settings"]}),
+        ("room_deleted", None, "127.0.0.1", {"room_id": room_id, "name": "Renamed"}),
+    ]
+
+
 def test_invalid_settings_are_400_naming_the_field(api):
     response = api("post", "/rooms", {"name": "r", "settings": {"mode": "party"}})
     assert response.status_code == 400
@@ -136,7 +150,7 @@ def test_wrong_credentials_are_401_in_the_envelope(client, world):
 
 
 def test_a_room_of_another_project_is_404(api, world):
-    other = do_create_project("Other", owner=world.charlie).project
+    other = do_create_project("Other", acting_user=world.charlie).project
     room = Room.objects.create(project=other, name="theirs")
     for method in ("get", "patch", "delete"):
         response = api(method, f"/rooms/{room.room_id}", {} if method == "patch" else None)
@@ -199,8 +213,11 @@ def test_data_sip_and_role_based_recording_are_kept_and_echoed(api):
     assert room["sip"] == body["sip"] and room["data"] == body["data"]
     again = api("get", f"/rooms/{room['room_id']}").json()["room"]
     assert (again["sip"], again["data"]) == (body["sip"], body["data"])
-    bad = api("post", "/rooms", {"name": "x",
-                                 "settings": {"role_based_recording": {"participant": "video"}}})
+    bad = api(
+        "post",
+        "/rooms",
+        {"name": "x", "settings": {"role_based_recording": {"participant": "video"}}},
+    )
     assert bad.status_code == 400
     assert "settings.role_based_recording.participant" in bad.json()["fields"]
     too_big = api("post", "/rooms", {"name": "x", "data": {"blob": "x" * 20000}})

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 from django.urls import reverse
 
+from projects.actions.webhooks import do_configure_webhook
 from projects.models import AuditEvent, Role, WebhookEndpoint, WebhookMessage
-from projects.webhook_config import do_configure_webhook
 from tests.portal.test_egress import REFUSED
 from tests.servers import webhook_receiver as receivers
 from tests.servers.listener import RecordingListener
@@ -37,7 +37,7 @@ def test_viewers_get_403_on_the_page(client, world):
 
 def test_staff_get_403_on_the_actions(client, world, member):
     member(Role.STAFF, client)
-    do_configure_webhook(world.project, url="https://hooks.example.com/in")
+    do_configure_webhook(world.project, url="https://hooks.example.com/in", acting_user=None)
     message = WebhookMessage.objects.create(
         project=world.project, event_type="test", payload={"type": "test"}
     )
@@ -76,7 +76,9 @@ def test_the_secret_is_shown_once_on_first_save(client, world):
 
 def test_rotating_the_secret_shows_the_new_one_once(client, world):
     client.force_login(world.alice)
-    old = do_configure_webhook(world.project, url="https://hooks.example.com/in").new_secret
+    old = do_configure_webhook(
+        world.project, url="https://hooks.example.com/in", acting_user=None
+    ).new_secret
     response = client.post(reverse("projects:webhook_rotate_secret", args=[world.app_id]))
     [new] = set(SECRET_RE.findall(response.content.decode()))
     assert new != old and WebhookEndpoint.objects.get().secret == new
@@ -135,6 +137,18 @@ def test_send_test_event_and_resend_from_the_page(client, world, webhook_receive
     assert secret not in shown
 
 
+def test_sending_a_test_event_and_resending_are_audited(client, world, webhook_receiver):
+    client.force_login(world.alice)
+    save(client, world, url=webhook_receiver.url)
+    client.post(reverse("projects:webhook_send_test", args=[world.app_id]))
+    message = WebhookMessage.objects.get()
+    client.post(reverse("projects:webhook_resend", args=[world.app_id, message.msg_id]))
+    sent = AuditEvent.objects.filter(action=AuditEvent.Action.WEBHOOK_SENT).order_by("id")
+    assert [(e.actor, e.detail["event"]) for e in sent] == [(world.alice, "test")] * 2
+    assert sent.last().detail == {"event": "test", "msg_id": message.msg_id, "resend": True}
+    assert sent.first().ip_address == "127.0.0.1"
+
+
 def test_the_command_configures_and_prints_the_secret_once(world, tmp_path, capsys):
     password_file = tmp_path / "pw"
     password_file.write_text(BASIC_PASSWORD + "\n")
@@ -161,7 +175,7 @@ def test_the_command_refuses_a_bad_url(world):
 
 
 def test_the_test_command_prints_the_status(world, webhook_receiver, capsys):
-    do_configure_webhook(world.project, url=webhook_receiver.url)
+    do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
     call_command("webhook", "test", world.app_id)
     assert "STATUS=204" in capsys.readouterr().out
     webhook_receiver.fail_next(1, status=500)
@@ -179,7 +193,9 @@ def hook_url(host: str) -> str:
 
 
 @pytest.mark.parametrize(("host", "rule"), REFUSED)
-def test_the_form_refuses_every_internal_address_naming_the_rule(client, world, settings, host, rule):
+def test_the_form_refuses_every_internal_address_naming_the_rule(
+    client, world, settings, host, rule
+):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     client.force_login(world.alice)
     response = save(client, world, url=hook_url(host))
@@ -206,7 +222,9 @@ def test_send_test_event_shows_the_status_never_the_receivers_answer(client, wor
     body = b"+OK internal-cache v7.2.4 role=master"
     answer = b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     with RecordingListener("127.0.0.1", answer=answer) as listener:
-        do_configure_webhook(world.project, url=f"http://127.0.0.1:{listener.port}/in")
+        do_configure_webhook(
+            world.project, url=f"http://127.0.0.1:{listener.port}/in", acting_user=None
+        )
         client.force_login(world.alice)
         response = client.post(
             reverse("projects:webhook_send_test", args=[world.app_id]), follow=True
@@ -219,7 +237,7 @@ def test_send_test_event_shows_the_status_never_the_receivers_answer(client, wor
 
 def test_a_webhook_refused_since_it_was_saved_can_still_be_switched_off(client, world, settings):
     url = "http://127.0.0.1:9/in"
-    do_configure_webhook(world.project, url=url)
+    do_configure_webhook(world.project, url=url, acting_user=None)
     settings.OUTBOUND_ALLOWED_NETWORKS = []  # the operator narrowed the exemptions
     client.force_login(world.alice)
     response = save(client, world, url=url, enabled=None)

@@ -15,9 +15,9 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 from standardwebhooks import WebhookVerificationError
 
-from projects import webhooks
+from projects import tasks, webhooks
+from projects.actions.webhooks import do_configure_webhook, do_rotate_webhook_secret
 from projects.models import WebhookEndpoint, WebhookMessage
-from projects.webhook_config import do_configure_webhook, do_rotate_webhook_secret
 from tests.portal.test_egress import RebindingResolver
 from tests.servers import webhook_receiver as receivers
 from tests.servers.listener import RecordingListener, listeners_on_one_port
@@ -38,7 +38,7 @@ def sync_queue(monkeypatch):
 
 @pytest.fixture
 def hook(world, webhook_receiver):
-    change = do_configure_webhook(world.project, url=webhook_receiver.url)
+    change = do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
     return change
 
 
@@ -53,7 +53,7 @@ def run_until_settled(message: WebhookMessage, start) -> list:
     when = start
     for _ in range(30):
         with time_machine.travel(when, tick=False):
-            webhooks.sweep_due_messages()
+            tasks.sweep_due_messages()
         message.refresh_from_db()
         times.append(when)
         if message.state != State.RETRY:
@@ -88,7 +88,11 @@ def test_a_signature_made_with_another_secret_does_not_verify(world, hook, webho
 
 def test_it_sends_basic_auth_when_configured(world, webhook_receiver):
     do_configure_webhook(
-        world.project, url=webhook_receiver.url, basic_username="enx", basic_password=BASIC_PASSWORD
+        world.project,
+        url=webhook_receiver.url,
+        basic_username="enx",
+        basic_password=BASIC_PASSWORD,
+        acting_user=None,
     )
     webhook_receiver.require_basic("enx", BASIC_PASSWORD)
     logged = webhooks.attempt(event(world).pk)
@@ -98,7 +102,11 @@ def test_it_sends_basic_auth_when_configured(world, webhook_receiver):
 
 def test_a_wrong_basic_password_is_reported_as_such(world, webhook_receiver):
     do_configure_webhook(
-        world.project, url=webhook_receiver.url, basic_username="enx", basic_password="wrong-one"
+        world.project,
+        url=webhook_receiver.url,
+        basic_username="enx",
+        basic_password="wrong-one",
+        acting_user=None,
     )
     webhook_receiver.require_basic("enx", BASIC_PASSWORD)
     logged = webhooks.attempt(event(world).pk)
@@ -116,14 +124,14 @@ def test_a_500_then_success_logs_two_attempts_and_delivers(world, hook, webhook_
     start = timezone.now()
     with time_machine.travel(start, tick=False):
         message = event(world)
-        webhooks.send_message_task(message.pk)
+        tasks.send_message_task(message.pk)
     message.refresh_from_db()
     assert message.state == State.RETRY
     assert message.next_attempt_at == start + timedelta(seconds=30)
     with time_machine.travel(start + timedelta(seconds=29), tick=False):
-        assert webhooks.sweep_due_messages() == 0
+        assert tasks.sweep_due_messages() == 0
     with time_machine.travel(start + timedelta(seconds=31), tick=False):
-        assert webhooks.sweep_due_messages() == 1
+        assert tasks.sweep_due_messages() == 1
     message.refresh_from_db()
     assert message.state == State.DELIVERED and message.attempts == 2
     assert [a.status_code for a in message.attempt_log.order_by("at")] == [500, 204]
@@ -158,7 +166,9 @@ def test_a_slow_receiver_times_out_and_is_retried(world, hook, webhook_receiver,
 def test_an_unreachable_receiver_is_named_without_its_path(world, webhook_receiver):
     port = webhook_receiver.url.split(":")[2].split("/")[0]
     webhook_receiver.close()
-    do_configure_webhook(world.project, url=f"http://127.0.0.1:{port}/hooks?token=tok-123")
+    do_configure_webhook(
+        world.project, url=f"http://127.0.0.1:{port}/hooks?token=tok-123", acting_user=None
+    )
     logged = webhooks.attempt(event(world).pk)
     assert logged.error == f"Could not connect to 127.0.0.1:{port}; is the receiver running?"
 
@@ -215,16 +225,18 @@ def test_only_one_of_two_workers_claims_a_message(world, hook):
 def test_a_message_whose_sender_died_is_sent_after_the_lease(world, hook, webhook_receiver):
     message = event(world)
     assert webhooks.claim(message.pk) is not None  # ... and the worker was killed
-    assert webhooks.sweep_due_messages() == 0
+    assert tasks.sweep_due_messages() == 0
     with time_machine.travel(timezone.now() + webhooks.LEASE + timedelta(seconds=1)):
-        assert webhooks.sweep_due_messages() == 1
+        assert tasks.sweep_due_messages() == 1
     message.refresh_from_db()
     assert message.state == State.DELIVERED and message.attempts == 1
 
 
 def test_nothing_is_queued_without_an_enabled_webhook(world):
     assert event(world) is None
-    do_configure_webhook(world.project, url="https://example.com/h", enabled=False)
+    do_configure_webhook(
+        world.project, url="https://example.com/h", enabled=False, acting_user=None
+    )
     assert event(world) is None
     assert not WebhookMessage.objects.exists()
 
@@ -247,7 +259,7 @@ def test_a_test_event_has_null_room_and_is_not_retried(world, hook, webhook_rece
 
 
 def test_a_rotated_secret_signs_the_next_message(world, hook, webhook_receiver):
-    secret = do_rotate_webhook_secret(world.project)
+    secret = do_rotate_webhook_secret(world.project, acting_user=None)
     assert secret != hook.new_secret and secret.startswith("whsec_")
     webhooks.attempt(event(world).pk)
     assert webhook_receiver.verify(secret, webhook_receiver.wait_for(1)[0])
@@ -256,7 +268,11 @@ def test_a_rotated_secret_signs_the_next_message(world, hook, webhook_receiver):
 def test_secrets_never_reach_the_log_or_the_database_in_plain(world, webhook_receiver, caplog):
     caplog.set_level(logging.DEBUG)
     change = do_configure_webhook(
-        world.project, url=webhook_receiver.url, basic_username="enx", basic_password=BASIC_PASSWORD
+        world.project,
+        url=webhook_receiver.url,
+        basic_username="enx",
+        basic_password=BASIC_PASSWORD,
+        acting_user=None,
     )
     webhook_receiver.fail_next(1, status=500)
     message = event(world)
@@ -277,7 +293,7 @@ def test_secrets_never_reach_the_log_or_the_database_in_plain(world, webhook_rec
 
 def test_the_sweep_is_scheduled_every_minute_by_a_migration(db):
     schedule = Schedule.objects.get(name="webhook-sweep")
-    assert schedule.func == "projects.webhooks.sweep_due_messages"
+    assert schedule.func == "projects.tasks.sweep_due_messages"
     assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
 
 
@@ -301,7 +317,9 @@ def test_a_webhook_to_loopback_is_refused_without_the_allowlist_and_never_retrie
 def test_a_webhook_name_resolving_to_loopback_is_refused_and_never_connected(world, settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     with RecordingListener("127.0.0.1") as listener:
-        do_configure_webhook(world.project, url=f"http://localhost:{listener.port}/hooks")
+        do_configure_webhook(
+            world.project, url=f"http://localhost:{listener.port}/hooks", acting_user=None
+        )
         logged = webhooks.attempt(event(world).pk)
         time.sleep(0.3)
         assert listener.accepted == []
@@ -315,7 +333,9 @@ def test_a_webhook_connects_to_the_address_it_vetted_when_dns_changes(world, set
     answer = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
     vetted, internal = listeners_on_one_port("127.0.0.2", "127.0.0.1", answer=answer)
     try:
-        do_configure_webhook(world.project, url=f"http://rebind.test:{vetted.port}/hooks")
+        do_configure_webhook(
+            world.project, url=f"http://rebind.test:{vetted.port}/hooks", acting_user=None
+        )
         monkeypatch.setattr(
             socket, "getaddrinfo", RebindingResolver("rebind.test", "127.0.0.2", "127.0.0.1")
         )
@@ -333,7 +353,9 @@ def test_a_trickling_receiver_cannot_hold_an_attempt_past_its_deadline(world, mo
     # One byte a second: the 10 s read timeout never fires against it.
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     with RecordingListener("127.0.0.1", answer=answer, trickle_delay=1.0) as listener:
-        do_configure_webhook(world.project, url=f"http://127.0.0.1:{listener.port}/hooks")
+        do_configure_webhook(
+            world.project, url=f"http://127.0.0.1:{listener.port}/hooks", acting_user=None
+        )
         message = event(world)
         started = time.monotonic()
         logged = webhooks.attempt(message.pk)
@@ -357,7 +379,9 @@ def test_redirects_are_never_followed(world, webhook_receiver):
     location = webhook_receiver.url
     answer = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
     with RecordingListener("127.0.0.1", answer=answer) as redirector:
-        do_configure_webhook(world.project, url=f"http://127.0.0.1:{redirector.port}/hooks")
+        do_configure_webhook(
+            world.project, url=f"http://127.0.0.1:{redirector.port}/hooks", acting_user=None
+        )
         logged = webhooks.attempt(event(world).pk)
     assert logged.status_code == 302
     assert "redirects are not followed" in logged.error
@@ -371,7 +395,9 @@ def test_nothing_of_the_receivers_answer_is_kept(world):
         b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     )
     with RecordingListener("127.0.0.1", answer=answer) as listener:
-        do_configure_webhook(world.project, url=f"http://127.0.0.1:{listener.port}/hooks")
+        do_configure_webhook(
+            world.project, url=f"http://127.0.0.1:{listener.port}/hooks", acting_user=None
+        )
         logged = webhooks.attempt(event(world).pk)
     assert logged.status_code == 500
     assert logged.error == f"127.0.0.1:{listener.port} answered HTTP 500; a 2xx status is needed"

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from projects.services import do_create_project
+from projects.actions.projects import do_create_project
 from tests.recordings.seed import add_file, full_session, make_room, make_session
 
 DAY = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
@@ -96,7 +96,7 @@ def test_bad_dates_are_400_with_a_result_code(api, room, path):
 
 
 def test_another_projects_room_and_session_are_404(api, world):
-    other = do_create_project("Beta", owner=world.charlie)
+    other = do_create_project("Beta", acting_user=world.charlie)
     their_room = make_room(other.project)
     their_session = make_session(their_room, started_at=DAY)
     for path in (f"room/{their_room.room_id}", f"conf_num/{their_session.conf_num}"):

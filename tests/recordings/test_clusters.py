@@ -17,7 +17,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from delivery.services import wake
-from projects.webhooks import enqueue_send
+from portal.queues import enqueue_after_commit
 from recordings.tasks import queue_processing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,11 +38,11 @@ def test_each_task_lands_on_its_clusters_queue_whoever_queues_it(
     monkeypatch.setattr(Conf, "SYNC", False)
     with django_capture_on_commit_callbacks(execute=True):
         wake(101)
-    enqueue_send(202)
-    queue_processing(303)
+        enqueue_after_commit("projects.tasks.send_message_task", 202)
+        queue_processing(303)
     assert queued() == [
         ("portal", "delivery.tasks.run_delivery"),
-        ("portal", "projects.webhooks.send_message_task"),
+        ("portal", "projects.tasks.send_message_task"),
         ("processing", "recordings.tasks.process_session_task"),
     ]
 

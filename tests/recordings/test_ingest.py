@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from projects.actions.projects import do_create_project
 from projects.models import Room, WebhookMessage
-from projects.services import do_create_project
-from recordings import ingest_api
 from recordings.models import RecordingFile, Session
 from recordings.uploads import StreamingUploadHandler
 from tests import media_samples
@@ -93,7 +92,7 @@ def test_unknown_rooms_and_sessions_are_404(ingest):
 
 
 def test_rooms_and_sessions_of_another_project_are_404(client, world, room, conf_num):
-    other = do_create_project("Other", owner=world.charlie)
+    other = do_create_project("Other", acting_user=world.charlie)
     theirs = Ingest(client, other.project.app_id, other.app_key)
     assert theirs.post(f"/rooms/{room.room_id}/sessions").status_code == 404
     assert theirs.post(f"/sessions/{conf_num}/recording/start").status_code == 404
@@ -292,26 +291,32 @@ def test_a_failed_database_write_leaves_no_file(ingest, conf_num, settings, monk
     assert stored_files(settings) == [] and temp_files(settings) == []
 
 
-class ProbeHandler(StreamingUploadHandler):
-    """The real handler, also noting the largest piece of the body it held."""
+class Probe:
+    """Notes how many handlers the upload made and the largest piece of the
+    body one held, by wrapping the real handler's methods for one test."""
 
-    largest_chunk = 0
-    instances = 0
+    def __init__(self, monkeypatch):
+        self.instances = self.largest_chunk = 0
+        real_init = StreamingUploadHandler.__init__
+        real_receive = StreamingUploadHandler.receive_data_chunk
 
-    def receive_data_chunk(self, raw_data, start):
-        ProbeHandler.largest_chunk = max(ProbeHandler.largest_chunk, len(raw_data))
-        return super().receive_data_chunk(raw_data, start)
+        def init(handler, *args, **kwargs):
+            self.instances += 1
+            real_init(handler, *args, **kwargs)
 
-    def __init__(self, *args, **kwargs):
-        ProbeHandler.instances += 1
-        super().__init__(*args, **kwargs)
+        def receive(handler, raw_data, start):
+            self.largest_chunk = max(self.largest_chunk, len(raw_data))
+            return real_receive(handler, raw_data, start)
+
+        monkeypatch.setattr(StreamingUploadHandler, "__init__", init)
+        monkeypatch.setattr(StreamingUploadHandler, "receive_data_chunk", receive)
 
 
 @pytest.mark.slow
 def test_a_50_mb_upload_streams_through_the_handler_one_chunk_at_a_time(
     ingest, conf_num, settings, monkeypatch
 ):
-    monkeypatch.setattr(ingest_api, "UPLOAD_HANDLER_CLASS", ProbeHandler)
+    probe = Probe(monkeypatch)
     size = 50 * 1024 * 1024
     block = os.urandom(1024 * 1024)
     # A real recording: 50 MB of PCM audio (~17 s of 8-channel 96 kHz noise).
@@ -320,8 +325,8 @@ def test_a_50_mb_upload_streams_through_the_handler_one_chunk_at_a_time(
     content.name = "big.wav"
     response = ingest.upload(conf_num, content)
     assert response.status_code == 201, response.content
-    assert ProbeHandler.instances == 1
-    assert 0 < ProbeHandler.largest_chunk <= StreamingUploadHandler.chunk_size
+    assert probe.instances == 1
+    assert 0 < probe.largest_chunk <= StreamingUploadHandler.chunk_size
     digest = hashlib.sha256(header + block[44:])
     for _ in range(49):
         digest.update(block)

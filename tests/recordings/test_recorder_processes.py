@@ -229,7 +229,7 @@ SLOW_WEB = """
 import sys, time
 import django
 django.setup()
-from recordings import recorders
+from recordings.actions import recorders
 counted = recorders.slots_in_use
 def slowly():
     in_use = counted()

@@ -11,8 +11,8 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
+from projects.actions.projects import do_create_project
 from projects.models import Room, WebhookMessage
-from projects.services import do_create_project
 from recordings import tasks
 from recordings.models import RecorderRequest, Session
 
@@ -73,7 +73,8 @@ def states(api: Client, conf_num: str) -> tuple[dict, dict]:
 
 def events() -> list[dict]:
     return [
-        m.payload for m in WebhookMessage.objects.filter(event_type="recording_state").order_by("pk")
+        m.payload
+        for m in WebhookMessage.objects.filter(event_type="recording_state").order_by("pk")
     ]
 
 
@@ -189,7 +190,7 @@ def test_the_schedule_fails_requests_that_wait_too_long(api, room):
 
 
 def test_slots_are_shared_by_every_project(api, room, client, world):
-    other = do_create_project("Other", owner=world.charlie)
+    other = do_create_project("Other", acting_user=world.charlie)
     theirs = Client(client, other.project.app_id, other.app_key)
     their_room = Room.objects.create(project=other.project, name="theirs")
     [mine] = sessions(api, room, 1)
@@ -340,7 +341,7 @@ def test_the_schema_documents_every_queue_code(client):
 def test_the_rooms_page_shows_slots_in_use_and_the_projects_place_in_the_queue(
     api, room, client, world
 ):
-    other = do_create_project("Other", owner=world.charlie)
+    other = do_create_project("Other", acting_user=world.charlie)
     theirs = Client(client, other.project.app_id, other.app_key)
     [their_conf] = sessions(theirs, Room.objects.create(project=other.project, name="x"), 1)
     theirs.begin(their_conf)
@@ -362,7 +363,7 @@ def test_the_rooms_page_shows_slots_in_use_and_the_projects_place_in_the_queue(
 def test_the_schedule_starts_waiting_requests_when_slots_free_without_a_stop(
     api, room, client, world, settings
 ):
-    other = do_create_project("Other", owner=world.charlie)
+    other = do_create_project("Other", acting_user=world.charlie)
     theirs = Client(client, other.project.app_id, other.app_key)
     [their_conf] = sessions(theirs, Room.objects.create(project=other.project, name="x"), 1)
     theirs.begin(their_conf)

@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from projects.services import do_change_recording_password
+from projects.actions.projects import do_change_recording_password
 from recordings.links import make_token
-from recordings.report import PageSigner
+from recordings.report_html import PageSigner
 from tests.recordings.seed import VIDEO, add_file, full_session, make_room, make_session
 
 DAY = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)

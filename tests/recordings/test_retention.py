@@ -123,5 +123,5 @@ def test_many_files_expire_in_batches(session, monkeypatch):
 
 def test_an_hourly_schedule_exists(db):
     schedule = Schedule.objects.get(name=SCHEDULE_NAME)
-    assert schedule.func == "recordings.retention.run_retention"
+    assert schedule.func == "recordings.tasks.run_retention"
     assert schedule.schedule_type == Schedule.HOURLY

@@ -12,8 +12,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from portal.basic_auth import basic_challenge
+from projects.actions.projects import do_create_project
 from projects.models import AuditEvent
-from projects.services import do_create_project
 from recordings import throttle
 from recordings.models import RecordingFile
 from recordings.serving import FILE_SECURITY_HEADERS, may_be_inline, realm_of, served_type
@@ -78,7 +78,7 @@ def test_a_non_ascii_username_is_refused_not_a_crash(client, world, recording, u
 
 def test_it_refuses_credentials_of_another_project(client, world, recording):
     rf, _ = recording
-    other = do_create_project("Beta", owner=world.charlie)
+    other = do_create_project("Beta", acting_user=world.charlie)
     auth = basic(other.recording_username, other.recording_password)
     assert client.get(rf.url_path, HTTP_AUTHORIZATION=auth).status_code == 401
 
@@ -202,7 +202,7 @@ def test_x_accel_redirect_hands_the_bytes_to_nginx(client, settings, recording):
 
 def test_each_project_has_its_own_realm(client, world, recording):
     rf, _ = recording
-    other = do_create_project("Beta", owner=world.charlie)
+    other = do_create_project("Beta", acting_user=world.charlie)
     other_rf = full_session(make_room(other.project))[1]["transcoded"]
     mine = client.get(rf.url_path, HTTP_ACCEPT=HTML)["WWW-Authenticate"]
     theirs = client.get(other_rf.url_path, HTTP_ACCEPT=HTML)["WWW-Authenticate"]

@@ -13,7 +13,9 @@ from recordings.tasks import requeue_stalled_processing
 from tests.factories import make_session
 
 
-def test_a_session_whose_worker_died_is_processed_again(world, monkeypatch, settings):
+def test_a_session_whose_worker_died_is_processed_again(
+    world, monkeypatch, settings, django_capture_on_commit_callbacks
+):
     monkeypatch.setattr(Conf, "SYNC", True)
     session = make_session(world.project, state=Session.State.PROCESSING)
     Session.objects.filter(pk=session.pk).update(ended_at=timezone.now())
@@ -21,7 +23,8 @@ def test_a_session_whose_worker_died_is_processed_again(world, monkeypatch, sett
     assert requeue_stalled_processing() == 0  # still within its time
 
     later = timezone.now() + timedelta(seconds=settings.Q_CLUSTER["retry"] + 60)
-    with time_machine.travel(later, tick=False):
+    # The sweep runs outside any transaction: what it queues goes at once.
+    with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
         assert requeue_stalled_processing() == 1
     session.refresh_from_db()
     # No individual recordings: processing finishes at once.
@@ -55,7 +58,8 @@ def test_a_session_whose_runs_keep_stalling_fails_instead_of_being_queued_for_ev
         now += step
         with time_machine.travel(now, tick=False):
             before = OrmQ.objects.count()
-            found = requeue_stalled_processing()
+            with django_capture_on_commit_callbacks(execute=True):
+                found = requeue_stalled_processing()
             queued.append(OrmQ.objects.count() - before)
         session.refresh_from_db()
         assert session.processing_attempts == run

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from projects.services import do_change_recording_password, do_create_project
+from projects.actions.projects import do_change_recording_password, do_create_project
 from tests.recordings.seed import add_file, full_session, make_room, make_session
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ RANGE = {"from": "2026-03-01", "to": "2026-03-31"}
 @pytest.fixture
 def beta(world):
     """alice's second project; bob is not a member of it."""
-    return do_create_project("Beta", owner=world.alice)
+    return do_create_project("Beta", acting_user=world.alice)
 
 
 @pytest.fixture

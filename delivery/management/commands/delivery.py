@@ -16,7 +16,7 @@ from django.utils import timezone
 from delivery import config, google_oauth, services
 from delivery.destinations import REGISTRY, destination_class, kinds_where
 from delivery.destinations.base import TransferError, UntrustedHostKey
-from delivery.forms import DEFAULT_TYPES, DestinationCommonForm, kind_form
+from delivery.forms import DEFAULT_TYPES, DestinationCommonForm, destination_settings, kind_form
 from delivery.models import Delivery, DeliveryDestination, FileType
 from projects.models import Project
 from recordings.models import Session
@@ -131,9 +131,12 @@ class Command(BaseCommand):
             )
             raise CommandError(f"Destination not saved: {problems}")
         data = common.cleaned_data
+        public_config, new_secrets = destination_settings(form)
         destination = config.do_save_destination(
-            project, kind, form, data["name"], data["file_types"], data["enabled"],
+            project, kind, name=data["name"], file_types=data["file_types"],
+            enabled=data["enabled"], public_config=public_config, new_secrets=new_secrets,
             write_manifest=data["write_manifest"], destination=destination,
+            acting_user=None,  # the operator at the shell, not a portal user
         )  # fmt: skip
         self.out(destination_id=destination.pk)
         self.out(name=destination.name)
@@ -169,7 +172,7 @@ class Command(BaseCommand):
                     f"{destination.name}: {exc.message} Run again with --trust-host-key to pin it."
                 )
                 return False
-            config.do_trust_fingerprint(destination, exc.fingerprint)
+            config.do_trust_fingerprint(destination, exc.fingerprint, acting_user=None)
             self.out(trusted_fingerprint=exc.fingerprint)
             destination.refresh_from_db()
             return self._test_one(destination, trust=False)
@@ -255,7 +258,7 @@ class Command(BaseCommand):
                 else "No Google Drive destination: run `delivery configure APP_ID --kind gdrive` first."
             )
         try:
-            url = config.do_start_headless_connect(destinations[0])
+            url = config.do_start_headless_connect(destinations[0], acting_user=None)
         except google_oauth.GoogleOAuthError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(f"CONNECT_URL={url}")

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.services import do_create_project
+from projects.actions.projects import do_create_project
 
 
 class Command(BaseCommand):
@@ -16,8 +16,10 @@ class Command(BaseCommand):
         try:
             user = User.objects.get(username=owner)
         except User.DoesNotExist:
-            raise CommandError(f"No user {owner!r}; create it first (manage.py createsuperuser).") from None
-        created = do_create_project(name, owner=user)
+            raise CommandError(
+                f"No user {owner!r}; create it first (manage.py createsuperuser)."
+            ) from None
+        created = do_create_project(name, acting_user=user)
         self.stdout.write(f"APP_ID={created.project.app_id}")
         self.stdout.write(f"APP_KEY={created.app_key}")
         self.stdout.write(f"RECORDING_USERNAME={created.recording_username}")

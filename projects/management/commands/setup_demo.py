@@ -4,8 +4,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from projects.actions.projects import do_create_project
 from projects.models import Project
-from projects.services import do_create_project
 
 DEMO_USERNAME = "demo"
 DEMO_PROJECT = "Demo project"
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         project = Project.objects.filter(name=DEMO_PROJECT, memberships__user=user).first()
         created = False
         if project is None:
-            new = do_create_project(DEMO_PROJECT, owner=user)
+            new = do_create_project(DEMO_PROJECT, acting_user=user)
             project, created = new.project, True
             # For `manage.py simulate_session ... --app-key $(cat DATA_DIR/secrets/demo_app_key)`.
             key_file = settings.DATA_DIR / "secrets" / "demo_app_key"
@@ -53,8 +53,8 @@ class Command(BaseCommand):
         signed file_transfer without a server of their own. A webhook someone
         set to another URL is left alone."""
         from demo.inbox import enabled, inbox_path, inbox_url
+        from projects.actions.webhooks import do_configure_webhook
         from projects.models import WebhookEndpoint
-        from projects.webhook_config import do_configure_webhook
 
         endpoint = WebhookEndpoint.objects.filter(project=project).first()
         if not enabled():
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         run` allows this one folder (DELIVERY_LOCAL_ROOTS) for the demo only."""
         from delivery.config import do_save_destination
         from delivery.destinations import destination_class
-        from delivery.forms import kind_form
+        from delivery.forms import destination_settings, kind_form
         from delivery.models import FileType
         from delivery.services import do_deliver_past_sessions
 
@@ -87,9 +87,11 @@ class Command(BaseCommand):
         if not form.is_valid():  # DELIVERY_LOCAL_ROOTS does not allow DATA_DIR/delivered
             return "none"
         folder.mkdir(parents=True, exist_ok=True)
+        public_config, new_secrets = destination_settings(form)
         destination = do_save_destination(
-            project, "local", form, DEMO_DESTINATION, FileType.values, True, acting_user=user
-        )
+            project, "local", name=DEMO_DESTINATION, file_types=FileType.values, enabled=True,
+            public_config=public_config, new_secrets=new_secrets, acting_user=user,
+        )  # fmt: skip
         # An earlier `make run` may have recorded the demo session already.
         do_deliver_past_sessions(
             project, since=None, until=None, destination=destination, acting_user=user

@@ -9,8 +9,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from projects import webhooks
+from projects.actions.webhooks import do_configure_webhook, do_send_test_webhook
 from projects.models import Project, WebhookEndpoint
-from projects.webhook_config import do_configure_webhook
 from projects.webhook_forms import WebhookForm, selected_events
 
 
@@ -60,8 +60,17 @@ class Command(BaseCommand):
             self.test(project)
 
     def configure(
-        self, project, *, url, basic_user, basic_password_file, enabled, rotate_secret, events,
-        legacy_event_names, **_,
+        self,
+        project,
+        *,
+        url,
+        basic_user,
+        basic_password_file,
+        enabled,
+        rotate_secret,
+        events,
+        legacy_event_names,
+        **_,
     ):
         endpoint = WebhookEndpoint.objects.filter(project=project).first()
         if endpoint is None and not url:
@@ -104,6 +113,7 @@ class Command(BaseCommand):
             rotate_secret=rotate_secret,
             events=form.cleaned_data["events"],
             legacy_event_names=form.cleaned_data["legacy_event_names"],
+            acting_user=None,  # the operator at the shell, not a portal user
         )
         self.stdout.write(f"WEBHOOK_URL={change.endpoint.url}")
         self.stdout.write(f"WEBHOOK_ENABLED={'yes' if change.endpoint.enabled else 'no'}")
@@ -114,7 +124,7 @@ class Command(BaseCommand):
             self.stdout.write(f"WEBHOOK_SECRET={change.new_secret}")
 
     def test(self, project):
-        logged = webhooks.send_test_event(project)
+        logged = do_send_test_webhook(project, acting_user=None)
         if logged is None:
             raise CommandError("The project has no webhook; run `webhook configure` first.")
         self.stdout.write(f"WEBHOOK_ID={logged.message.msg_id}")

@@ -13,10 +13,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from projects.actions.rooms import do_create_room
 from projects.management.commands.setup_demo import DEMO_PROJECT, DEMO_USERNAME
 from projects.models import Project, Room
-from projects.room_services import do_create_room
-from recordings import ingest
+from recordings.actions import sessions
 from recordings.processing import process_session
 from recordings.simulation import generate_logs, generate_recordings, participant_names
 
@@ -49,9 +49,10 @@ class Command(BaseCommand):
             self.stdout.write("DEMO_SESSION=exists")
             return
         room = Room.objects.filter(project=project, name=DEMO_ROOM).first() or do_create_room(
-            project, name=DEMO_ROOM, owner_ref="demo", settings={"auto_recording": True}
-        )
-        session = ingest.do_start_session(project, room.room_id)
+            project, name=DEMO_ROOM, owner_ref="demo", settings={"auto_recording": True},
+            acting_user=None,  # the demo stands in for the app's Video API calls
+        )  # fmt: skip
+        session = sessions.do_start_session(project, room.room_id, acting_user=None)
         names = participant_names(participants)
         # Inside DATA_DIR so the files are renamed into the store, not copied.
         base = Path(settings.DATA_DIR) / "tmp"
@@ -61,7 +62,7 @@ class Command(BaseCommand):
             files = generate_recordings(workdir, names, seconds)
             files += generate_logs(workdir, names, seconds, room.room_id, session.conf_num)
             for sample in files:
-                ingest.do_store_file(
+                sessions.do_store_file(
                     project,
                     session.conf_num,
                     file_type=sample.type,
@@ -70,10 +71,13 @@ class Command(BaseCommand):
                     size=sample.path.stat().st_size,
                     sha256=sha256_of(sample.path),
                     participant=sample.participant,
+                    acting_user=None,
                 )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        ingest.do_end_session(project, session.conf_num, schedule_processing=False)
+        sessions.do_end_session(
+            project, session.conf_num, schedule_processing=False, acting_user=None
+        )
         session = process_session(session.pk)
         self.stdout.write(f"DEMO_CONF_NUM={session.conf_num}")
         self.stdout.write(f"DEMO_SESSION={session.state}")

@@ -1,5 +1,6 @@
-"""Changes to a project's webhook endpoint. Secrets are returned to the caller
-once (to be shown once) and never written to the audit log."""
+"""A project's webhook endpoint, and events sent to it by hand. Secrets are
+returned to the caller once (to be shown once) and never written to the
+audit log."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.db import transaction
 
-from .audit import log_audit
-from .models import AuditEvent, Project, WebhookEndpoint
+from .. import webhooks
+from ..audit import log_audit
+from ..models import AuditEvent, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 KEEP = object()  # "leave the stored Basic password as it is"
 
@@ -45,7 +47,7 @@ def do_configure_webhook(
     rotate_secret: bool = False,
     events: list[str] | None = None,
     legacy_event_names: bool | None = None,
-    acting_user=None,
+    acting_user,
     ip: str | None = None,
 ) -> WebhookChange:
     """Create or update the endpoint. ``basic_password`` is KEEP (leave it),
@@ -94,7 +96,7 @@ def do_configure_webhook(
 
 
 @transaction.atomic
-def do_rotate_webhook_secret(project: Project, *, acting_user=None, ip: str | None = None) -> str:
+def do_rotate_webhook_secret(project: Project, *, acting_user, ip: str | None = None) -> str:
     endpoint = WebhookEndpoint.objects.select_for_update().get(project=project)
     new_secret = generate_secret()
     endpoint.secret = new_secret
@@ -107,3 +109,32 @@ def do_rotate_webhook_secret(project: Project, *, acting_user=None, ip: str | No
         changed=["secret_rotated"],
     )
     return new_secret
+
+
+def do_resend_webhook_message(
+    message: WebhookMessage, *, acting_user, ip: str | None = None
+) -> WebhookAttempt | None:
+    """Send the message again now, under the same ``webhook-id``. The audit
+    row is committed first; the HTTP attempt runs outside any transaction of
+    ours (a slow receiver must not hold one open). None if the message is
+    being sent at this moment."""
+    with transaction.atomic():
+        log_audit(
+            message.project, AuditEvent.Action.WEBHOOK_SENT, actor=acting_user, ip=ip,
+            event=message.event_type, msg_id=message.msg_id, resend=True,
+        )  # fmt: skip
+    return webhooks.resend(message)
+
+
+def do_send_test_webhook(
+    project: Project, *, acting_user, ip: str | None = None
+) -> WebhookAttempt | None:
+    """Send a ``test`` event now (one attempt, never retried), audited like a
+    resend. None if the project has no endpoint."""
+    if not WebhookEndpoint.objects.filter(project=project).exists():
+        return None
+    with transaction.atomic():
+        log_audit(
+            project, AuditEvent.Action.WEBHOOK_SENT, actor=acting_user, ip=ip, event="test"
+        )  # fmt: skip
+    return webhooks.send_test_event(project)

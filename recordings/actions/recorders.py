@@ -7,7 +7,7 @@ waiting request starts at once. A waiting request whose session ended, or
 that waited longer than ``LIVE_RECORDING_MAX_WAIT_SECONDS``, fails.
 
 Concurrency: every action here locks the RecorderPool row first and only then
-session rows, in that order everywhere (``ingest.do_end_session`` and
+session rows, in that order everywhere (``sessions.do_end_session`` and
 ``do_start_session`` too), so starts, stops and ends running in several web
 processes see each other's slots and cannot deadlock. The slots in use are
 the ACTIVE requests counted under that lock. On SQLite the IMMEDIATE
@@ -18,7 +18,7 @@ Codes and messages are the reference's ("Live Recording Waiting Queue")."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,15 +27,15 @@ from django.utils import timezone
 
 from projects.models import Project
 
-from . import ingest
-from .events import queue_recording_state_event
-from .models import RecorderPool, RecorderRequest, Session
-from .recorder_config import (
+from ..events import queue_recording_state_event
+from ..models import RecorderPool, RecorderRequest, Session
+from ..recorder_config import (
     INVALID_CONFIG,
     ConfigError,
     clean_live_config,
     clean_streaming_config,
 )
+from . import sessions
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +102,6 @@ class Outcome:
     position: int | None = None
 
 
-@dataclass
-class PoolStatus:
-    slots: int
-    in_use: int
-    waiting: int
-    mine: list[dict] = field(default_factory=list)
-
-    @property
-    def max_wait_minutes(self) -> int:
-        return max(1, round(settings.LIVE_RECORDING_MAX_WAIT_SECONDS / 60))
-
-
 def lock_pool() -> None:
     """Take the pool's row lock for the rest of the transaction."""
     if not RecorderPool.objects.select_for_update().filter(pk=1).exists():
@@ -135,8 +123,16 @@ def _deadline(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.LIVE_RECORDING_MAX_WAIT_SECONDS)
 
 
-def _announce(session: Session, rules: Rules, request: RecorderRequest | None, state: str,
-              *, position: int | None = None, code: int | None = None, reason: str = "") -> None:
+def _announce(
+    session: Session,
+    rules: Rules,
+    request: RecorderRequest | None,
+    state: str,
+    *,
+    position: int | None = None,
+    code: int | None = None,
+    reason: str = "",
+) -> None:
     queue_recording_state_event(
         session, kind=rules.kind, state=state, position=position, code=code, reason=reason,
         dedupe_key=f"recorder:{request.pk}:{state}" if request is not None else None,
@@ -222,43 +218,49 @@ def _request(session: Session, rules: Rules, config: dict) -> Outcome:
 
 
 @transaction.atomic
-def do_start(project: Project, conf_num: str, kind: str, *, role=None, config=None) -> Outcome:
+def do_start_recorder(
+    project: Project, conf_num: str, kind: str, *, role=None, config=None, acting_user
+) -> Outcome:
+    """Live recording or streaming for a session: a free slot, or a place in
+    the queue. ``acting_user`` is None: the media server asks, not a person."""
     rules = RULES[Kind(kind)]
     lock_pool()
     _fill_free_slots()
-    session = ingest.get_session(project, conf_num, lock=True)
-    ingest.check_role(role, 5007, f"start {rules.noun}")
-    ingest.refuse_if_ended(session)
+    session = sessions.get_session(project, conf_num, lock=True)
+    sessions.check_role(role, 5007, f"start {rules.noun}")
+    sessions.refuse_if_ended(session)
     if session.room.chat_only:
-        raise ingest.IngestError(5097, f"{rules.noun.capitalize()} is not available in a "
+        raise sessions.IngestError(5097, f"{rules.noun.capitalize()} is not available in a "
                                        "chat-only room.")  # fmt: skip
     try:
         clean = rules.clean_config(config, session.room)  # type: ignore[operator]
     except ConfigError as exc:
-        raise ingest.IngestError(INVALID_CONFIG, str(exc), 400) from None
+        raise sessions.IngestError(INVALID_CONFIG, str(exc), 400) from None
     current = getattr(session, rules.field)
     if current == State.WAITING:
         request = _open_request(session, rules.kind)
         code, message = rules.repeated
         raise StillWaiting(code, message, position=position_of(request) if request else 0)
     if current == State.STARTING:
-        raise ingest.IngestError(5122, f"{rules.noun.capitalize()} is starting already; "
+        raise sessions.IngestError(5122, f"{rules.noun.capitalize()} is starting already; "
                                        "wait for it.")  # fmt: skip
     if current in (State.ON, State.STOPPING):
-        raise ingest.IngestError(5139, f"{rules.noun.capitalize()} is already running.")
+        raise sessions.IngestError(5139, f"{rules.noun.capitalize()} is already running.")
     return _request(session, rules, clean)
 
 
 @transaction.atomic
-def do_stop(project: Project, conf_num: str, kind: str, *, role=None) -> Outcome:
+def do_stop_recorder(
+    project: Project, conf_num: str, kind: str, *, role=None, acting_user
+) -> Outcome:
     rules = RULES[Kind(kind)]
     lock_pool()
-    session = ingest.get_session(project, conf_num, lock=True)
-    ingest.check_role(role, 5008, f"stop {rules.noun}")
-    ingest.refuse_if_ended(session)
+    session = sessions.get_session(project, conf_num, lock=True)
+    sessions.check_role(role, 5008, f"stop {rules.noun}")
+    sessions.refuse_if_ended(session)
     noun = rules.noun.capitalize()
     if session.room.chat_only:
-        raise ingest.IngestError(5097, f"{noun} is not available in a chat-only room.")
+        raise sessions.IngestError(5097, f"{noun} is not available in a chat-only room.")
     current = getattr(session, rules.field)
     request = _open_request(session, rules.kind)
     if current == State.WAITING and request is not None and request.state == Request.WAITING:
@@ -269,11 +271,11 @@ def do_stop(project: Project, conf_num: str, kind: str, *, role=None) -> Outcome
         code, message = rules.removed
         return Outcome(session, code, message)
     if current == State.STOPPING:
-        raise ingest.IngestError(5141, f"{noun} is stopping already; wait for it.")
+        raise sessions.IngestError(5141, f"{noun} is stopping already; wait for it.")
     if current == State.STARTING:
-        raise ingest.IngestError(5122, f"{noun} is still starting; stop it once it runs.")
+        raise sessions.IngestError(5122, f"{noun} is still starting; stop it once it runs.")
     if current not in HOLDS_SLOT:
-        raise ingest.IngestError(5140, f"{noun} is not running in this session.")
+        raise sessions.IngestError(5140, f"{noun} is not running in this session.")
     if request is not None:
         request.state, request.finished_at = Request.STOPPED, timezone.now()
         request.save(update_fields=["state", "finished_at"])
@@ -310,7 +312,7 @@ def end_session(session: Session) -> None:
     _fill_free_slots()
 
 
-def do_expire_waiting() -> int:
+def do_expire_waiting_recorders(*, acting_user) -> int:
     """Fail waiting requests past the longest wait, and start waiting ones
     when slots are free without a stop having said so (a deleted project's
     sessions, more LIVE_RECORDING_SLOTS after a restart). Takes the pool lock
@@ -337,7 +339,9 @@ def session_states(session: Session) -> dict[str, dict]:
             for r in RecorderRequest.objects.filter(session=session, state=Request.WAITING)
         }
         if any(r.requested_at < _deadline(timezone.now()) for r in waiting.values()):
-            do_expire_waiting()  # checked on access as well as by the schedule
+            do_expire_waiting_recorders(
+                acting_user=None
+            )  # checked on access as well as by the schedule
             session.refresh_from_db(fields=[r.field for r in RULES.values()])
             return session_states(session)
     states = {}
@@ -355,30 +359,3 @@ def session_states(session: Session) -> dict[str, dict]:
             "code": code,
         }
     return states
-
-
-def pool_status(project: Project) -> PoolStatus:
-    """Slots in use and the queue's length across the deployment; the
-    project's own live recordings and streams (others' are not its business)."""
-    waiting_ids = list(
-        RecorderRequest.objects.filter(state=Request.WAITING).order_by("id")
-        .values_list("id", flat=True)
-    )  # fmt: skip
-    position = {pk: index + 1 for index, pk in enumerate(waiting_ids)}
-    mine = [
-        {
-            "kind": RULES[Kind(kind)].noun.capitalize(),
-            "state": state,
-            "position": position.get(pk),
-            "conf_num": conf_num,
-            "room": room_name,
-            "since": started_at or requested_at,
-        }
-        for pk, kind, state, conf_num, room_name, requested_at, started_at in (
-            RecorderRequest.objects.filter(project=project, state__in=RecorderRequest.OPEN_STATES)
-            .order_by("id")
-            .values_list("pk", "kind", "state", "session__conf_num", "session__room__name",
-                         "requested_at", "started_at")
-        )  # fmt: skip
-    ]
-    return PoolStatus(settings.LIVE_RECORDING_SLOTS, slots_in_use(), len(waiting_ids), mine)

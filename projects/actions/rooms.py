@@ -1,4 +1,6 @@
-"""State changes of rooms (Video API and the Rooms page share them)."""
+"""Rooms: the Video API and the Rooms page share these rules. Every change
+is audited; the Video API acts for the app, not a person (``acting_user=None``,
+shown as "—" in the audit log with the caller's address)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Project, Room
-from .quotas import check_room_quota
-from .rooms import validate_json_object, validate_room_settings
+from ..audit import log_audit
+from ..models import AuditEvent, Project, Room
+from ..quotas import check_room_quota
+from ..rooms import validate_json_object, validate_room_settings
 
 NAME_MAX = 200
 OWNER_REF_MAX = 200
@@ -49,7 +52,15 @@ def _owner_ref(value) -> tuple[str, bool]:
 
 @transaction.atomic
 def do_create_room(
-    project: Project, *, name, owner_ref="", settings=None, data=None, sip=None, acting_user=None
+    project: Project,
+    *,
+    name,
+    owner_ref="",
+    settings=None,
+    data=None,
+    sip=None,
+    acting_user,
+    ip: str | None = None,
 ) -> Room:
     """Create a room; raise ValidationError naming the bad field, or
     QuotaExceeded at PROJECT_MAX_ROOMS."""
@@ -63,11 +74,16 @@ def do_create_room(
         "sip": validate_json_object(sip, "sip"),
     }
     check_room_quota(project)
-    return Room.objects.create(project=project, **fields)
+    room = Room.objects.create(project=project, **fields)
+    log_audit(
+        project, AuditEvent.Action.ROOM_CREATED, actor=acting_user, ip=ip,
+        room_id=room.room_id, name=room.name,
+    )  # fmt: skip
+    return room
 
 
 @transaction.atomic
-def do_update_room(room: Room, changes: dict, *, acting_user=None) -> Room:
+def do_update_room(room: Room, changes: dict, *, acting_user, ip: str | None = None) -> Room:
     """Apply a partial update (PATCH semantics: settings merge over the old
     ones; ``data`` and ``sip`` are replaced as given)."""
     room = Room.objects.select_for_update().get(pk=room.pk)
@@ -87,11 +103,15 @@ def do_update_room(room: Room, changes: dict, *, acting_user=None) -> Room:
             fields.append(key)
     if fields:
         room.save(update_fields=fields)
+        log_audit(
+            room.project, AuditEvent.Action.ROOM_CHANGED, actor=acting_user, ip=ip,
+            room_id=room.room_id, changed=[f for f in fields if f != "owner_ref_is_number"],
+        )  # fmt: skip
     return room
 
 
 @transaction.atomic
-def do_delete_room(room: Room, *, acting_user=None) -> None:
+def do_delete_room(room: Room, *, acting_user, ip: str | None = None) -> None:
     """Delete a room unless a session is in progress in it (as EnableX does).
     The row stays, marked deleted, so its past sessions and their recordings
     remain in the report, the Archive API and the CDR."""
@@ -104,3 +124,7 @@ def do_delete_room(room: Room, *, acting_user=None) -> None:
         )
     room.deleted_at = timezone.now()
     room.save(update_fields=["deleted_at"])
+    log_audit(
+        room.project, AuditEvent.Action.ROOM_DELETED, actor=acting_user, ip=ip,
+        room_id=room.room_id, name=room.name,
+    )  # fmt: skip

@@ -1,6 +1,8 @@
-"""Business rules of the ingest API (the media server's side): sessions,
-recording state, file storage and the end of a session. Live recording and
-streaming, which need a recorder slot, are ``recordings.recorders``.
+"""Sessions as the ingest API (the media server's side) changes them:
+start, recording state, file storage and the end of a session. Live
+recording and streaming, which need a recorder slot, are
+``recordings.actions.recorders``. The media server acts, not a person:
+callers pass ``acting_user=None`` and nothing here is audited.
 
 Every transition locks the session row (select_for_update) so concurrent calls
 see each other's state. Errors are IngestError with the platform's result code."""
@@ -19,10 +21,11 @@ from django.utils import timezone
 from projects import quotas
 from projects.models import Project, Room
 
-from . import admission, lifecycle, recorders, store
-from .events import queue_session_event
-from .models import RecordingFile, Session
-from .uploads import raise_for_disk_error
+from .. import admission, lifecycle, store
+from ..events import queue_session_event
+from ..models import RecordingFile, Session
+from ..uploads import raise_for_disk_error
+from . import recorders
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def refuse_if_ended(session: Session) -> None:
 
 
 @transaction.atomic
-def do_start_session(project: Project, room_id: str) -> Session:
+def do_start_session(project: Project, room_id: str, *, acting_user) -> Session:
     room = get_room(project, room_id)
     try:
         quotas.check_live_sessions_quota(project)
@@ -106,7 +109,9 @@ def check_role(role, code: int, what: str) -> None:
 
 
 @transaction.atomic
-def do_start_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
+def do_start_recording(
+    project: Project, conf_num: str, *, role: str | None = None, acting_user
+) -> Session:
     session = get_session(project, conf_num, lock=True)
     check_role(role, 5007, "start recording")
     refuse_if_ended(session)
@@ -120,7 +125,9 @@ def do_start_recording(project: Project, conf_num: str, *, role: str | None = No
 
 
 @transaction.atomic
-def do_stop_recording(project: Project, conf_num: str, *, role: str | None = None) -> Session:
+def do_stop_recording(
+    project: Project, conf_num: str, *, role: str | None = None, acting_user
+) -> Session:
     session = get_session(project, conf_num, lock=True)
     check_role(role, 5008, "stop recording")
     refuse_if_ended(session)
@@ -186,6 +193,7 @@ def do_store_file(
     sha256: str,
     participant: str = "",
     move: bool = True,
+    acting_user,
 ) -> RecordingFile:
     """Keep an uploaded file (already hashed) as a RecordingFile of the session,
     once it passed the checks at the door (``recordings.admission``: its content
@@ -248,7 +256,9 @@ def do_store_file(
 
 
 @transaction.atomic
-def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool = True) -> Session:
+def do_end_session(
+    project: Project, conf_num: str, *, schedule_processing: bool = True, acting_user
+) -> Session:
     """End the session: refuse further files, announce the individual recordings,
     hand chat/metadata to delivery and queue processing after commit."""
     recorders.lock_pool()  # before the session row, as every recorder action
@@ -269,7 +279,7 @@ def do_end_session(project: Project, conf_num: str, *, schedule_processing: bool
         lambda: lifecycle.files_ready(session_id, lifecycle.Event.SESSION_ENDED)
     )
     if schedule_processing:
-        from .tasks import queue_processing
+        from ..tasks import queue_processing
 
-        transaction.on_commit(lambda: queue_processing(session_id))
+        queue_processing(session_id)
     return session
