@@ -45,7 +45,7 @@ def process_session(session_id: int) -> Session:
         return session
     individual = list(session.files.filter(type=RecordingFile.Type.INDIVIDUAL).order_by("id"))
     if not individual:
-        return _finish(session, None)
+        return finish_without_media(session)
     workdir = _work_dir()
     try:
         with contextlib.ExitStack() as fetched:
@@ -137,6 +137,11 @@ def _fail(session: Session, message: str) -> Session:
             lambda: lifecycle.files_ready(session_id, lifecycle.Event.PROCESSING_FAILED)
         )
     return session
+
+
+def finish_without_media(session: Session) -> Session:
+    """A session with no individual recording has nothing to process: ready."""
+    return _finish(session, None)
 
 
 def _finish(session: Session, result, *, participants: int = 0) -> Session:

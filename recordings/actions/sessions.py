@@ -278,6 +278,13 @@ def do_end_session(
     transaction.on_commit(
         lambda: lifecycle.files_ready(session_id, lifecycle.Event.SESSION_ENDED)
     )
+    if schedule_processing and not individual:
+        # Nothing to merge: the session is ready now instead of waiting behind
+        # other sessions' transcodes on the processing cluster, so its
+        # deliveries are complete (and announced) at once.
+        from ..processing import finish_without_media
+
+        return finish_without_media(session)
     if schedule_processing:
         from ..tasks import queue_processing
 

@@ -170,7 +170,25 @@ def test_a_recording_over_the_duration_limit_is_not_encoded(ingest, world, sessi
     assert not list((Path(settings.DATA_DIR) / "tmp" / "processing").iterdir())
 
 
-def test_each_run_is_counted_and_the_fourth_gives_up(ingest, world, session):
+@pytest.fixture
+def with_recording(ingest, session):
+    """A session with something to process (one without is ready at its end)."""
+    response = ingest.upload(
+        session.conf_num, SimpleUploadedFile("alice.mp4", media_samples.recording()),
+        participant="alice",
+    )  # fmt: skip
+    assert response.status_code == 201, response.content
+    return session
+
+
+def test_a_session_with_nothing_to_merge_is_ready_at_its_end(ingest, session):
+    ingest.end(session.conf_num)
+    session.refresh_from_db()
+    assert session.state == Session.State.READY and session.processing_attempts == 0
+
+
+def test_each_run_is_counted_and_the_fourth_gives_up(ingest, world, with_recording):
+    session = with_recording
     ingest.end(session.conf_num)
     # Three runs that never finished (worker killed mid-composite).
     Session.objects.filter(pk=session.pk).update(processing_attempts=3)
@@ -183,8 +201,9 @@ def test_each_run_is_counted_and_the_fourth_gives_up(ingest, world, session):
 
 
 def test_a_failed_session_shows_its_reason_in_the_report_and_the_archive(
-    client, ingest, world, session
+    client, ingest, world, with_recording
 ):
+    session = with_recording
     ingest.end(session.conf_num)
     Session.objects.filter(pk=session.pk).update(processing_attempts=3)
     process_session_task(session.pk)
