@@ -8,13 +8,8 @@ from recordings.models import RecordingFile, Session
 
 from .destinations import KIND_CHOICES
 
-
-class FileType(models.TextChoices):
-    INDIVIDUAL = "individual", "Individual recording"
-    LIVE = "live", "Live recording"
-    TRANSCODED = "transcoded", "Transcoded"
-    METADATA = "metadata", "Metadata"
-    CHAT = "chat", "Chat data"
+# The file types a destination may choose are the recording store's own.
+FileType = RecordingFile.Type
 
 
 class DeliveryDestination(models.Model):

@@ -151,7 +151,7 @@ def _reset(delivery: Delivery) -> None:
 
 
 @transaction.atomic
-def do_redeliver(delivery: Delivery, *, acting_user=None) -> Delivery:
+def do_redeliver(delivery: Delivery, *, acting_user) -> Delivery:
     """Send every file of the delivery again (also files of its types that
     appeared since), as a new generation with its own single file_transfer.
     A run under way loses its lease and stops."""
@@ -182,7 +182,7 @@ def do_redeliver(delivery: Delivery, *, acting_user=None) -> Delivery:
 
 
 @transaction.atomic
-def do_retry_failed(project: Project, *, acting_user=None) -> int:
+def do_retry_failed(project: Project, *, acting_user) -> int:
     """Try every failed delivery of the project again (verified files are
     skipped). Returns how many were queued."""
     rows = list(
@@ -209,7 +209,7 @@ def do_deliver_past_sessions(
     since: date | None,
     until: date | None,
     destination: DeliveryDestination | None = None,
-    acting_user=None,
+    acting_user,
 ) -> int:
     """Deliver finished sessions started between ``since`` and ``until``
     (inclusive, UTC dates; None = open-ended) to ``destination`` or every

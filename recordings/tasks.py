@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from portal import workers
@@ -30,6 +30,11 @@ def process_session_task(session_id: int) -> str:
         return process_session(session_id).state
     except workers.WorkerStopping:
         log.info("worker stopping: session %s queued for processing again", session_id)
+        # A clean stop is the operator's doing, not the media's: the run does
+        # not count towards MAX_PROCESSING_ATTEMPTS (a kill still does).
+        Session.objects.filter(pk=session_id, processing_attempts__gt=0).update(
+            processing_attempts=F("processing_attempts") - 1
+        )
         queue_processing(session_id)
         return "queued again: the worker stopped"
 

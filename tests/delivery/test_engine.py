@@ -312,7 +312,7 @@ def test_a_worker_that_lost_its_lease_stops_without_writing(world, session, tmp_
     )
     worker.start()
     assert flaky.started.wait(10)
-    services.do_redeliver(delivery)  # a person asks again: the running worker's lease ends
+    services.do_redeliver(delivery, acting_user=world.alice)  # a person asks again: the running worker's lease ends
     flaky.release.set()
     worker.join(30)
     assert results == ["lease lost"]
@@ -379,7 +379,9 @@ def test_retry_failed_and_deliver_past_sessions_for_a_destination_added_later(
     }
     assert (tmp_path / "later" / "recordings" / other.room.room_id / other.conf_num).is_dir()
     assert (
-        services.do_deliver_past_sessions(world.project, since=today, until=None, destination=later)
+        services.do_deliver_past_sessions(
+            world.project, since=today, until=None, destination=later, acting_user=None
+        )
         == 0
     )
     counts = services.delivery_counts(world.project)

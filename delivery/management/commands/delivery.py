@@ -217,14 +217,15 @@ class Command(BaseCommand):
     def redeliver(self, project, *, conf_num, failed, since, name, **_):
         destination = _chosen(project, name)[0] if name else None
         if failed:
-            self.out(requeued=services.do_retry_failed(project))
+            self.out(requeued=services.do_retry_failed(project, acting_user=None))
             return
         if since:
             # Sessions with no delivery yet (e.g. a destination added later)
             # get one; sessions already delivered are sent again.
             try:
                 services.do_deliver_past_sessions(
-                    project, since=since, until=timezone.now().date(), destination=destination
+                    project, since=since, until=timezone.now().date(), destination=destination,
+                    acting_user=None,
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
@@ -241,7 +242,7 @@ class Command(BaseCommand):
             rows = rows.filter(destination=destination)
         count = 0
         for delivery in rows.select_related("session", "destination"):
-            services.do_redeliver(delivery)
+            services.do_redeliver(delivery, acting_user=None)
             count += 1
         self.out(requeued=count)
 
