@@ -226,39 +226,63 @@ PERIOD = [
 ]
 
 
-def _schema(operation_id: str, summary: str, extra=(), errors=(400, 401)):
-    return extend_schema(
-        operation_id=operation_id,
-        summary=summary,
-        tags=["archive"],
-        parameters=[*extra, *PAGING],
-        responses={200: ArchiveEnvelopeSerializer, **error_responses(*errors)},
-    )
+def schema_factory(tag: str, envelope):
+    """``_schema(operation_id, summary, extra_parameters, errors)`` for the
+    paged GET routes of one API (archive, CDR)."""
+
+    def schema(operation_id: str, summary: str, extra=(), errors=(400, 401)):
+        return extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            tags=[tag],
+            parameters=[*extra, *PAGING],
+            responses={200: envelope, **error_responses(*errors)},
+        )
+
+    return schema
+
+
+_schema = schema_factory("archive", ArchiveEnvelopeSerializer)
+
+
+# The sessions each route selects; the archive and the CDR answer the same ones.
+def sessions_in_period(project, date_from: str, date_to: str):
+    low, high = period(date_from, date_to)
+    return Session.objects.filter(project=project, started_at__gte=low, started_at__lt=high)
+
+
+def sessions_of_room(project, room_id: str, date_from: str = "", date_to: str = ""):
+    sessions = Session.objects.filter(room=room_of(project, room_id))
+    if date_from or date_to:
+        low, high = period(date_from, date_to)
+        sessions = sessions.filter(started_at__gte=low, started_at__lt=high)
+    return sessions
+
+
+def session_of_conf(project, conf_num: str):
+    sessions = Session.objects.filter(project=project, conf_num=conf_num)
+    if not sessions.exists():
+        raise ApiError(1004, f"No session {conf_num!r} in this project", status=404)
+    return sessions
 
 
 class ArchivePeriodView(APIView):
     @_schema("archive_period", "Recordings of sessions started in a period", PERIOD)
     def get(self, request, date_from: str, date_to: str):
-        low, high = period(date_from, date_to)
-        sessions = Session.objects.filter(
-            project=request.auth, started_at__gte=low, started_at__lt=high
-        )
+        sessions = sessions_in_period(request.auth, date_from, date_to)
         return archive_page(request, sessions, request.auth)
 
 
 class ArchiveRoomView(APIView):
     @_schema("archive_room", "Recordings of a room", errors=(400, 401, 404))
     def get(self, request, room_id: str):
-        room = room_of(request.auth, room_id)
-        return archive_page(request, Session.objects.filter(room=room), request.auth)
+        return archive_page(request, sessions_of_room(request.auth, room_id), request.auth)
 
 
 class ArchiveRoomPeriodView(APIView):
     @_schema("archive_room_period", "Recordings of a room in a period", PERIOD, (400, 401, 404))
     def get(self, request, room_id: str, date_from: str, date_to: str):
-        low, high = period(date_from, date_to)
-        room = room_of(request.auth, room_id)
-        sessions = Session.objects.filter(room=room, started_at__gte=low, started_at__lt=high)
+        sessions = sessions_of_room(request.auth, room_id, date_from, date_to)
         return archive_page(request, sessions, request.auth)
 
 
@@ -283,10 +307,7 @@ class ArchiveRoomPeriodOldView(ArchiveRoomPeriodView):
 class ArchiveConfNumView(APIView):
     @_schema("archive_conf", "Recordings of one session", errors=(401, 404))
     def get(self, request, conf_num: str):
-        sessions = Session.objects.filter(project=request.auth, conf_num=conf_num)
-        if not sessions.exists():
-            raise ApiError(1004, f"No session {conf_num!r} in this project", status=404)
-        return archive_page(request, sessions, request.auth)
+        return archive_page(request, session_of_conf(request.auth, conf_num), request.auth)
 
 
 class ArchiveConfNumAliasView(ArchiveConfNumView):

@@ -17,14 +17,21 @@ import hashlib
 from datetime import datetime
 
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from portal.api import ApiError, enablex_time, ok
-from projects.api import _int_param, error_responses
+from portal.api import enablex_time, ok
+from projects.api import _int_param
 
-from .archive_api import PAGING, PER_PAGE_DEFAULT, PER_PAGE_MAX, PERIOD, period, room_of
+from .archive_api import (
+    PER_PAGE_DEFAULT,
+    PER_PAGE_MAX,
+    PERIOD,
+    schema_factory,
+    session_of_conf,
+    sessions_in_period,
+    sessions_of_room,
+)
 from .call_log import read_call_log
 from .models import RecordingFile, Session
 
@@ -168,47 +175,31 @@ def cdr_page(request, sessions, app_id: str):
     return ok({"cdr": cdr, "total": total, "page": page, "per_page": per_page})
 
 
-def _schema(operation_id: str, summary: str, extra=(), errors=(400, 401)):
-    return extend_schema(
-        operation_id=operation_id,
-        summary=summary,
-        tags=["cdr"],
-        parameters=[*extra, *PAGING],
-        responses={200: CdrEnvelopeSerializer, **error_responses(*errors)},
-    )
+_schema = schema_factory("cdr", CdrEnvelopeSerializer)
 
 
 class CdrPeriodView(APIView):
     @_schema("cdr_period", "Call detail records of sessions started in a period", PERIOD)
     def get(self, request, date_from: str, date_to: str):
-        low, high = period(date_from, date_to)
-        sessions = Session.objects.filter(
-            project=request.auth, started_at__gte=low, started_at__lt=high
-        )
+        sessions = sessions_in_period(request.auth, date_from, date_to)
         return cdr_page(request, sessions, request.auth.app_id)
 
 
 class CdrRoomView(APIView):
     @_schema("cdr_room", "Call detail records of a room", errors=(400, 401, 404))
     def get(self, request, room_id: str):
-        room = room_of(request.auth, room_id)
-        return cdr_page(request, Session.objects.filter(room=room), request.auth.app_id)
+        return cdr_page(request, sessions_of_room(request.auth, room_id), request.auth.app_id)
 
 
 class CdrRoomPeriodView(APIView):
     @_schema("cdr_room_period", "Call detail records of a room in a period", PERIOD,
              (400, 401, 404))  # fmt: skip
     def get(self, request, room_id: str, date_from: str, date_to: str):
-        low, high = period(date_from, date_to)
-        room = room_of(request.auth, room_id)
-        sessions = Session.objects.filter(room=room, started_at__gte=low, started_at__lt=high)
+        sessions = sessions_of_room(request.auth, room_id, date_from, date_to)
         return cdr_page(request, sessions, request.auth.app_id)
 
 
 class CdrConfView(APIView):
     @_schema("cdr_conf", "Call detail records of one session", errors=(400, 401, 404))
     def get(self, request, conf_num: str):
-        sessions = Session.objects.filter(project=request.auth, conf_num=conf_num)
-        if not sessions.exists():
-            raise ApiError(1004, f"No session {conf_num!r} in this project", status=404)
-        return cdr_page(request, sessions, request.auth.app_id)
+        return cdr_page(request, session_of_conf(request.auth, conf_num), request.auth.app_id)
