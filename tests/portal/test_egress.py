@@ -207,8 +207,13 @@ def test_a_deadline_cuts_a_peer_that_trickles_its_answer(settings):
         with egress.deadline(3.0) as limit:
             with egress.connect("127.0.0.1", listener.port, 10) as sock:
                 sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
-                while chunk := sock.recv(100):  # every byte arrives well within 10 s
-                    received += chunk
+                try:
+                    while chunk := sock.recv(100):  # every byte arrives well within 10 s
+                        received += chunk
+                except ConnectionResetError:
+                    # The cut may surface as a reset (the peer wrote after our
+                    # shutdown); the webhook sender reads it as the deadline too.
+                    assert limit.expired
         elapsed = time.monotonic() - started
     assert limit.expired
     assert 2.5 < elapsed < 12, elapsed

@@ -58,6 +58,17 @@ DELIVERIES = """
     WHERE p.app_id = %s ORDER BY d.id
 """
 
+# Deliveries whose every file is verified (the manifest and the one
+# file_transfer may still be due).
+VERIFIED_FILES = """
+    SELECT d.id FROM delivery_delivery d
+    JOIN delivery_deliverydestination dest ON dest.id = d.destination_id
+    JOIN projects_project p ON p.id = dest.project_id
+    WHERE p.app_id = %s AND NOT EXISTS (
+        SELECT 1 FROM delivery_deliveredfile f WHERE f.delivery_id = d.id AND f.state <> 'verified'
+    )
+"""
+
 
 @dataclass
 class Stack:
@@ -340,6 +351,11 @@ def test_a_destination_down_for_a_while_means_waiting_retries_on_schedule_then_d
         down_at = time.monotonic()
         before = {r[0] for r in deliveries(stack, project.app_id) if r[1] == "delivered"}
         assert len(before) < 4, "everything was delivered before the server went down"
+        # Files verified before the outage are rightly not sent again (only the
+        # manifest and the announcement were left), but the restarted moto
+        # forgot them: only the others can be checked in the bucket.
+        verified_before = {row[0] for row in sql(stack.database_url, VERIFIED_FILES,
+                                                 project.app_id)}  # fmt: skip
 
         def waiting_page():
             html = browser.get(page_url, timeout=30).text
@@ -361,7 +377,7 @@ def test_a_destination_down_for_a_while_means_waiting_retries_on_schedule_then_d
         s3 = s3_server.client()
         by_conf = {s["conf_num"]: s for s in sessions}
         for delivery_id, _state, _attempts, _sent, conf_num, *_ in rows:
-            if delivery_id in before:
+            if delivery_id in before or delivery_id in verified_before:
                 continue
             s = by_conf[conf_num]
             key = f"{root}/{s['room_id']}/{conf_num}/{s['name']}"
