@@ -87,3 +87,19 @@ def local_roots(settings, tmp_path):
     (see _data_dir above), so the rule that keeps deliveries out of DATA_DIR holds."""
     settings.DELIVERY_LOCAL_ROOTS = [str(tmp_path)]
     return tmp_path
+
+
+@pytest.fixture
+def run_manage_py(monkeypatch):
+    """Run ``manage.py <argv>`` in-process as the shell would (SystemExit with
+    its exit code). Django closes every database connection when a command
+    ends; here that would close the test's own transaction on PostgreSQL."""
+    from django.core.management import execute_from_command_line
+    from django.db import connections
+
+    monkeypatch.setattr(connections, "close_all", lambda: None)
+
+    def run(*args: str) -> None:
+        execute_from_command_line(["manage.py", *args])
+
+    return run

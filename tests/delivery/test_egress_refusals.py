@@ -10,7 +10,6 @@ import socket
 import time
 
 import pytest
-from django.core.management import execute_from_command_line
 
 from delivery.destinations import destination_for
 from delivery.destinations.base import TransferError
@@ -214,7 +213,7 @@ def test_a_public_host_is_accepted(no_exemptions, name):
     ],
 )
 def test_manage_py_delivery_configure_exits_non_zero_naming_the_rule(
-    world, no_exemptions, capsys, kind, setting
+    world, no_exemptions, capsys, run_manage_py, kind, setting
 ):
     base = {
         "ftp": ["username=rec", "password=pw"],
@@ -227,7 +226,7 @@ def test_manage_py_delivery_configure_exits_non_zero_naming_the_rule(
     for item in [*base, setting]:
         argv += ["--set", item]
     with pytest.raises(SystemExit) as exited:
-        execute_from_command_line(argv)
+        run_manage_py(*argv[1:])
     assert exited.value.code not in (0, None)
     err = capsys.readouterr().err
     assert "Destination not saved" in err and RULE in err
@@ -236,13 +235,13 @@ def test_manage_py_delivery_configure_exits_non_zero_naming_the_rule(
 
 @pytest.mark.parametrize(("host", "rule"), REFUSED)
 def test_manage_py_delivery_configure_refuses_every_internal_address(
-    world, no_exemptions, capsys, host, rule
+    world, no_exemptions, capsys, run_manage_py, host, rule
 ):
     argv = ["manage.py", "delivery", "configure", world.app_id, "--kind", "sftp"]
     argv += ["--types", "chat", "--set", f"host={host}", "--set", "username=rec"]
     argv += ["--set", "password=pw"]
     with pytest.raises(SystemExit) as exited:
-        execute_from_command_line(argv)
+        run_manage_py(*argv[1:])
     assert exited.value.code not in (0, None)
     err = capsys.readouterr().err
     assert rule in err and RULE in err

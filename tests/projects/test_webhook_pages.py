@@ -6,7 +6,7 @@ import re
 from html import unescape as html_unescape
 
 import pytest
-from django.core.management import CommandError, call_command, execute_from_command_line
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from projects.actions.webhooks import do_configure_webhook
@@ -206,11 +206,13 @@ def test_the_form_refuses_every_internal_address_naming_the_rule(
 
 
 @pytest.mark.parametrize(("host", "rule"), REFUSED)
-def test_webhook_configure_exits_non_zero_naming_the_rule(world, settings, capsys, host, rule):
+def test_webhook_configure_exits_non_zero_naming_the_rule(
+    world, settings, capsys, run_manage_py, host, rule
+):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     argv = ["manage.py", "webhook", "configure", world.app_id, "--url", hook_url(host)]
     with pytest.raises(SystemExit) as exited:
-        execute_from_command_line(argv)
+        run_manage_py(*argv[1:])
     assert exited.value.code not in (0, None)
     err = capsys.readouterr().err
     assert "Webhook not saved" in err and "only connects to public internet addresses" in err
