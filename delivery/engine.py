@@ -475,10 +475,15 @@ def run_delivery(delivery_id: int) -> str:
     owner = new_lease_owner()
     if not claim(delivery_id, owner):
         return "not due or taken by another worker"
-    try:
-        delivery = Delivery.objects.select_related(
+    def load() -> Delivery:
+        return Delivery.objects.select_related(
             "destination", "session__project", "session__room"
         ).get(pk=delivery_id)
+
+    try:
+        # A database restart right after the claim is waited out, not taken
+        # for an unloadable row (which would cost an attempt and a backoff).
+        delivery = patiently(load, f"delivery {delivery_id}")
         run = DeliveryRun(delivery, owner)
     except Exception as exc:
         # E.g. secrets that no FIELD_ENCRYPTION_KEYS key decrypts: without this
