@@ -50,8 +50,15 @@ class Project(models.Model):
         return reverse("projects:detail", args=[self.app_id])
 
     def set_app_key(self) -> str:
-        """Generate a new app key, store its hash and return the plain key."""
+        """Generate a new app key, store its hash and return the plain key.
+
+        The key never starts with "-", so it can follow an option on a
+        command line (``--app-key KEY``, ``curl -u ID:KEY``) without being
+        read as an option itself.
+        """
         key = secrets.token_urlsafe(24)
+        while key.startswith("-"):
+            key = secrets.token_urlsafe(24)
         self.app_key_hash = make_password(key)
         return key
 

@@ -98,3 +98,14 @@ def test_login_page_renders_and_logs_in(client, world):
     )
     assert response.status_code == 302
     assert client.get(reverse("projects:list")).status_code == 200
+
+
+def test_an_app_key_never_starts_with_a_dash(monkeypatch):
+    """A key that starts with "-" is read as an option after ``--app-key``."""
+    import secrets
+
+    draws = iter(["-starts-with-a-dash", "fine-key"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(draws))
+    project = Project(name="p")
+    assert project.set_app_key() == "fine-key"
+    assert project.check_app_key("fine-key")

@@ -21,7 +21,7 @@ def simulate(world, live_server, *args: str) -> dict[str, str]:
     out = io.StringIO()
     call_command(
         "simulate_session", world.app_id, "--base-url", live_server.url,
-        "--app-key", world.created.app_key, "--width", "320", "--height", "180",
+        f"--app-key={world.created.app_key}", "--width", "320", "--height", "180",
         *args, stdout=out,
     )  # fmt: skip
     lines = [line.split("=", 1) for line in out.getvalue().splitlines() if "=" in line]
