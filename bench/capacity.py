@@ -96,7 +96,7 @@ def processing(project, seconds: float, workdir: Path) -> float:
 def delivery(project, size: int, kind: str, config: dict, secrets: dict) -> float:
     from django_q.conf import Conf
 
-    from delivery import services
+    from delivery import scheduling
     from delivery.models import Delivery, DeliveryDestination
     from projects.models import Room
     from recordings import store
@@ -122,7 +122,7 @@ def delivery(project, size: int, kind: str, config: dict, secrets: dict) -> floa
         size=stored.size, sha256=stored.sha256, storage_path=name, content_type="video/mp4",
     )  # fmt: skip
     started = time.perf_counter()
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     took = time.perf_counter() - started
     state = Delivery.objects.get(session=session).state
     if state != Delivery.State.DELIVERED:

@@ -222,8 +222,8 @@ def load(args, workdir: Path, kind: str) -> dict:
         portal.destination(kind, f"{kind}-again", again)
         t0 = time.monotonic()
         portal.processes.manage("shell", "-c", (
-            "from projects.models import Project; from delivery import services;"
-            f"services.do_deliver_past_sessions(Project.objects.get(app_id={portal.app_id!r}),"
+            "from projects.models import Project; from delivery.actions import deliveries;"
+            f"deliveries.do_deliver_past_sessions(Project.objects.get(app_id={portal.app_id!r}),"
             " since=None, until=None, acting_user=None)"
         ))  # fmt: skip
         deadline = time.monotonic() + 600

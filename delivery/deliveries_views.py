@@ -17,9 +17,9 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.sizes import human_size
 from projects.access import get_project_for
 from projects.context import project_context
-from projects.models import Role
+from projects.models import Project, Role, WebhookMessage
 
-from . import services
+from .actions import deliveries as actions
 from .forms import PastSessionsForm
 from .models import DeliveredFile, Delivery
 
@@ -30,6 +30,35 @@ PAGE_SIZE = 50
 ACTIVE = (
     Delivery.State.QUEUED, Delivery.State.RUNNING, Delivery.State.WAITING, Delivery.State.RETRY_WAIT
 )
+
+
+def delivery_counts(project: Project) -> dict[str, int]:
+    """The number of the project's deliveries in each state (one query)."""
+    counts = {value: 0 for value in Delivery.State.values}
+    rows = Delivery.objects.filter(destination__project=project)
+    for row in rows.values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def webhooks_by_delivery(project: Project, deliveries) -> dict[int, list]:
+    """The file_transfer and delivery_failed webhook messages of each delivery
+    (keys ``delivery:<id>:file_transfer[:<generation>]`` and
+    ``delivery:<id>:delivery_failed:<attempts>``), oldest first. One query,
+    bounded by the deliveries asked about (a page), not the project's history."""
+
+    wanted = [d.pk for d in deliveries]
+    if not wanted:
+        return {}
+    keys = Q()
+    for pk in wanted:
+        keys |= Q(dedupe_key__startswith=f"delivery:{pk}:")
+    found: dict[int, list] = {}
+    rows = WebhookMessage.objects.filter(keys, project=project).order_by("created_at", "id")
+    for message in rows:
+        assert message.dedupe_key is not None  # filtered on its prefix above
+        found.setdefault(int(message.dedupe_key.split(":")[1]), []).append(message)
+    return found
 
 
 def _listed(project, ids=None):
@@ -86,8 +115,8 @@ def _speed(delivery: Delivery) -> str:
 def deliveries(request, app_id):
     project = get_project_for(request.user, app_id, role=Role.VIEWER)
     rows = _listed(project)
-    hooks = services.webhooks_by_delivery(project, rows)
-    counts = services.delivery_counts(project)
+    hooks = webhooks_by_delivery(project, rows)
+    counts = delivery_counts(project)
     listed = [{"obj": d, "progress": progress_of(d), "webhooks": hooks.get(d.pk, [])} for d in rows]
     can_act = project.membership.has_role(Role.ADMIN)
     context = project_context(
@@ -113,7 +142,7 @@ def deliveries_progress(request, app_id):
             "deliveries": [progress_of(d) for d in rows],
             "active": any(d.state in ACTIVE for d in rows),
             # Polled every second: the state counts only (one query).
-            "summary": summary_text(services.delivery_counts(project)),
+            "summary": summary_text(delivery_counts(project)),
         }
     )
 
@@ -134,7 +163,7 @@ def summary_text(counts: dict[str, int]) -> str:
 def redeliver(request, app_id, delivery_id):
     project = get_project_for(request.user, app_id, role=Role.ADMIN)
     delivery = get_object_or_404(Delivery, pk=delivery_id, destination__project=project)
-    services.do_redeliver(delivery, acting_user=request.user)
+    actions.do_redeliver(delivery, acting_user=request.user)
     messages.success(
         request,
         f"Session {delivery.session.conf_num} queued again for “{delivery.destination.name}”.",
@@ -146,7 +175,7 @@ def redeliver(request, app_id, delivery_id):
 @require_POST
 def retry_failed(request, app_id):
     project = get_project_for(request.user, app_id, role=Role.ADMIN)
-    count = services.do_retry_failed(project, acting_user=request.user)
+    count = actions.do_retry_failed(project, acting_user=request.user)
     if count:
         messages.success(
             request, f"{count} failed deliver{'y' if count == 1 else 'ies'} queued again."
@@ -169,7 +198,7 @@ def past_sessions(request, app_id):
         messages.error(request, f"Past sessions not delivered: {problems}")
         return redirect("delivery:deliveries", app_id=project.app_id)
     try:
-        count = services.do_deliver_past_sessions(
+        count = actions.do_deliver_past_sessions(
             project,
             since=form.cleaned_data["since"],
             until=form.cleaned_data["until"],

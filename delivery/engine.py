@@ -15,8 +15,6 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -27,8 +25,10 @@ from django.utils import timezone
 from portal import workers
 
 from .announcements import announce_failure, announce_file_transfer
+from .delivery_log import Scrubber, capped_log, log_entry, unexpected_error
 from .destinations import destination_for
-from .destinations.base import Destination, ResumePoint, TransferError
+from .destinations.base import TransferError
+from .file_steps import ERROR_CAP, FileSteps, LeaseLost
 from .leases import (
     DB_ERRORS,
     backoff,
@@ -39,9 +39,7 @@ from .leases import (
     new_lease_owner,
     patiently,
 )
-from .leftovers import discard_leftovers, start_point
-from .local_files import local_copy, mb, remote_path_for
-from .manifest import manifest_file
+from .leftovers import discard_leftovers
 from .models import DeliveredFile, Delivery
 
 logger = logging.getLogger(__name__)
@@ -49,55 +47,13 @@ logger = logging.getLogger(__name__)
 State = Delivery.State
 FileState = DeliveredFile.State
 HEARTBEAT_SECONDS = 1.0
-LOG_CAP = 200
 # Passes over files added while a run is under way, before yielding.
 MAX_ROUNDS = 5
-ERROR_CAP = 2000
 
 
-class LeaseLost(Exception):
-    """Someone else took the delivery (our lease ran out, or a person asked for
-    a redelivery); stop without writing anything."""
-
-
-def log_entry(event: str, message: str) -> dict:
-    return {"at": timezone.now().isoformat(timespec="seconds"), "event": event, "message": message}
-
-
-def capped_log(entries: Iterable[dict]) -> list[dict]:
-    return list(entries)[-LOG_CAP:]
-
-
-class Scrubber:
-    """Masks secret values in tracebacks before they reach the operator's log.
-
-    Only for the log: masking substrings garbles a message whenever a secret
-    happens to be an ordinary word ("Login", "incorrect", a user name), so
-    what people read (attempt logs, delivery errors, test results) is built
-    from the portal's own words instead (``TransferError.message``, and
-    ``unexpected_error`` below, which never quotes the exception's text)."""
-
-    def __init__(self, secrets: dict):
-        self.values = sorted(
-            (str(v) for v in (secrets or {}).values() if v and len(str(v)) >= 4),
-            key=len,
-            reverse=True,
-        )
-
-    def __call__(self, text: str) -> str:
-        for value in self.values:
-            text = text.replace(value, "********")
-        return text
-
-
-def unexpected_error(exc: BaseException, doing: str) -> str:
-    """The words shown for an exception the destination did not translate:
-    its type only, since its text may quote a remote reply or a secret."""
-    return f"Unexpected error ({type(exc).__name__}) while {doing}; the portal's log has the details."
-
-
-class DeliveryRun:
-    """One attempt of one delivery by one worker."""
+class DeliveryRun(FileSteps):
+    """One attempt of one delivery by one worker: the lease and its heartbeat,
+    the run loop over the files (``FileSteps``) and the endings."""
 
     def __init__(self, delivery: Delivery, owner: str):
         self.delivery = delivery
@@ -227,105 +183,6 @@ class DeliveryRun:
 
         return patiently(query, f"delivery {self.delivery.pk}")
 
-    def resume_point(self, df: DeliveredFile) -> ResumePoint:
-        """The file's saved resume state; a new one is written to its row at
-        once (a worker killed before the next heartbeat must not lose it)."""
-
-        def save(state: dict[str, Any]) -> None:
-            def write() -> None:
-                with self.db_lock:
-                    # Only while ours: a run that lost its lease must not
-                    # overwrite what a redelivery marked for removal.
-                    DeliveredFile.objects.filter(
-                        pk=df.pk, delivery__lease_owner=self.owner
-                    ).update(resume_state=state)
-
-            try:
-                patiently(write, f"delivery {self.delivery.pk}")
-            except DB_ERRORS as exc:
-                # A resume point is a shortcut, not the truth: the upload goes
-                # on, and a later run resumes from an older point (or byte 0).
-                logger.warning("delivery %s: resume point not saved (%s)", self.delivery.pk, exc)
-                return
-            df.resume_state = state
-
-        def note(message: str) -> None:
-            self.note("resume", f"{df.recording_file.name}: {message}")
-
-        return ResumePoint(df.resume_state, save=save, note=note)
-
-    def deliver_file(self, dest: Destination, df: DeliveredFile) -> None:
-        rf = df.recording_file
-        remote = remote_path_for(self.session, rf.name)
-        with local_copy(rf) as local:
-            if dest.verify(local, remote):
-                self.set_file(df, state=FileState.VERIFIED, bytes_sent=rf.size,
-                              remote_path=dest.final_path(remote),
-                              verified_at=timezone.now(), error="")  # fmt: skip
-                self.note("skipped", f"{rf.name} is already at the destination and intact")
-                return
-            self.set_file(df, state=FileState.UPLOADING, bytes_sent=0, error="")
-            started = time.monotonic()
-            point = start_point(dest, remote, self.resume_point(df))
-            dest.upload(local, remote, self.progress_for(df), point)
-            seconds = time.monotonic() - started
-            if not dest.verify(local, remote):
-                raise TransferError(
-                    f"{rf.name} does not match after upload (size or checksum differ); "
-                    "it will be sent again"
-                )
-        self.set_file(df, state=FileState.VERIFIED, bytes_sent=rf.size, seconds=seconds,
-                      remote_path=dest.final_path(remote), verified_at=timezone.now(),
-                      resume_state={})  # fmt: skip
-        rate = rf.size / max(seconds, 1e-3)
-        self.note(
-            "uploaded",
-            f"uploaded and verified {rf.name} ({mb(rf.size)} in {seconds:.1f} s, {mb(rate)}/s)",
-        )
-
-    def deliver_files(self, dest: Destination, files: list[DeliveredFile]) -> None:
-        """Deliver ``files`` (``parallel_files`` at a time). A transient error of
-        one file does not stop the others, so a retry has less to do; a
-        permanent error or a lost lease stops everything not yet started."""
-        self.abort = threading.Event()
-        workers = max(1, min(int(getattr(dest, "parallel_files", 1) or 1), len(files)))
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"delivery-{self.delivery.pk}") as pool:
-            futures = [pool.submit(self._guarded, dest, df) for df in files]
-        errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
-        stops = [e for e in errors if not isinstance(e, TransferError) or e.permanent]
-        if stops or errors:
-            raise (stops or errors)[0]
-
-    def _guarded(self, dest: Destination, df: DeliveredFile) -> None:
-        if self.lost.is_set():
-            raise LeaseLost("lease lost")
-        if self.abort.is_set():
-            return
-        try:
-            self.deliver_file(dest, df)
-        except TransferError as exc:
-            self.set_file(df, state=FileState.FAILED, error=exc.message[:ERROR_CAP])
-            if exc.permanent:
-                self.abort.set()
-            raise
-        except BaseException:
-            self.abort.set()
-            raise
-
-    def write_manifest(self, dest: Destination) -> None:
-        def query() -> list[DeliveredFile]:
-            with self.db_lock:
-                return list(self.delivery.files.select_related("recording_file").order_by("id"))
-
-        files = patiently(query, f"delivery {self.delivery.pk}")
-        remote = remote_path_for(self.session, "manifest.json")
-        with manifest_file(self.delivery, files) as local:
-            if not dest.verify(local, remote):
-                dest.upload(local, remote, lambda _n: None)
-                if not dest.verify(local, remote):
-                    raise TransferError("manifest.json does not match after upload; retrying")
-        self.note("manifest", f"wrote manifest.json ({len(files)} files) last")
-
     def run(self) -> str:
         kind = self.destination.kind
         beat = threading.Thread(
@@ -341,9 +198,8 @@ class DeliveryRun:
                         self.deliver_files(dest, files)
                     if self.lost.is_set():
                         raise LeaseLost("lease lost")
-                    mode = getattr(dest, "placement_mode", "")
-                    if mode and files:
-                        self.note("placement", f"SCP placement: {mode}")
+                    for event, message in dest.log_notes() if files else []:
+                        self.note(event, message)
                     settled = patiently(self._settle, f"delivery {self.delivery.pk}")
                     if settled == "more":
                         continue
@@ -362,10 +218,10 @@ class DeliveryRun:
             logger.warning("delivery %s: lease lost; another worker carries on", self.delivery.pk)
             return "lease lost"
         except TransferError as exc:
-            if getattr(exc, "reconnect", False):
-                # e.g. a revoked Google grant: the settings page offers
-                # "Reconnect Google account".
-                from .config import do_record_account_error
+            if exc.needs_reconnect:
+                # The settings pages ask for the account to be connected again
+                # (Destination.needs_attention).
+                from .actions.destinations import do_record_account_error
 
                 do_record_account_error(self.destination, exc.message)
             return self._failed(exc.message, permanent=exc.permanent)
@@ -499,7 +355,7 @@ def run_delivery(delivery_id: int) -> str:
 
 
 def _wake(delivery_id: int) -> None:
-    from .services import wake
+    from .scheduling import wake
 
     wake(delivery_id)
 

@@ -72,18 +72,23 @@ def kind_form(
     *,
     destination: DeliveryDestination | None = None,
     web: bool = True,
+    app_id: str = "",
 ) -> DestinationForm:
     """The kind's own form, filled with the stored (non-secret) settings; the
-    stored secrets make their fields optional (blank keeps them)."""
+    stored secrets make their fields optional (blank keeps them). ``web``:
+    for the pages (secrets only an action sets are left out), else for the
+    command (fields only the pages offer are left out)."""
     if kind not in REGISTRY:
         raise ValueError(f"Unknown destination kind {kind!r}; choose one of {', '.join(REGISTRY)}")
     form_class = destination_class(kind).form_class
     initial = dict(destination.config) if destination is not None else {}
     stored = frozenset(destination.secrets or {}) if destination is not None else frozenset()
-    form = form_class(data, initial=initial, stored_secrets=stored)
-    if web:
-        for name in destination_class(kind).action_only_secrets:
-            form.fields.pop(name, None)
+    if destination is not None:
+        app_id = app_id or destination.project.app_id
+    form = form_class(data, initial=initial, stored_secrets=stored, app_id=app_id)
+    hidden = destination_class(kind).action_only_secrets if web else form_class.web_only_fields
+    for name in hidden:
+        form.fields.pop(name, None)
     return form
 
 
@@ -117,7 +122,7 @@ class PastSessionsForm(forms.Form):
 
 def destination_settings(form: DestinationForm) -> tuple[dict[str, Any], dict[str, str]]:
     """(public config, new secrets) of a valid kind form, the plain values
-    ``config.do_save_destination`` takes: blank secrets are left out (the
+    ``actions.destinations.do_save_destination`` takes: blank secrets are left out (the
     stored ones stay) and disabled fields, shown but not changeable, dropped."""
     public, new_secrets = form.split()
     for name, field in form.fields.items():

@@ -28,7 +28,7 @@ def sweep() -> int:
     """Every minute (schedule made by migration 0003): wake deliveries whose
     retry is due, whose worker died holding the lease, or whose wake-up was
     lost. Waking a row twice is harmless: only one claim succeeds."""
-    from .services import complete_waiting, wake
+    from .scheduling import complete_waiting, wake
 
     complete_waiting()
     # A queued row's wake-up can only be lost when the broker holds nothing

@@ -55,7 +55,7 @@ def files_ready(session_id: int, event: Event) -> None:
     """Hand the files of ``event`` (see READY_AT) to delivery. Call it after
     commit: delivery reads the session's files in its own transaction."""
     # Imported here: delivery's models import recordings' models.
-    from delivery.services import schedule_deliveries_for_session
+    from delivery.scheduling import schedule_deliveries_for_session
 
     types, final = READY_AT[event]
     schedule_deliveries_for_session(session_id, set(types), final=final)

@@ -47,7 +47,7 @@ def make_recording(
 
 def save_destination(project: Project, kind: str, form, name: str, file_types, enabled=True):
     """A destination saved from a valid kind form, as the delivery command does."""
-    from delivery.config import do_save_destination
+    from delivery.actions.destinations import do_save_destination
     from delivery.forms import destination_settings
 
     public_config, new_secrets = destination_settings(form)

@@ -1,12 +1,16 @@
 """Registry of destination kinds: kind -> (label, dotted path of the class).
 
-Adding a kind = one module here, its form, its test file and one line below.
-The registry also feeds the model's ``kind`` choices.
+Each kind is one folder, ``delivery/destinations/<kind>/``: its Destination
+subclass, its form, and any views, URLs and templates it needs, with the
+hooks the generic pages, actions and engine call (see base.py). Adding a
+kind = one folder, one line below, its tests and a server fixture. The
+registry also feeds the model's ``kind`` choices.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import import_module
 from typing import Any
 
 from django.utils.module_loading import import_string
@@ -48,5 +52,21 @@ def offered_kinds() -> dict[str, str]:
 
 
 def kinds_where(capability: str) -> list[str]:
-    """The kinds whose class has ``capability`` (e.g. "connects_google_account")."""
+    """The kinds whose class has ``capability`` (e.g. "account_service")."""
     return [kind for kind in REGISTRY if getattr(destination_class(kind), capability)]
+
+
+def kind_urlconfs() -> list[Any]:
+    """The URL modules of the kinds that have views (``Destination.urls``),
+    each once (SFTP and SCP share the SSH one)."""
+    paths = dict.fromkeys(destination_class(kind).urls for kind in REGISTRY)
+    return [import_module(path) for path in paths if path]
+
+
+def describe_destination(destination: Any) -> str:
+    """Short, secret-free description (``s3://bucket/root``) of a saved
+    destination, for pages and the command."""
+    try:
+        return destination_for(destination.kind, destination.merged_config()).describe()
+    except Exception:  # noqa: BLE001 - an incomplete config must not break a page
+        return destination.get_kind_display()

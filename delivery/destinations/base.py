@@ -66,13 +66,38 @@ class ResumePoint:
 
 
 HASH_CHUNK = 1024 * 1024
+# Config key of the message of a ``needs_reconnect`` error (see needs_attention).
+ATTENTION_KEY = "account_error"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A card of a kind's own on the edit page: a template (see
+    ``package_template``) and the context it adds to the page's."""
+
+    template: Any
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def package_template(package_file: str, name: str) -> Any:
+    """The template ``templates/<name>`` of the kind package whose
+    ``__file__`` is ``package_file``, e.g. a settings panel: kinds keep their
+    templates in their folder. ``{% include %}`` and ``render()`` accept it."""
+    from django.template import engines
+
+    # Read on each use, as the app loader does while DEBUG: a few small files.
+    return engines["django"].from_string((Path(package_file).parent / "templates" / name).read_text())
 
 
 class TransferError(Exception):
     """A transfer failed. ``permanent`` errors are not retried (bad credentials,
     missing bucket, changed host key); the others are retried with backoff.
     The message is shown to administrators: it says what to fix and never
-    contains a secret."""
+    contains a secret. ``needs_reconnect`` errors (e.g. a revoked Google grant)
+    are kept on the destination until a test passes, so the settings pages
+    ask for the account to be connected again (``Destination.needs_attention``)."""
+
+    needs_reconnect: bool = False
 
     def __init__(self, message: str, *, permanent: bool = False):
         super().__init__(message)
@@ -80,12 +105,31 @@ class TransferError(Exception):
         self.permanent = permanent
 
 
+class AccountConnectError(Exception):
+    """Connecting (or disconnecting) a destination's account failed (e.g.
+    Google's OAuth). The message says what to do; it never holds a token."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 class UntrustedHostKey(TransferError):
     """The server presented a host key (SSH) or certificate (FTPS) that is not
     pinned. ``fingerprint`` is ``SHA256:<base64>``; ``pinned`` is the
-    fingerprint we expected, if one was pinned (a *changed* key)."""
+    fingerprint we expected, if one was pinned (a *changed* key);
+    ``check_command`` is how the server's administrator reads the fingerprint
+    to compare (``checked_where``: e.g. " on the server")."""
 
-    def __init__(self, fingerprint: str, *, pinned: str | None = None, what: str = "host key"):
+    def __init__(
+        self,
+        fingerprint: str,
+        *,
+        pinned: str | None = None,
+        what: str = "host key",
+        check_command: str = "",
+        checked_where: str = "",
+    ):
         if pinned:
             message = (
                 f"The server's {what} changed: pinned {pinned}, presented {fingerprint}. "
@@ -97,6 +141,8 @@ class UntrustedHostKey(TransferError):
         self.fingerprint = fingerprint
         self.pinned = pinned
         self.what = what
+        self.check_command = check_command
+        self.checked_where = checked_where
 
 
 def refused_error(exc: BaseException | None) -> TransferError | None:
@@ -154,6 +200,9 @@ class DestinationForm(forms.Form):
     value; those are optional on edit."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields offered on the pages only, never stored nor taken by the command
+    # (e.g. "Generate a new key pair").
+    web_only_fields: ClassVar[tuple[str, ...]] = ()
 
     root = forms.CharField(
         required=False,
@@ -161,9 +210,16 @@ class DestinationForm(forms.Form):
         help_text="Folder (or key prefix) under which <room_id>/<conf_num>/ folders are created.",
     )
 
-    def __init__(self, *args: Any, stored_secrets: frozenset[str] = frozenset(), **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        stored_secrets: frozenset[str] = frozenset(),
+        app_id: str = "",
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.stored_secrets = stored_secrets
+        self.app_id = app_id  # the project's, for names such as a generated key's comment
         for name, fld in self.fields.items():
             if isinstance(fld, PublicURLField):
                 fld.stored = str((self.initial or {}).get(name) or "")
@@ -190,6 +246,8 @@ class DestinationForm(forms.Form):
         left out so the caller keeps the stored value."""
         public, secrets = {}, {}
         for name, value in self.cleaned_data.items():
+            if name in self.web_only_fields:
+                continue
             if name in self.secret_fields:
                 if value not in (None, ""):
                     secrets[name] = value
@@ -208,10 +266,6 @@ class Destination:
     # Deliveries may upload this many files of one session at once through
     # one Destination instance (implementations must be thread-safe if > 1).
     parallel_files: ClassVar[int] = 1
-    # What the settings pages offer for this kind: "Generate key pair" (SSH
-    # logins) and "Connect Google account" (OAuth).
-    uses_ssh_keys: ClassVar[bool] = False
-    connects_google_account: ClassVar[bool] = False
     # Secrets set by an action (e.g. the OAuth callback), never typed into the page.
     action_only_secrets: ClassVar[tuple[str, ...]] = ()
     # EnableX's name of the kind in the file_transfer webhook (destination.name),
@@ -219,11 +273,77 @@ class Destination:
     webhook_name: ClassVar[str]
     url_scheme: ClassVar[str] = ""
 
+    # What ``pinned_fingerprint`` (trusted with "Test connection") is called on
+    # the pages: the server's "host key" (SSH) or "certificate" (FTPS).
+    pinned_key_name: ClassVar[str] = "host key"
+    # Dotted path of the kind's own URL patterns (e.g. Google's OAuth connect),
+    # served under the delivery app's names; "" for none.
+    urls: ClassVar[str] = ""
+    # Kinds whose account is connected on the provider's consent page name the
+    # service (e.g. for "No ... destination"); the command's connect-url then
+    # calls start_headless_connect.
+    account_service: ClassVar[str] = ""
+
     @classmethod
     def unavailable(cls) -> str:
         """Why this portal does not offer the kind (e.g. the operator has not
         enabled it), or "" when it is offered."""
         return ""
+
+    # -- what the generic pages, actions and engine ask of a kind ---------------
+    # Class methods: they read the saved row (``DeliveryDestination``), no
+    # connection is opened.
+    @classmethod
+    def settings_panel(cls, destination: Any) -> Panel | None:
+        """A card of the kind's own on the edit page (e.g. the connected
+        Google account, the SSH key pair), or None."""
+        return None
+
+    @classmethod
+    def needs_attention(cls, destination: Any) -> str:
+        """Why deliveries cannot go on until someone acts on the settings page
+        (e.g. "reconnect the Google account"), or "". By default the message
+        of the last ``needs_reconnect`` error, kept until a test passes."""
+        return str((destination.config or {}).get(ATTENTION_KEY) or "")
+
+    @classmethod
+    def list_note(cls, destination: Any) -> str:
+        """A line under the destination in the list (e.g. the connected
+        account), or ""."""
+        return ""
+
+    @classmethod
+    def row_actions(cls, destination: Any) -> list[tuple[str, str]]:
+        """(label, URL) links the list of destinations offers besides "Edit",
+        e.g. "Connect Google account"."""
+        return []
+
+    @classmethod
+    def on_config_change(
+        cls, old: Mapping[str, Any], config: dict[str, Any], new_secrets: Mapping[str, str]
+    ) -> None:
+        """Adjust ``config`` (saved next) to a change of the settings from
+        ``old`` (and of the secrets in ``new_secrets``), inside the saving
+        transaction (e.g. drop the shown public key of a replaced private
+        key). No network calls: queue them with ``transaction.on_commit``."""
+
+    @classmethod
+    def on_delete(cls, destination: Any) -> None:
+        """Called inside the transaction that deletes ``destination``; work
+        outside the portal (e.g. revoking a Google grant) goes through
+        ``transaction.on_commit``."""
+
+    @classmethod
+    def start_headless_connect(cls, destination: Any, *, acting_user: Any) -> dict[str, str]:
+        """Start connecting the account without a browser session (the
+        command's connect-url): the KEY=value lines to print, e.g. the consent
+        URL. Raises AccountConnectError. Only kinds with ``account_service``."""
+        raise NotImplementedError
+
+    def log_notes(self) -> list[tuple[str, str]]:
+        """(event, message) entries for the delivery log after a pass over
+        the files, e.g. how SCP placed them."""
+        return []
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)

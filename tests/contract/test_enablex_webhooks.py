@@ -9,7 +9,7 @@ import time
 import pytest
 from django.core.management import call_command
 
-from delivery import services
+from delivery import scheduling
 from delivery.destinations import destination_for
 from projects import webhooks
 from projects.actions.webhooks import do_configure_webhook
@@ -91,7 +91,7 @@ def test_file_transfer_in_enablex_shape_with_the_legacy_name_on_request(
     do_configure_webhook(world.project, url=webhook_receiver.url, legacy_event_names=legacy,
                          events=["file_transfer"], acting_user=None)  # fmt: skip
     local_destination(world.project, local_roots / "nas", types=("transcoded", "chat"), name="NAS")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     [body] = received(webhook_receiver, 1)
     assert body["type"] == ("file-transfer" if legacy else "file_transfer")
     assert isinstance(body["trans_date"], int)

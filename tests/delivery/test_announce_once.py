@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from delivery import engine, services, tasks
+from delivery import engine, tasks
+from delivery.actions import deliveries as delivery_actions
 from delivery.models import Delivery, DeliveryDestination
 from projects.actions.webhooks import do_configure_webhook
 from recordings import lifecycle
@@ -200,7 +201,7 @@ def test_a_redeliver_is_a_new_generation_with_its_own_single_file_transfer(
     processing_done(session)
     [first] = transfers(hook, 1)
     delivery = Delivery.objects.get()
-    services.do_redeliver(delivery, acting_user=world.alice)
+    delivery_actions.do_redeliver(delivery, acting_user=world.alice)
     bodies = transfers(hook, 2)
     assert len(bodies) == 2
     assert sorted(f["name"] for f in bodies[1]["files"]) == sorted(

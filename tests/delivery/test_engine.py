@@ -16,7 +16,8 @@ from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import Schedule
 
-from delivery import engine, services, tasks
+from delivery import connection_test, deliveries_views, engine, scheduling, tasks
+from delivery.actions import deliveries as delivery_actions
 from delivery.destinations.base import TransferError
 from delivery.models import DeliveredFile, Delivery
 from projects.actions.webhooks import do_configure_webhook
@@ -70,7 +71,7 @@ def test_a_session_lands_at_root_room_conf_name_verified_with_the_manifest_last(
     world, session, tmp_path, hook, sync_queue, webhook_receiver
 ):
     dest = local_destination(world.project, tmp_path / "nas", types=("transcoded", "chat"))
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     assert delivery.state == State.DELIVERED, delivery.last_error
     folder = tmp_path / "nas" / "recordings" / session.room.room_id / session.conf_num
@@ -117,11 +118,11 @@ def test_running_a_delivered_delivery_again_sends_nothing_and_a_redeliver_is_a_n
     world, session, tmp_path, hook, sync_queue
 ):
     local_destination(world.project, tmp_path / "nas")
-    services.schedule_deliveries_for_session(session.pk)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     assert engine.run_delivery(delivery.pk) == "not due or taken by another worker"
-    services.do_redeliver(delivery, acting_user=world.alice)
+    delivery_actions.do_redeliver(delivery, acting_user=world.alice)
     delivery.refresh_from_db()
     assert delivery.state == State.DELIVERED
     assert any("already at the destination" in e["message"] for e in delivery.log)
@@ -135,7 +136,7 @@ def test_running_a_delivered_delivery_again_sends_nothing_and_a_redeliver_is_a_n
 def test_a_retry_skips_files_already_verified(world, session, tmp_path, flaky, sync_queue):
     flaky.fail_names = {"transcoded.mp4": transient("Connection reset by peer; retrying")}
     local_destination(world.project, tmp_path / "nas", kind="flaky", write_manifest=False)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     assert delivery.state == State.RETRY_WAIT
     states = {
@@ -155,7 +156,7 @@ def test_a_transient_error_waits_with_exponential_backoff_then_gives_up(
 ):
     settings.DELIVERY_MAX_ATTEMPTS = 3
     local_destination(world.project, tmp_path / "nas", kind="flaky")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     waits = []
     for _attempt in range(3):
@@ -189,7 +190,7 @@ def test_a_permanent_error_fails_at_once_with_a_readable_reason(world, session, 
     dest = world.project.destinations.get()
     dest.config["path"] = str(tmp_path / "unmounted")
     dest.save()
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     engine.run_delivery(delivery.pk)
     delivery.refresh_from_db()
@@ -207,7 +208,7 @@ def test_an_unexpected_exception_is_retried_and_logged_without_the_secret(
 ):
     local_destination(world.project, tmp_path / "nas", kind="flaky", secrets={"password": SECRET})
     flaky.fail_names = {"chat.json": RuntimeError(f"boom with {SECRET} inside")}
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     with caplog.at_level(logging.INFO):
         engine.run_delivery(delivery.pk)
@@ -227,7 +228,7 @@ def test_a_password_that_is_an_ordinary_word_does_not_garble_the_reason(
     dest = world.project.destinations.get()
     dest.config["path"] = str(tmp_path / "unmounted")
     dest.save()
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     engine.run_delivery(delivery.pk)
     delivery.refresh_from_db()
@@ -238,7 +239,7 @@ def test_a_password_that_is_an_ordinary_word_does_not_garble_the_reason(
 
 def test_two_workers_never_both_claim_a_delivery(world, session, tmp_path):
     local_destination(world.project, tmp_path / "nas")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     wins, barrier = [], threading.Barrier(6)
 
@@ -262,7 +263,7 @@ def test_two_workers_never_both_claim_a_delivery(world, session, tmp_path):
 
 def test_a_second_run_on_a_running_delivery_does_nothing(world, session, tmp_path, flaky, hook):
     local_destination(world.project, tmp_path / "nas", kind="flaky")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     flaky.hold = True
     results = []
@@ -287,7 +288,7 @@ def test_a_second_run_on_a_running_delivery_does_nothing(world, session, tmp_pat
 
 def test_an_expired_lease_is_picked_up_by_the_sweep(world, session, tmp_path, monkeypatch):
     local_destination(world.project, tmp_path / "nas")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     # As a worker that died mid-transfer leaves it.
     assert engine.claim(delivery.pk, "dead-host:1:abc")
@@ -303,7 +304,7 @@ def test_an_expired_lease_is_picked_up_by_the_sweep(world, session, tmp_path, mo
 
 def test_a_worker_that_lost_its_lease_stops_without_writing(world, session, tmp_path, flaky):
     local_destination(world.project, tmp_path / "nas", kind="flaky")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     flaky.hold = True
     results = []
@@ -312,7 +313,7 @@ def test_a_worker_that_lost_its_lease_stops_without_writing(world, session, tmp_
     )
     worker.start()
     assert flaky.started.wait(10)
-    services.do_redeliver(delivery, acting_user=world.alice)  # a person asks again: the running worker's lease ends
+    delivery_actions.do_redeliver(delivery, acting_user=world.alice)  # a person asks again: the running worker's lease ends
     flaky.release.set()
     worker.join(30)
     assert results == ["lease lost"]
@@ -325,14 +326,14 @@ def test_files_ready_early_upload_but_are_announced_once_when_final(
 ):
     session = make_session(world.project, {"live.mp4": ("live", 2000)}, state="live")
     local_destination(world.project, tmp_path / "nas", types=("live", "transcoded"))
-    services.schedule_deliveries_for_session(session.pk, {"live"})
+    scheduling.schedule_deliveries_for_session(session.pk, {"live"})
     delivery = the_delivery()
     # Uploaded and verified at once, but the session is not over: no webhook.
     assert delivery.state == State.WAITING and delivery.files.get().state == "verified"
     assert delivery.lease_owner == "" and not messages("file_transfer")
     assert not list((tmp_path / "nas").rglob("manifest.json"))
     add_file(session, "transcoded.mp4", "transcoded", 5000)
-    services.schedule_deliveries_for_session(session.pk, {"transcoded", "chat"}, final=True)
+    scheduling.schedule_deliveries_for_session(session.pk, {"transcoded", "chat"}, final=True)
     delivery.refresh_from_db()
     assert delivery.state == State.DELIVERED and delivery.generation == 1
     assert delivery.files.count() == 2 and delivery.bytes_total == 7000
@@ -347,9 +348,9 @@ def test_only_enabled_destinations_and_chosen_types_get_deliveries(world, sessio
     local_destination(world.project, tmp_path / "a", types=("live",), name="live only")
     local_destination(world.project, tmp_path / "b", name="off", enabled=False)
     local_destination(world.project, tmp_path / "c", types=("individual",), name="raw")
-    services.schedule_deliveries_for_session(session.pk, {"chat", "metadata"})
+    scheduling.schedule_deliveries_for_session(session.pk, {"chat", "metadata"})
     assert not Delivery.objects.exists()
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     assert delivery.destination.name == "raw"
     assert [f.recording_file.name for f in delivery.files.all()] == ["alice.webm"]
@@ -362,15 +363,15 @@ def test_retry_failed_and_deliver_past_sessions_for_a_destination_added_later(
     broken = local_destination(world.project, tmp_path / "nas", name="broken")
     broken.config["path"] = str(tmp_path / "unmounted")
     broken.save()
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     assert the_delivery().state == State.FAILED
     broken.config["path"] = str(tmp_path / "nas")
     broken.save()
-    assert services.do_retry_failed(world.project, acting_user=world.alice) == 1
+    assert delivery_actions.do_retry_failed(world.project, acting_user=world.alice) == 1
     assert the_delivery().state == State.DELIVERED
     later = local_destination(world.project, tmp_path / "later", name="later")
     today = timezone.now().date()
-    count = services.do_deliver_past_sessions(
+    count = delivery_actions.do_deliver_past_sessions(
         world.project, since=today, until=today, destination=later, acting_user=world.alice
     )
     assert count == 2
@@ -379,12 +380,12 @@ def test_retry_failed_and_deliver_past_sessions_for_a_destination_added_later(
     }
     assert (tmp_path / "later" / "recordings" / other.room.room_id / other.conf_num).is_dir()
     assert (
-        services.do_deliver_past_sessions(
+        delivery_actions.do_deliver_past_sessions(
             world.project, since=today, until=None, destination=later, acting_user=None
         )
         == 0
     )
-    counts = services.delivery_counts(world.project)
+    counts = deliveries_views.delivery_counts(world.project)
     assert counts[State.DELIVERED] == 3 and sum(counts.values()) == 3
     actions = set(AuditEvent.objects.values_list("detail__change", flat=True))
     assert {"retry_failed", "deliver_past_sessions"} <= actions
@@ -392,13 +393,13 @@ def test_retry_failed_and_deliver_past_sessions_for_a_destination_added_later(
 
 def test_testing_a_destination_writes_and_removes_a_probe(world, tmp_path):
     good = local_destination(world.project, tmp_path / "nas")
-    assert "probe" in services.test_destination(good)
+    assert "probe" in connection_test.test_destination(good)
     assert list((tmp_path / "nas" / "recordings").iterdir()) == []
     bad = local_destination(world.project, tmp_path / "x", name="bad")
     bad.config["path"] = str(tmp_path / "missing")
     bad.save()
     with pytest.raises(TransferError, match="does not exist or is not mounted"):
-        services.test_destination(bad)
+        connection_test.test_destination(bad)
 
 
 def test_the_sweep_schedule_migration_is_idempotent():
@@ -416,7 +417,7 @@ def test_secrets_that_cannot_be_decrypted_put_the_delivery_in_retry_with_the_rea
     world, session, tmp_path
 ):
     dest = local_destination(world.project, tmp_path / "nas", secrets={"password": SECRET})
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     with connection.cursor() as cursor:
         table = dest._meta.db_table
         cursor.execute(f"UPDATE {table} SET secrets = %s WHERE id = %s", ["not-a-token", dest.pk])
@@ -430,13 +431,13 @@ def test_secrets_that_cannot_be_decrypted_put_the_delivery_in_retry_with_the_rea
 def test_webhooks_of_each_delivery_are_found_by_their_keys(world, tmp_path, sync_queue, hook):
     session = make_session(world.project, {"live.mp4": ("live", 10)}, state="live")
     local_destination(world.project, tmp_path / "nas", types=("live", "transcoded"))
-    services.schedule_deliveries_for_session(session.pk, {"live"})
+    scheduling.schedule_deliveries_for_session(session.pk, {"live"})
     add_file(session, "transcoded.mp4", "transcoded", 20)
     Session.objects.filter(pk=session.pk).update(state="ready")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
-    services.do_redeliver(delivery, acting_user=None)
-    found = services.webhooks_by_delivery(world.project, [delivery])
+    delivery_actions.do_redeliver(delivery, acting_user=None)
+    found = deliveries_views.webhooks_by_delivery(world.project, [delivery])
     assert [m.dedupe_key for m in found[delivery.pk]] == [
         f"delivery:{delivery.pk}:file_transfer",
         f"delivery:{delivery.pk}:file_transfer:2",
@@ -452,7 +453,7 @@ def test_the_sweep_rescues_queued_rows_only_when_the_broker_has_nothing_ready(
         next_attempt_at=timezone.now() - timedelta(minutes=5)
     )
     woken = []
-    monkeypatch.setattr(services, "wake", woken.append)
+    monkeypatch.setattr(scheduling, "wake", woken.append)
     monkeypatch.setattr(tasks, "broker_is_idle", lambda: False)  # a backlog waits for workers
     assert tasks.sweep() == 0 and woken == []
     monkeypatch.setattr(tasks, "broker_is_idle", lambda: True)  # nothing pending: it was lost

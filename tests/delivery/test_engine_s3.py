@@ -18,7 +18,8 @@ from django.db import connection
 from django.utils import timezone
 from django_q.conf import Conf
 
-from delivery import engine, services, tasks
+from delivery import engine, scheduling, tasks
+from delivery.actions import deliveries as delivery_actions
 from delivery.destinations.s3 import S3Destination
 from delivery.models import DeliveredFile, Delivery, DeliveryDestination
 from projects.actions.webhooks import do_configure_webhook
@@ -75,7 +76,7 @@ def test_a_session_lands_in_the_bucket_verified_with_the_manifest_last(
         {"transcoded.mp4": ("transcoded", 3 * PART + 99), "chat.json": ("chat", b"[]\n")},
     )
     s3_destination(world.project, s3, root)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     assert delivery.state == State.DELIVERED, delivery.last_error
     prefix = f"{root}/{session.room.room_id}/{session.conf_num}/"
@@ -106,7 +107,7 @@ def test_a_wrong_secret_fails_at_once_with_a_readable_reason(world, s3, root):
     dest = s3_destination(world.project, s3, root)
     dest.secrets = {**dest.secrets, "secret_access_key": "not-the-right-secret-key-0000"}
     dest.save()
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     engine.run_delivery(delivery.pk)
     delivery.refresh_from_db()
@@ -118,7 +119,7 @@ def test_a_wrong_secret_fails_at_once_with_a_readable_reason(world, s3, root):
 def test_a_missing_bucket_fails_at_once_naming_the_bucket(world, s3, root):
     session = make_session(world.project, {"chat.json": ("chat", b"[]\n")})
     s3_destination(world.project, s3, root, bucket="no-such-bucket-here")
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     engine.run_delivery(delivery.pk)
     delivery.refresh_from_db()
@@ -131,7 +132,7 @@ def test_a_stopped_server_means_retry_wait_then_the_delivery_completes(
 ):
     session = make_session(world.project, {"transcoded.mp4": ("transcoded", 2 * PART + 1)})
     s3_destination(world.project, s3, root)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     s3.stop()
     try:
@@ -153,7 +154,7 @@ def test_parts_left_by_a_dead_worker_are_aborted_when_the_sweep_resumes(
 ):
     session = make_session(world.project, {"transcoded.mp4": ("transcoded", 2 * PART + 5)})
     s3_destination(world.project, s3, root)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     key = f"{root}/{session.room.room_id}/{session.conf_num}/transcoded.mp4"
     # What a worker killed mid-upload leaves: a started multipart upload and
@@ -201,7 +202,7 @@ def test_the_next_run_continues_a_half_sent_file_from_the_parts_in_the_bucket(
 ):
     session = make_session(world.project, {"transcoded.mp4": ("transcoded", 5 * PART + 11)})
     s3_destination(world.project, s3, root)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     key = f"{root}/{session.room.room_id}/{session.conf_num}/transcoded.mp4"
     state = half_sent(s3, key, stored_bytes(session), parts=3)
     DeliveredFile.objects.update(resume_state=state, state=DeliveredFile.State.UPLOADING)
@@ -220,7 +221,7 @@ def test_the_next_run_continues_a_half_sent_file_from_the_parts_in_the_bucket(
 def test_a_delivery_that_gives_up_aborts_its_unfinished_multipart_upload(world, s3, root):
     session = make_session(world.project, {"transcoded.mp4": ("transcoded", 3 * PART)})
     s3_destination(world.project, s3, root)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     key = f"{root}/{session.room.room_id}/{session.conf_num}/transcoded.mp4"
     DeliveredFile.objects.update(resume_state=half_sent(s3, key, stored_bytes(session), parts=1))
     # A permanent error: retention removed the file before it was delivered.
@@ -235,12 +236,12 @@ def test_a_redelivery_aborts_the_unfinished_upload_and_sends_the_file_from_scrat
 ):
     session = make_session(world.project, {"transcoded.mp4": ("transcoded", 3 * PART)})
     s3_destination(world.project, s3, root)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     key = f"{root}/{session.room.room_id}/{session.conf_num}/transcoded.mp4"
     state = half_sent(s3, key, stored_bytes(session), parts=2)
     DeliveredFile.objects.update(resume_state=state)
     monkeypatch.setattr(Conf, "SYNC", True)
-    services.do_redeliver(Delivery.objects.get(), acting_user=world.alice)
+    delivery_actions.do_redeliver(Delivery.objects.get(), acting_user=world.alice)
     delivery = Delivery.objects.get()
     assert delivery.state == State.DELIVERED, delivery.last_error
     assert not [e for e in delivery.log if e["event"] == "resume"]
@@ -290,7 +291,7 @@ def test_a_worker_killed_mid_transfer_loses_and_duplicates_nothing(world, s3, ro
     size = 8 * PART + 3
     session = make_session(world.project, {"transcoded.mp4": ("transcoded", size)})
     s3_destination(world.project, s3, root)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     db = connection.settings_dict
     env = {

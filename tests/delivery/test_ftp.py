@@ -312,7 +312,7 @@ def test_without_the_allowlist_the_loopback_server_is_refused(request, settings,
 def test_a_delivery_to_a_refused_address_fails_permanently_with_the_guards_words(
     world, ftp_server: FTPServer, settings
 ):
-    from delivery import engine, services
+    from delivery import engine, scheduling
     from delivery.models import Delivery, DeliveryDestination
     from tests.delivery.engine_support import make_session
 
@@ -323,7 +323,7 @@ def test_a_delivery_to_a_refused_address_fails_permanently_with_the_guards_words
         secrets={"password": ftp_server.password},
     )  # fmt: skip
     settings.OUTBOUND_ALLOWED_NETWORKS = []
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     engine.run_delivery(delivery.pk)
     delivery.refresh_from_db()
@@ -349,7 +349,7 @@ def test_a_pasv_reply_naming_another_address_does_not_move_the_data_connection(
 def test_a_delivery_that_gives_up_removes_its_temporary_file(world, ftp_server: FTPServer):
     from django.utils import timezone
 
-    from delivery import engine, services
+    from delivery import engine, scheduling
     from delivery.models import DeliveredFile, Delivery, DeliveryDestination
     from tests.delivery.engine_support import make_session
 
@@ -360,7 +360,7 @@ def test_a_delivery_that_gives_up_removes_its_temporary_file(world, ftp_server: 
         config={k: v for k, v in config.items() if k != "password"},
         secrets={"password": config["password"]},
     )  # fmt: skip
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     folder = ftp_server.read(f"giveup/{session.room.room_id}/{session.conf_num}")
     folder.mkdir(parents=True)
     (folder / ".cam.webm.part").write_bytes(os.urandom(100_000))  # what a killed run left

@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from delivery import google_oauth
 from delivery.destinations import destination_for
 from delivery.destinations.base import LocalFile, ResumePoint, TransferError
 from delivery.destinations.gdrive import (
@@ -24,6 +23,7 @@ from delivery.destinations.gdrive import (
     GoogleGrantRevoked,
     parse_folder,
 )
+from delivery.destinations.gdrive import oauth as google_oauth
 from tests.servers import gdrive_double as servers
 from tests.servers.gdrive_double import DEFAULT_EMAIL
 
@@ -369,7 +369,7 @@ def test_a_revoked_grant_is_a_permanent_reconnect_error(gdrive, tmp_path):
     with pytest.raises(GoogleGrantRevoked) as err:
         dest.upload(make_file(tmp_path, "a.bin", 10), "r/1/a.bin", lambda n: None)
 
-    assert err.value.permanent and err.value.reconnect
+    assert err.value.permanent and err.value.needs_reconnect
     assert err.value.message == REVOKED_MESSAGE
     assert token not in str(err.value)
     with pytest.raises(GoogleGrantRevoked):

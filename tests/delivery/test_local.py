@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from delivery import engine, services
+from delivery import engine, scheduling
 from delivery.destinations import destination_class
 from delivery.destinations.base import TransferError
 from delivery.destinations.local import LocalFolderDestination, LocalFolderForm
@@ -239,7 +239,7 @@ def test_a_run_refuses_the_folder_for_good_with_the_same_message(name, layout, s
         config={"path": hostile.path, "root": ""},
     )  # fmt: skip
     session = make_session(world.project, {"chat.json": ("chat", b'{"messages": []}\n')})
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get(destination=dest)
     engine.run_delivery(delivery.pk)
     delivery.refresh_from_db()
@@ -268,7 +268,7 @@ def test_a_folder_inside_an_allowed_root_is_accepted_and_delivered_to(layout, wo
     )  # fmt: skip
     path.mkdir()
     session = make_session(world.project, {"chat.json": ("chat", b"[]\n")})
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     engine.run_delivery(Delivery.objects.get(destination=dest).pk)
     assert (path / "rec" / session.room.room_id / session.conf_num / "chat.json").read_bytes() == (
         b"[]\n"

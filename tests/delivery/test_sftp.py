@@ -22,7 +22,7 @@ from delivery.destinations.sftp import (
     SFTPDestination,
     fit_requests,
 )
-from delivery.destinations.sftp_put import REQUEST_PACKETS, packets_per_request, server_write_limit
+from delivery.destinations.sftp.put import REQUEST_PACKETS, packets_per_request, server_write_limit
 from delivery.destinations.ssh import SSHLoginForm, generate_keypair, load_private_key
 from tests.servers import free_port
 from tests.servers import sshd as servers

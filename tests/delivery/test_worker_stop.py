@@ -10,7 +10,7 @@ import pytest
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from delivery import engine, services
+from delivery import engine, scheduling
 from delivery.models import Delivery
 from portal import workers
 from recordings.models import Session
@@ -39,7 +39,7 @@ def test_a_running_delivery_is_handed_back_at_the_next_chunk_and_resumed_elsewhe
 ):
     session = make_session(world.project, {"transcoded.mp4": ("transcoded", 20 * MB)})
     local_destination(world.project, tmp_path / "nas", kind="flaky", write_manifest=False)
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     OrmQ.objects.all().delete()
     flaky.hold = True
@@ -69,7 +69,7 @@ def test_a_stopping_worker_queues_again_what_it_has_not_started(
 ):
     session = make_session(world.project, {"chat.json": ("chat", b"[]")}, state="processing")
     local_destination(world.project, tmp_path / "nas", types=("chat",))
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     OrmQ.objects.all().delete()
     stopping.set()

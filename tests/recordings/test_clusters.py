@@ -16,7 +16,7 @@ from django.conf import settings
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from delivery.services import wake
+from delivery.scheduling import wake
 from portal.queues import enqueue_after_commit
 from recordings.tasks import queue_processing
 

@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from django_q.conf import Conf
 
-from delivery import services
+from delivery import scheduling
 from delivery.models import Delivery
 from portal import health
 from projects.models import Room
@@ -269,7 +269,7 @@ def test_delivery_streams_from_the_bucket_to_the_destination(
     video = add_file(session, "transcoded", "transcoded.mp4", big)
     add_file(session, "chat", "chat.json", b"[]")
     local_destination(world.project, tmp_path / "nas", types=("transcoded", "chat"))
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     assert delivery.state == Delivery.State.DELIVERED, delivery.last_error
     landed = tmp_path / "nas" / "recordings" / session.room.room_id / session.conf_num
@@ -289,7 +289,7 @@ def test_a_file_changed_in_the_bucket_is_not_delivered(
     rf = add_file(session, "transcoded", "transcoded.mp4", b"original bytes")
     s3.client().put_object(Bucket=bucket, Key=rf.storage_path, Body=b"altered bytes!")
     local_destination(world.project, tmp_path / "nas", types=("transcoded",))
-    services.schedule_deliveries_for_session(session.pk)
+    scheduling.schedule_deliveries_for_session(session.pk)
     delivery = Delivery.objects.get()
     assert delivery.state != Delivery.State.DELIVERED
     assert "does not match its sha256" in delivery.last_error

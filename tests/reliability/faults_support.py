@@ -33,7 +33,7 @@ def create_sessions(app_id: str, count: int, size: int, name: str = "cam.webm") 
     storage (no ffmpeg), schedule their deliveries and print them as JSON."""
     from django.core.files.storage import storages
 
-    from delivery.services import schedule_deliveries_for_session
+    from delivery.scheduling import schedule_deliveries_for_session
     from projects.models import Project, Room
     from recordings.models import RecordingFile, Session
 

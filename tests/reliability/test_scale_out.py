@@ -59,7 +59,7 @@ def make_session(project, room, storage, index: int, wakes: int) -> None:
     from django_q.tasks import async_task
 
     from delivery.models import Delivery
-    from delivery.services import schedule_deliveries_for_session
+    from delivery.scheduling import schedule_deliveries_for_session
     from recordings.models import RecordingFile, Session
 
     session = Session.objects.create(project=project, room=room, state=Session.State.READY)

@@ -13,9 +13,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from delivery import config, google_oauth, services
-from delivery.destinations import REGISTRY, destination_class, kinds_where
-from delivery.destinations.base import TransferError, UntrustedHostKey
+from delivery import scheduling
+from delivery.actions import deliveries as delivery_actions
+from delivery.actions import destinations as destination_actions
+from delivery.connection_test import test_destination
+from delivery.destinations import REGISTRY, describe_destination, destination_class, kinds_where
+from delivery.destinations.base import AccountConnectError, TransferError, UntrustedHostKey
 from delivery.forms import DEFAULT_TYPES, DestinationCommonForm, destination_settings, kind_form
 from delivery.models import Delivery, DeliveryDestination, FileType
 from projects.models import Project
@@ -57,7 +60,7 @@ class Command(BaseCommand):
         test.add_argument("--name")
         test.add_argument(
             "--trust-host-key", action="store_true",
-            help="pin the SSH host key / FTPS certificate the server presents, then test again",
+            help="pin the host key or certificate the server presents, then test again",
         )  # fmt: skip
 
         status = sub.add_parser("status", help="Destinations and recent deliveries.")
@@ -71,7 +74,10 @@ class Command(BaseCommand):
         which.add_argument("--since", type=_date, metavar="YYYY-MM-DD")
         redeliver.add_argument("--name", help="only this destination")
 
-        connect = sub.add_parser("connect-url", help="Google consent URL for a gdrive destination.")
+        connecting = "/".join(kinds_where("account_service"))
+        connect = sub.add_parser(
+            "connect-url", help=f"Consent URL connecting the account of a {connecting} destination."
+        )
         connect.add_argument("app_id")
         connect.add_argument("--name")
 
@@ -132,7 +138,7 @@ class Command(BaseCommand):
             raise CommandError(f"Destination not saved: {problems}")
         data = common.cleaned_data
         public_config, new_secrets = destination_settings(form)
-        destination = config.do_save_destination(
+        destination = destination_actions.do_save_destination(
             project, kind, name=data["name"], file_types=data["file_types"],
             enabled=data["enabled"], public_config=public_config, new_secrets=new_secrets,
             write_manifest=data["write_manifest"], destination=destination,
@@ -143,7 +149,7 @@ class Command(BaseCommand):
         self.out(kind=destination.kind)
         self.out(types=",".join(destination.file_types))
         self.out(enabled="yes" if destination.enabled else "no")
-        self.out(description=config.describe_destination(destination))
+        self.out(description=describe_destination(destination))
 
     # -- test ------------------------------------------------------------------------------------
     def test(self, project, *, name, trust_host_key, **_):
@@ -158,7 +164,7 @@ class Command(BaseCommand):
     def _test_one(self, destination, trust: bool) -> bool:
         self.out(destination=destination.name, kind=destination.kind)
         try:
-            message = services.test_destination(destination)
+            message = test_destination(destination)
         except UntrustedHostKey as exc:
             key = (
                 "TLS_CERT_FINGERPRINT" if exc.what == "TLS certificate" else "HOST_KEY_FINGERPRINT"
@@ -172,17 +178,17 @@ class Command(BaseCommand):
                     f"{destination.name}: {exc.message} Run again with --trust-host-key to pin it."
                 )
                 return False
-            config.do_trust_fingerprint(destination, exc.fingerprint, acting_user=None)
+            destination_actions.do_trust_fingerprint(destination, exc.fingerprint, acting_user=None)
             self.out(trusted_fingerprint=exc.fingerprint)
             destination.refresh_from_db()
             return self._test_one(destination, trust=False)
         except TransferError as exc:
-            if getattr(exc, "reconnect", False):
-                config.do_record_account_error(destination, exc.message)
+            if exc.needs_reconnect:
+                destination_actions.do_record_account_error(destination, exc.message)
             self.out(result="failed", error=exc.message)
             self.stderr.write(f"{destination.name}: {exc.message}")
             return False
-        config.do_record_account_error(destination, "")
+        destination_actions.do_record_account_error(destination, "")
         self.out(result="ok", message=message)
         return True
 
@@ -191,7 +197,7 @@ class Command(BaseCommand):
         for d in project.destinations.all():
             self.out(
                 destination=d.name, id=d.pk, kind=d.kind, enabled="yes" if d.enabled else "no",
-                types=",".join(d.file_types), description=config.describe_destination(d),
+                types=",".join(d.file_types), description=describe_destination(d),
             )  # fmt: skip
         rows = (
             Delivery.objects.filter(destination__project=project)
@@ -217,13 +223,13 @@ class Command(BaseCommand):
     def redeliver(self, project, *, conf_num, failed, since, name, **_):
         destination = _chosen(project, name)[0] if name else None
         if failed:
-            self.out(requeued=services.do_retry_failed(project, acting_user=None))
+            self.out(requeued=delivery_actions.do_retry_failed(project, acting_user=None))
             return
         if since:
             # Sessions with no delivery yet (e.g. a destination added later)
             # get one; sessions already delivered are sent again.
             try:
-                services.do_deliver_past_sessions(
+                delivery_actions.do_deliver_past_sessions(
                     project, since=since, until=timezone.now().date(), destination=destination,
                     acting_user=None,
                 )
@@ -236,34 +242,40 @@ class Command(BaseCommand):
             session = Session.objects.filter(project=project, conf_num=conf_num).first()
             if session is None:
                 raise CommandError(f"No session with conf_num {conf_num!r} in this project.")
-            services.schedule_deliveries_for_session(session.pk)
+            scheduling.schedule_deliveries_for_session(session.pk)
             rows = Delivery.objects.filter(session=session)
         if destination is not None:
             rows = rows.filter(destination=destination)
         count = 0
         for delivery in rows.select_related("session", "destination"):
-            services.do_redeliver(delivery, acting_user=None)
+            delivery_actions.do_redeliver(delivery, acting_user=None)
             count += 1
         self.out(requeued=count)
 
     # -- connect-url -----------------------------------------------------------------------------
     def connect_url(self, project, *, name, **_):
-        rows = project.destinations.filter(kind__in=kinds_where("connects_google_account"))
+        kinds = kinds_where("account_service")
+        rows = project.destinations.filter(kind__in=kinds)
         if name:
             rows = rows.filter(name=name)
         destinations = list(rows)
         if len(destinations) != 1:
+            services = " or ".join(destination_class(kind).account_service for kind in kinds)
             raise CommandError(
-                "Give --name of a gdrive destination."
+                f"Give --name of a {'/'.join(kinds)} destination."
                 if destinations
-                else "No Google Drive destination: run `delivery configure APP_ID --kind gdrive` first."
+                else f"No {services} destination: run `delivery configure APP_ID --kind "
+                f"{kinds[0]}` first."
             )
+        destination = destinations[0]
         try:
-            url = config.do_start_headless_connect(destinations[0], acting_user=None)
-        except google_oauth.GoogleOAuthError as exc:
+            lines = destination_class(destination.kind).start_headless_connect(
+                destination, acting_user=None
+            )
+        except AccountConnectError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(f"CONNECT_URL={url}")
-        self.stdout.write(f"REDIRECT_URI={config.google_redirect_uri()}")
+        for key, value in lines.items():
+            self.stdout.write(f"{key}={value}")
 
 
 def _date(text: str) -> date:

@@ -71,11 +71,11 @@ class Command(BaseCommand):
         """A local folder destination, DATA_DIR/delivered, so a newcomer sees the
         demo session delivered. Local folders are an operator feature: `make
         run` allows this one folder (DELIVERY_LOCAL_ROOTS) for the demo only."""
-        from delivery.config import do_save_destination
+        from delivery.actions.deliveries import do_deliver_past_sessions
+        from delivery.actions.destinations import do_save_destination
         from delivery.destinations import destination_class
         from delivery.forms import destination_settings, kind_form
         from delivery.models import FileType
-        from delivery.services import do_deliver_past_sessions
 
         folder = settings.DATA_DIR / "delivered"
         existing = project.destinations.filter(name=DEMO_DESTINATION).first()

@@ -35,6 +35,8 @@ from django.conf import settings
 from portal import egress
 from portal.egress_http import GuardedHttp, guard_requests_session, guarded_session
 
+from ..base import AccountConnectError
+
 # The Google client libraries cost ~15 MB of memory; they are imported where
 # they are used so web processes that never talk to Google stay small.
 if TYPE_CHECKING:
@@ -46,13 +48,9 @@ SCOPES = [DRIVE_FILE_SCOPE]
 HTTP_TIMEOUT = 60
 
 
-class GoogleOAuthError(Exception):
+class GoogleOAuthError(AccountConnectError):
     """Connecting (or disconnecting) a Google account failed. The message is
     shown to the administrator and says what to do; it never holds a token."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
-from .base import LocalFile, ProgressCallback, TransferError
-from .ssh import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE
+from ..base import LocalFile, ProgressCallback, TransferError
+from ..ssh.connection import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE
 
 MiB = 1024 * 1024
 READ_CHUNK = MiB

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .base import TransferError, refused_error
+from ..base import TransferError, refused_error
 
 ERROR_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{1,63}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z0-9]+){1,4}$")

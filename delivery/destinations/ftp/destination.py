@@ -13,9 +13,7 @@ OpenSSH style) equals the ``pinned_fingerprint`` the administrator trusted.
 
 from __future__ import annotations
 
-import base64
 import ftplib
-import hashlib
 import io
 import posixpath
 import secrets
@@ -25,111 +23,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
-from django import forms
-
 from portal import egress
 
-from .base import (
+from ..base import (
     PROBE_NAME,
     Destination,
-    DestinationForm,
     LocalFile,
     ProgressCallback,
     ResumePoint,
     TransferError,
     UntrustedHostKey,
 )
+from .connection import (
+    GuardedFTP,
+    GuardedFTPS,
+    certificate_fingerprint,
+    reply_code,
+    reply_line,
+    same_fingerprint,
+    unverified_context,
+)
+from .form import FTPForm
 
 BLOCK_SIZE = 1024 * 1024
 TAIL_CHECK = 64 * 1024
 TIMEOUT = 60.0
-TLS_CHOICES = [("none", "None (plain FTP)"), ("explicit", "Explicit FTPS (AUTH TLS)")]
-
-
-class FTPForm(DestinationForm):
-    secret_fields = ("password",)
-
-    host = forms.CharField(help_text="Host name or IP address, e.g. ftp.example.com.")
-    port = forms.IntegerField(initial=21, min_value=1, max_value=65535)
-    username = forms.CharField()
-    password = forms.CharField()
-    passive = forms.BooleanField(
-        required=False, initial=True, help_text="Passive mode; needed behind most firewalls."
-    )
-    tls = forms.ChoiceField(
-        choices=TLS_CHOICES,
-        initial="explicit",
-        label="Encryption",
-        help_text="Explicit FTPS checks the server certificate.",
-    )
-
-    def clean_host(self) -> str:
-        host = self.cleaned_data["host"].strip()
-        if "://" in host or "/" in host or "@" in host:
-            raise forms.ValidationError("Give the host name only, e.g. ftp.example.com.")
-        self.check_public_host("host", host)
-        return host
-
-
-def certificate_fingerprint(der: bytes) -> str:
-    """``SHA256:<base64 without padding>`` of a DER certificate, as OpenSSH prints keys."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
-
-
-def _same_fingerprint(a: str, b: str) -> bool:
-    return a.strip().rstrip("=") == b.strip().rstrip("=")
-
-
-class _GuardedFTP(ftplib.FTP):
-    """ftplib.FTP whose control connection is opened by the egress guard and
-    whose passive data connections go to that same vetted address, whatever
-    address a PASV reply names."""
-
-    def connect(self, host: str = "", port: int = 0, timeout: float = -999, source_address: Any = None) -> str:
-        if host:
-            self.host = host
-        if port > 0:
-            self.port = port
-        if timeout != -999:
-            self.timeout = timeout
-        if source_address is not None:
-            self.source_address = source_address
-        self.sock = egress.connect(self.host, self.port, self.timeout, source_address=self.source_address)
-        self.af = self.sock.family
-        self.file = self.sock.makefile("r", encoding=self.encoding)
-        self.welcome = self.getresp()
-        return self.welcome
-
-    def makepasv(self) -> tuple[str, int]:
-        _untrusted_host, port = super().makepasv()
-        assert self.sock is not None  # connected: PASV was just answered on it
-        return self.sock.getpeername()[0], port
-
-
-class _FTPS(_GuardedFTP, ftplib.FTP_TLS):
-    """FTP_TLS whose data connections reuse the control channel's TLS session
-    (vsftpd and FileZilla Server require it) and, when the certificate was
-    accepted by pin, must present that same certificate."""
-
-    pinned_der: bytes | None = None
-
-    def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:  # type: ignore[attr-defined]
-            session = getattr(self.sock, "session", None)
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
-            if self.pinned_der is not None and conn.getpeercert(True) != self.pinned_der:
-                conn.close()
-                raise ssl.SSLError("the data connection presented a different certificate")
-        return conn, size
-
-
-def _unverified_context() -> ssl.SSLContext:
-    # Only used to read the certificate; it is then checked against the pin.
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+# How the server's administrator reads the certificate's fingerprint to compare.
+CHECK_COMMAND = "openssl x509 -in cert.pem -outform der | openssl dgst -sha256 -binary | base64"
 
 
 def tls_certificate_fingerprint(host: str, port: int = 21, timeout: float = TIMEOUT) -> str:
@@ -138,7 +58,7 @@ def tls_certificate_fingerprint(host: str, port: int = 21, timeout: float = TIME
     dest = FTPDestination({"host": host, "port": port, "tls": "explicit"})
     dest.timeout = timeout
     with dest._errors("reading the TLS certificate"):
-        ftps, der = dest._start_tls(_unverified_context())
+        ftps, der = dest._start_tls(unverified_context())
     ftps.close()
     return certificate_fingerprint(der)
 
@@ -148,6 +68,7 @@ class FTPDestination(Destination):
     webhook_name = "ftp"
     label = "FTP / FTPS to my server"
     form_class = FTPForm
+    pinned_key_name = "certificate"
     timeout = TIMEOUT
 
     def __init__(self, config: dict[str, Any]):
@@ -203,7 +124,7 @@ class FTPDestination(Destination):
 
     def _connect(self) -> ftplib.FTP:
         if not self.tls:
-            ftp = _GuardedFTP(timeout=self.timeout)
+            ftp = GuardedFTP(timeout=self.timeout)
             ftp.connect(self.host, self.port)
             return ftp
         try:
@@ -212,18 +133,20 @@ class FTPDestination(Destination):
             return ftps
         except ssl.SSLCertVerificationError:
             pass  # self-signed, private CA or another name: the pin decides
-        ftps, der = self._start_tls(_unverified_context())
+        ftps, der = self._start_tls(unverified_context())
         self.presented_fingerprint = fingerprint = certificate_fingerprint(der)
         pinned = self.pinned_fingerprint
-        if not (pinned and _same_fingerprint(fingerprint, pinned)):
+        if not (pinned and same_fingerprint(fingerprint, pinned)):
             ftps.close()
-            raise UntrustedHostKey(fingerprint, pinned=pinned or None, what="TLS certificate")
+            raise UntrustedHostKey(
+                fingerprint, pinned=pinned or None, what="TLS certificate", check_command=CHECK_COMMAND
+            )
         ftps.pinned_der = der
         return ftps
 
-    def _start_tls(self, context: ssl.SSLContext) -> tuple[_FTPS, bytes]:
+    def _start_tls(self, context: ssl.SSLContext) -> tuple[GuardedFTPS, bytes]:
         """Connect and send AUTH TLS; return the session and the server's DER certificate."""
-        ftps = _FTPS(context=context, timeout=self.timeout)
+        ftps = GuardedFTPS(context=context, timeout=self.timeout)
         try:
             ftps.connect(self.host, self.port)
             try:
@@ -231,7 +154,7 @@ class FTPDestination(Destination):
             except ftplib.error_perm as exc:
                 raise self._error(
                     f"The server at {self.host}:{self.port} does not accept explicit FTPS "
-                    f"(AUTH TLS, reply {_code(exc)}). Enable TLS on the server or choose plain FTP.",
+                    f"(AUTH TLS, reply {reply_code(exc)}). Enable TLS on the server or choose plain FTP.",
                     permanent=True,
                 ) from None
             sock = ftps.sock
@@ -245,7 +168,7 @@ class FTPDestination(Destination):
         try:
             ftp.login(self.username, self.config.get("password") or "")
         except ftplib.error_perm as exc:
-            code = _code(exc)
+            code = reply_code(exc)
             if code == "530":
                 raise self._error(
                     f"530 Login incorrect for user '{self.username}' on {self.host}:{self.port}: "
@@ -253,7 +176,7 @@ class FTPDestination(Destination):
                     permanent=True,
                 ) from None
             # The reply only picks our hint; its words are not shown.
-            wants_tls = "TLS" in _reply(exc).upper() or code in ("521", "534")
+            wants_tls = "TLS" in reply_line(exc).upper() or code in ("521", "534")
             hint = "; choose explicit FTPS" if not self.tls and wants_tls else ""
             raise self._error(
                 f"{code} while logging in as '{self.username}' on "
@@ -367,12 +290,12 @@ class FTPDestination(Destination):
             try:
                 return ftp.size(path)
             except ftplib.error_perm as exc:
-                if not _reply(exc).startswith(("500", "502", "504")):
+                if not reply_line(exc).startswith(("500", "502", "504")):
                     return None
             try:
                 reply = ftp.sendcmd(f"MLST {path}")
             except ftplib.error_perm as exc:
-                if _reply(exc).startswith(("500", "502", "504")):
+                if reply_line(exc).startswith(("500", "502", "504")):
                     raise self._error(
                         f"The server at {self.host}:{self.port} supports neither SIZE nor MLST, "
                         "so uploads cannot be verified",
@@ -449,9 +372,9 @@ class FTPDestination(Destination):
         except TransferError:
             raise
         except ftplib.error_perm as exc:  # 5xx: retrying will not help
-            self._fail(f"{_code(exc)} while {doing} on {where}", permanent=True)
+            self._fail(f"{reply_code(exc)} while {doing} on {where}", permanent=True)
         except ftplib.error_temp as exc:  # 4xx, e.g. 421, 425, 426, 450, 451
-            self._fail(f"{_code(exc)} while {doing} on {where}", lost=_code(exc) == "421")
+            self._fail(f"{reply_code(exc)} while {doing} on {where}", lost=reply_code(exc) == "421")
         except (ftplib.error_reply, ftplib.error_proto, EOFError):
             # Never the reply itself: a tenant could read another service's banner.
             self._fail(
@@ -488,12 +411,3 @@ class FTPDestination(Destination):
             ftp.close()
 
 
-def _code(exc: BaseException) -> str:
-    """The three-digit reply code of an ftplib error: the server's words after
-    it are not shown to anyone."""
-    code = _reply(exc)[:3]
-    return code if code.isdigit() else "???"
-
-
-def _reply(exc: BaseException) -> str:
-    return str(exc.args[0] if exc.args else exc).strip().splitlines()[0].rstrip(".")

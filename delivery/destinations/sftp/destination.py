@@ -10,8 +10,10 @@ import stat
 
 import paramiko
 
-from .base import LocalFile, ProgressCallback, ResumePoint, TransferError
-from .sftp_put import (  # noqa: F401  (fit_requests and the sizes are re-exported for tests)
+from ..base import LocalFile, ProgressCallback, ResumePoint, TransferError
+from ..ssh.connection import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE
+from ..ssh.destination import SSHDestination
+from .put import (  # noqa: F401  (fit_requests and the sizes are re-exported for tests)
     AHEAD,
     PARALLEL_MIN,
     REQUEST_PACKETS,
@@ -22,7 +24,6 @@ from .sftp_put import (  # noqa: F401  (fit_requests and the sizes are re-export
     packets_per_request,
     put_stream,
 )
-from .ssh import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE, SSHDestination
 
 logger = logging.getLogger(__name__)
 

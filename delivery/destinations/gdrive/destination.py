@@ -17,7 +17,6 @@ is nothing for discard() to remove.
 
 from __future__ import annotations
 
-import http.client
 import io
 import logging
 import mimetypes
@@ -29,69 +28,33 @@ import time
 from contextlib import suppress
 from typing import Any
 
-import httplib2
-from django import forms
-from google.auth.exceptions import GoogleAuthError, RefreshError
+from django.db import transaction
+from django.urls import reverse
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload, MediaIoBaseUpload
 
-from delivery.google_oauth import credentials_for, drive_service
-from portal import egress
-
-from .base import (
+from ..base import (
     PROBE_NAME,
     Destination,
-    DestinationForm,
     LocalFile,
+    Panel,
     ProgressCallback,
     ResumePoint,
     TransferError,
-    refused_error,
+    package_template,
 )
+from .errors import DRIVE_ERRORS, NETWORK_ERRORS, GoogleAccountError, translate
+from .form import GoogleDriveForm, parse_folder
+from .oauth import credentials_for, drive_service
 
 log = logging.getLogger(__name__)
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 UPLOAD_CHUNK = 8 * 1024 * 1024  # Drive wants chunks in multiples of 256 KiB
-REVOKED_MESSAGE = "Google account access was revoked or expired: reconnect the Google account"
-RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError"}
-FULL_REASONS = {"storageQuotaExceeded", "teamDriveFileLimitExceeded"}
-NETWORK_ERRORS = (OSError, httplib2.HttpLib2Error, http.client.HTTPException)
-DRIVE_ERRORS = (HttpError, GoogleAuthError, egress.OutboundRefused, *NETWORK_ERRORS)
 
 # Find-or-create of one folder name under one parent is serialized across the
 # threads of this process; striped so the set of locks stays bounded.
 _FOLDER_LOCKS = tuple(threading.Lock() for _ in range(64))
-
-_LINKED_ID = re.compile(r"/folders/([A-Za-z0-9_-]{10,})")
-_LOOKS_LIKE_ID = re.compile(r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9_-]{25,}$")
-
-
-class GoogleAccountError(TransferError):
-    """A Google account must be (re)connected; pages offer a "Reconnect Google
-    account" button for errors with ``reconnect``."""
-
-    reconnect = True
-
-    def __init__(self, message: str):
-        super().__init__(message, permanent=True)
-
-
-class GoogleGrantRevoked(GoogleAccountError):
-    def __init__(self, message: str = REVOKED_MESSAGE):
-        super().__init__(message)
-
-
-def parse_folder(value: str) -> tuple[str | None, list[str]]:
-    """``(folder_id, [])`` for an ID or a Drive folder link, ``(None, segments)``
-    for a path. A leading ``/`` always means a path."""
-    value = value.strip()
-    if linked := _LINKED_ID.search(value):
-        return linked.group(1), []
-    if _LOOKS_LIKE_ID.match(value):
-        return value, []
-    return None, [part.strip() for part in value.split("/") if part.strip()]
-
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -106,47 +69,60 @@ class _ChunkedFileUpload(MediaFileUpload):
         return False
 
 
-class GoogleDriveForm(DestinationForm):
-    secret_fields = ("refresh_token",)
-
-    folder = forms.CharField(
-        required=False,
-        help_text=(
-            "A folder path in My Drive such as Recordings/Portal (created if missing), "
-            "or the ID or link of a folder the portal created. Blank: My Drive."
-        ),
-    )
-    # Both set by the "Connect Google account" flow, not typed in: the email is
-    # shown read-only (from ``initial``) and a blank token keeps the stored one.
-    account_email = forms.EmailField(required=False, disabled=True, label="Google account")
-    refresh_token = forms.CharField(required=False, help_text="Set by connecting a Google account.")
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.fields["refresh_token"].required = False
-
-    def clean_folder(self) -> str:
-        value = (self.cleaned_data.get("folder") or "").strip()
-        folder_id, segments = parse_folder(value)
-        if folder_id:
-            return folder_id
-        if any(part in (".", "..") for part in segments):
-            raise forms.ValidationError("Give a folder path without '.' or '..'.")
-        return "/".join(segments) if not value.startswith("/") else "/" + "/".join(segments)
-
-
 class GoogleDriveDestination(Destination):
     kind = "gdrive"
     webhook_name = "gdrive"
-    connects_google_account = True
     action_only_secrets = ("refresh_token",)
     label = "Save on Google Drive"
     form_class = GoogleDriveForm
+    urls = "delivery.destinations.gdrive.urls"
+    account_service = "Google Drive"
 
     chunk_size = UPLOAD_CHUNK
     max_retries = 5  # consecutive failed chunks before giving up (transient)
     retry_delay = 1.0  # seconds, doubled after each consecutive failure
     api_retries = 3  # googleapiclient's own backoff for metadata calls
+
+    # -- the settings pages (the Google account card and buttons) --------------------------------
+    @staticmethod
+    def _connected(destination: Any) -> bool:
+        return bool((destination.secrets or {}).get("refresh_token"))
+
+    @classmethod
+    def settings_panel(cls, destination: Any) -> Panel:
+        return Panel(
+            package_template(__file__, "account_panel.html"),
+            {"connected": cls._connected(destination), "problem": cls.needs_attention(destination)},
+        )
+
+    @classmethod
+    def list_note(cls, destination: Any) -> str:
+        if cls._connected(destination):
+            return f"Google account: {destination.config.get('account_email') or 'connected'}"
+        return "No Google account connected"
+
+    @classmethod
+    def row_actions(cls, destination: Any) -> list[tuple[str, str]]:
+        connected = cls._connected(destination)
+        if connected and not cls.needs_attention(destination):
+            return []
+        url = reverse("delivery:google_connect", args=[destination.project.app_id, destination.pk])
+        return [("Reconnect Google account" if connected else "Connect Google account", url)]
+
+    @classmethod
+    def on_delete(cls, destination: Any) -> None:
+        if token := (destination.secrets or {}).get("refresh_token"):
+            from .actions import revoke_quietly
+
+            transaction.on_commit(lambda: revoke_quietly(token))
+
+    @classmethod
+    def start_headless_connect(cls, destination: Any, *, acting_user: Any) -> dict[str, str]:
+        from .actions import do_start_headless_connect
+        from .connect import google_redirect_uri
+
+        url = do_start_headless_connect(destination, acting_user=acting_user)
+        return {"CONNECT_URL": url, "REDIRECT_URI": google_redirect_uri()}
 
     def __init__(self, config: Any):
         super().__init__(config)
@@ -257,7 +233,7 @@ class GoogleDriveDestination(Destination):
                 uri, "PUT", headers={"Content-Range": f"bytes */{local.size}", "content-length": "0"}
             )
         except NETWORK_ERRORS as exc:
-            raise self._translate(exc, what) from None
+            raise translate(exc, what, self.account_email) from None
         if answer.status in (200, 201):
             resume.note("the upload session already holds the whole file")
             return None
@@ -266,7 +242,7 @@ class GoogleDriveDestination(Destination):
             resume.save({})
             return 0
         if answer.status != 308:
-            raise self._translate(HttpError(answer, b""), what)
+            raise translate(HttpError(answer, b""), what, self.account_email)
         received = re.fullmatch(r"bytes=0-(\d+)", answer.get("range", ""))
         offset = int(received.group(1)) + 1 if received else 0
         request.resumable_uri = uri
@@ -313,7 +289,7 @@ class GoogleDriveDestination(Destination):
                 status, response = request.next_chunk()
             except DRIVE_ERRORS as exc:
                 self._keep_session(request, local, remote_path, resume)
-                error = self._translate(exc, what)
+                error = translate(exc, what, self.account_email)
                 if error.permanent:
                     raise error from None
                 failures += 1
@@ -444,55 +420,5 @@ class GoogleDriveDestination(Destination):
         except DRIVE_ERRORS as exc:
             if not_found and isinstance(exc, HttpError) and exc.resp.status == 404:
                 raise TransferError(not_found, permanent=True) from None
-            raise self._translate(exc, what) from None
+            raise translate(exc, what, self.account_email) from None
 
-    def _translate(self, exc: Exception, what: str) -> TransferError:
-        """A TransferError saying what to fix; never a URL (upload session URLs
-        are credentials) nor a token."""
-        refused = refused_error(exc)
-        if refused is not None:
-            return refused
-        if isinstance(exc, RefreshError):
-            data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
-            if data.get("error") == "invalid_client":
-                return TransferError(
-                    "Google rejected this server's OAuth client: check GOOGLE_OAUTH_CLIENT_ID "
-                    "and GOOGLE_OAUTH_CLIENT_SECRET.",
-                    permanent=True,
-                )
-            if getattr(exc, "retryable", False):
-                return TransferError(f"Google's token service failed while {what}")
-            return GoogleGrantRevoked()
-        if isinstance(exc, GoogleAuthError):
-            return TransferError(
-                f"Could not reach Google's token service while {what} ({type(exc).__name__})."
-            )
-        if isinstance(exc, HttpError):
-            return self._translate_http(exc, what)
-        return TransferError(
-            f"Lost the connection to Google Drive while {what} ({type(exc).__name__})."
-        )
-
-    def _translate_http(self, exc: HttpError, what: str) -> TransferError:
-        status = exc.resp.status
-        details = exc.error_details if isinstance(exc.error_details, list) else []
-        reason = next((d.get("reason") for d in details if isinstance(d, dict)), None) or ""
-        # A Drive reason code, or nothing: the body's prose is not ours to show.
-        reason = reason if re.fullmatch(r"[A-Za-z]{1,64}", str(reason)) else ""
-        detail = f"HTTP {status}" + (f" {reason}" if reason else "")
-        if status == 401:
-            return GoogleGrantRevoked()
-        if status == 429 or status >= 500 or reason in RATE_LIMIT_REASONS:
-            return TransferError(f"Google Drive is busy ({detail}) while {what}.")
-        if reason in FULL_REASONS:
-            return TransferError(
-                f"The Google Drive of {self.account_email or 'the connected account'} is full: "
-                "free some space or add storage.",
-                permanent=True,
-            )
-        if status == 404:
-            return TransferError(
-                f"Not found on Google Drive while {what}: was a folder deleted or moved to the bin?",
-                permanent=True,
-            )
-        return TransferError(f"Google Drive refused {what} ({detail}).", permanent=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 
-from .base import (
+from ..base import (
     Destination,
     DestinationForm,
     LocalFile,

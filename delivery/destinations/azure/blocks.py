@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import LocalFile, ProgressCallback, ResumePoint
-from .parts import Part, concurrency_for, send_parts, split
+from ..base import LocalFile, ProgressCallback, ResumePoint
+from ..parts import Part, concurrency_for, send_parts, split
 
 
 def block_id(local: LocalFile, block_size: int, number: int) -> str:

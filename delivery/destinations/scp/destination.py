@@ -3,7 +3,7 @@
 Where the account may run commands, files are copied under a temporary name
 and moved into place with ``mv`` over the same connection, and checked with
 ``sha256sum``. Accounts restricted to scp (no shell) get a plain write; the
-mode used is kept in ``placement_mode`` for the delivery log.
+mode used is kept in ``placement_mode`` for the delivery log (``log_notes``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import shlex
 import paramiko
 from scp import SCPClient, SCPException
 
-from .base import HASH_CHUNK, LocalFile, ProgressCallback, ResumePoint, TransferError
-from .ssh import CHANNEL_TIMEOUT, CONNECT_TIMEOUT, SSHDestination
+from ..base import HASH_CHUNK, LocalFile, ProgressCallback, ResumePoint, TransferError
+from ..ssh.connection import CHANNEL_TIMEOUT, CONNECT_TIMEOUT
+from ..ssh.destination import SSHDestination
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class SCPDestination(SSHDestination):
     def __init__(self, config):
         super().__init__(config)
         self.placement_mode = ""
+
+    def log_notes(self) -> list[tuple[str, str]]:
+        return [("placement", f"SCP placement: {self.placement_mode}")] if self.placement_mode else []
 
     # -- the interface ------------------------------------------------------------
     def check(self) -> str:
