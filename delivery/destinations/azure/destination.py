@@ -2,7 +2,7 @@
 
 Large files are staged as blocks, several at once, and become visible only
 when the block list is committed, so a half-sent blob never appears under its
-final name. Block ids are deterministic (azure_blocks.py): a later run, after
+final name. Block ids are deterministic (blocks.py): a later run, after
 a lost connection or a killed worker, reads the uncommitted block list and
 stages only the missing blocks. Staged blocks of a delivery that gives up are
 dropped (Azure would discard them by itself after a week). The

@@ -1,6 +1,6 @@
 """SSH key pairs for the settings page ("Generate key pair").
 
-Kept apart from ssh.py so the web process can offer it without importing
+Kept apart from connection.py so the web process can offer it without importing
 paramiko."""
 
 from __future__ import annotations
