@@ -14,7 +14,7 @@ from .models import DeliveryDestination
 logger = logging.getLogger(__name__)
 
 
-def test_destination(destination: DeliveryDestination) -> str:
+def check_connection(destination: DeliveryDestination) -> str:
     """Connect, write a probe file under the root and remove it. Returns the
     destination's message; raises TransferError with the exact reason."""
     try:
@@ -29,7 +29,3 @@ def test_destination(destination: DeliveryDestination) -> str:
             Scrubber(destination.secrets)(traceback.format_exc()),
         )
         raise TransferError(unexpected_error(exc, "testing the connection")) from None
-
-
-# Not a pytest test, despite the name; setattr because mypy knows no function attributes.
-setattr(test_destination, "__test__", False)  # noqa: B010

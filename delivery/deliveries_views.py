@@ -163,7 +163,7 @@ def summary_text(counts: dict[str, int]) -> str:
 def redeliver(request, app_id, delivery_id):
     project = get_project_for(request.user, app_id, role=Role.ADMIN)
     delivery = get_object_or_404(Delivery, pk=delivery_id, destination__project=project)
-    actions.do_redeliver(delivery, acting_user=request.user)
+    actions.do_redeliver_delivery(delivery, acting_user=request.user)
     messages.success(
         request,
         f"Session {delivery.session.conf_num} queued again for “{delivery.destination.name}”.",

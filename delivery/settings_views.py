@@ -17,7 +17,7 @@ from projects.context import project_context
 from projects.models import Role
 
 from .actions import destinations as actions
-from .connection_test import test_destination
+from .connection_test import check_connection
 from .destinations import REGISTRY, describe_destination, destination_class
 from .destinations.base import TransferError, UntrustedHostKey
 from .forms import (
@@ -159,7 +159,7 @@ def _back(request, project, destination):
 def _run_test(request, project, destination):
     """Run the probe; on an unknown key render the page with the trust form."""
     try:
-        message = test_destination(destination)
+        message = check_connection(destination)
     except UntrustedHostKey as exc:
         return _page(
             request,
@@ -197,7 +197,7 @@ def destination_trust(request, app_id, dest_id):
         return _back(request, project, destination)
     wanted = form.cleaned_data["fingerprint"]
     try:
-        test_destination(destination)
+        check_connection(destination)
     except UntrustedHostKey as exc:
         if exc.fingerprint.rstrip("=") != wanted.rstrip("="):
             messages.error(

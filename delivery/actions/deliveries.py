@@ -32,7 +32,7 @@ def _reset(delivery: Delivery) -> None:
 
 
 @transaction.atomic
-def do_redeliver(delivery: Delivery, *, acting_user) -> Delivery:
+def do_redeliver_delivery(delivery: Delivery, *, acting_user) -> Delivery:
     """Send every file of the delivery again (also files of its types that
     appeared since), as a new generation with its own single file_transfer.
     A run under way loses its lease and stops."""

@@ -201,7 +201,7 @@ def test_a_redeliver_is_a_new_generation_with_its_own_single_file_transfer(
     processing_done(session)
     [first] = transfers(hook, 1)
     delivery = Delivery.objects.get()
-    delivery_actions.do_redeliver(delivery, acting_user=world.alice)
+    delivery_actions.do_redeliver_delivery(delivery, acting_user=world.alice)
     bodies = transfers(hook, 2)
     assert len(bodies) == 2
     assert sorted(f["name"] for f in bodies[1]["files"]) == sorted(

@@ -122,7 +122,7 @@ def test_running_a_delivered_delivery_again_sends_nothing_and_a_redeliver_is_a_n
     scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
     assert engine.run_delivery(delivery.pk) == "not due or taken by another worker"
-    delivery_actions.do_redeliver(delivery, acting_user=world.alice)
+    delivery_actions.do_redeliver_delivery(delivery, acting_user=world.alice)
     delivery.refresh_from_db()
     assert delivery.state == State.DELIVERED
     assert any("already at the destination" in e["message"] for e in delivery.log)
@@ -313,7 +313,7 @@ def test_a_worker_that_lost_its_lease_stops_without_writing(world, session, tmp_
     )
     worker.start()
     assert flaky.started.wait(10)
-    delivery_actions.do_redeliver(delivery, acting_user=world.alice)  # a person asks again: the running worker's lease ends
+    delivery_actions.do_redeliver_delivery(delivery, acting_user=world.alice)  # a person asks again: the running worker's lease ends
     flaky.release.set()
     worker.join(30)
     assert results == ["lease lost"]
@@ -393,13 +393,13 @@ def test_retry_failed_and_deliver_past_sessions_for_a_destination_added_later(
 
 def test_testing_a_destination_writes_and_removes_a_probe(world, tmp_path):
     good = local_destination(world.project, tmp_path / "nas")
-    assert "probe" in connection_test.test_destination(good)
+    assert "probe" in connection_test.check_connection(good)
     assert list((tmp_path / "nas" / "recordings").iterdir()) == []
     bad = local_destination(world.project, tmp_path / "x", name="bad")
     bad.config["path"] = str(tmp_path / "missing")
     bad.save()
     with pytest.raises(TransferError, match="does not exist or is not mounted"):
-        connection_test.test_destination(bad)
+        connection_test.check_connection(bad)
 
 
 def test_the_sweep_schedule_migration_is_idempotent():
@@ -436,7 +436,7 @@ def test_webhooks_of_each_delivery_are_found_by_their_keys(world, tmp_path, sync
     Session.objects.filter(pk=session.pk).update(state="ready")
     scheduling.schedule_deliveries_for_session(session.pk)
     delivery = the_delivery()
-    delivery_actions.do_redeliver(delivery, acting_user=None)
+    delivery_actions.do_redeliver_delivery(delivery, acting_user=None)
     found = deliveries_views.webhooks_by_delivery(world.project, [delivery])
     assert [m.dedupe_key for m in found[delivery.pk]] == [
         f"delivery:{delivery.pk}:file_transfer",

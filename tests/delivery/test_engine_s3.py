@@ -241,7 +241,7 @@ def test_a_redelivery_aborts_the_unfinished_upload_and_sends_the_file_from_scrat
     state = half_sent(s3, key, stored_bytes(session), parts=2)
     DeliveredFile.objects.update(resume_state=state)
     monkeypatch.setattr(Conf, "SYNC", True)
-    delivery_actions.do_redeliver(Delivery.objects.get(), acting_user=world.alice)
+    delivery_actions.do_redeliver_delivery(Delivery.objects.get(), acting_user=world.alice)
     delivery = Delivery.objects.get()
     assert delivery.state == State.DELIVERED, delivery.last_error
     assert not [e for e in delivery.log if e["event"] == "resume"]

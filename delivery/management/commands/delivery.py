@@ -16,7 +16,7 @@ from django.utils import timezone
 from delivery import scheduling
 from delivery.actions import deliveries as delivery_actions
 from delivery.actions import destinations as destination_actions
-from delivery.connection_test import test_destination
+from delivery.connection_test import check_connection
 from delivery.destinations import REGISTRY, describe_destination, destination_class, kinds_where
 from delivery.destinations.base import AccountConnectError, TransferError, UntrustedHostKey
 from delivery.forms import DEFAULT_TYPES, DestinationCommonForm, destination_settings, kind_form
@@ -164,7 +164,7 @@ class Command(BaseCommand):
     def _test_one(self, destination, trust: bool) -> bool:
         self.out(destination=destination.name, kind=destination.kind)
         try:
-            message = test_destination(destination)
+            message = check_connection(destination)
         except UntrustedHostKey as exc:
             key = (
                 "TLS_CERT_FINGERPRINT" if exc.what == "TLS certificate" else "HOST_KEY_FINGERPRINT"
@@ -248,7 +248,7 @@ class Command(BaseCommand):
             rows = rows.filter(destination=destination)
         count = 0
         for delivery in rows.select_related("session", "destination"):
-            delivery_actions.do_redeliver(delivery, acting_user=None)
+            delivery_actions.do_redeliver_delivery(delivery, acting_user=None)
             count += 1
         self.out(requeued=count)
 
