@@ -18,7 +18,7 @@ from projects.models import Role
 
 from .actions import destinations as actions
 from .connection_test import check_connection
-from .destinations import REGISTRY, describe_destination, destination_class
+from .destinations import DEFAULT_KIND, REGISTRY, describe_destination, destination_class
 from .destinations.base import TransferError, UntrustedHostKey
 from .forms import (
     DestinationCommonForm,
@@ -65,7 +65,7 @@ def delivery_settings(request, app_id):
     kind = request.POST.get("kind") or request.GET.get("kind") or ""
     if kind and kind not in REGISTRY:
         kind = ""
-    chooser = KindChoiceForm(initial={"kind": kind or "s3"})
+    chooser = KindChoiceForm(initial={"kind": kind or DEFAULT_KIND})
     if kind and (reason := destination_class(kind).unavailable()):
         messages.error(request, reason)
         return _page(request, project, chooser=chooser, status=400)

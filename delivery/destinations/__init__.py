@@ -27,6 +27,9 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "local": ("Local or NFS folder", "delivery.destinations.local.LocalFolderDestination"),
 }
 
+# Preselected when adding a destination.
+DEFAULT_KIND = "s3"
+
 KIND_CHOICES = [(kind, label) for kind, (label, _path) in REGISTRY.items()]
 
 
