@@ -13,14 +13,12 @@ import paramiko
 from ..base import LocalFile, ProgressCallback, ResumePoint, TransferError
 from ..ssh.connection import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE
 from ..ssh.destination import SSHDestination
-from .put import (  # noqa: F401  (fit_requests and the sizes are re-exported for tests)
+from .put import (
     AHEAD,
     PARALLEL_MIN,
     REQUEST_PACKETS,
-    STREAM_BLOCK,
     STREAMS,
     ParallelPut,
-    fit_requests,
     packets_per_request,
     put_stream,
 )
