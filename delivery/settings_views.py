@@ -39,7 +39,6 @@ def destination_row(destination: DeliveryDestination) -> dict:
         "description": describe_destination(destination),
         "types": [TYPE_LABELS.get(t, t) for t in destination.file_types],
         "pinned_key_name": kind.pinned_key_name,
-        "panel": kind.settings_panel(destination),
         "note": kind.list_note(destination),
         "attention": kind.needs_attention(destination),
         "actions": kind.row_actions(destination),
@@ -135,7 +134,10 @@ def destination_edit(request, app_id, dest_id):
         project,
         template="delivery/edit.html",
         status=status,
-        row=destination_row(destination),
+        row={
+            **destination_row(destination),
+            "panel": destination_class(destination.kind).settings_panel(destination),
+        },
         common=common,
         form=form,
     )

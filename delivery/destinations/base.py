@@ -181,7 +181,11 @@ class LocalFile:
 
 class Destination:
     """Base class of every destination kind. Subclasses set ``kind``,
-    ``label`` and ``form_class`` and implement the four methods below."""
+    ``label``, ``form_class`` and ``webhook_name`` and implement ``check``,
+    ``upload`` and ``verify`` (and ``discard`` if a half-sent upload leaves
+    something behind). The hooks the settings pages, the actions, the
+    command and the engine call have defaults: a kind overrides only what it
+    adds (a card, a button, a note for the log)."""
 
     kind: ClassVar[str]
     label: ClassVar[str]
