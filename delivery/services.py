@@ -298,7 +298,7 @@ def webhooks_by_delivery(project: Project, deliveries) -> dict[int, list]:
     ``delivery:<id>:delivery_failed:<attempts>``), oldest first. One query,
     bounded by the deliveries asked about (a page), not the project's history."""
 
-    from projects.models import WebhookMessage
+    from webhooks.models import WebhookMessage
 
     wanted = [d.pk for d in deliveries]
     if not wanted:
