@@ -32,5 +32,6 @@ urlpatterns = [
         name="member_remove",
     ),
     path("<str:app_id>/audit/", audit_views.audit_log, name="audit"),
-    path("<str:app_id>/settings/webhook/", include("webhooks.urls")),
+    # Settings → Webhook (projects:webhook, ...), from the webhooks app.
+    path("", include("webhooks.urls")),
 ]
