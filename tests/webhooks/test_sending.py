@@ -1,4 +1,6 @@
-"""Webhook sending against a real HTTP receiver on loopback."""
+"""Webhook sending against a real HTTP receiver on loopback: signatures,
+Basic auth, errors in the portal's own words, the egress guard and the
+attempt's deadline."""
 
 from __future__ import annotations
 
@@ -11,55 +13,17 @@ import pytest
 import time_machine
 from django.db import connection
 from django.utils import timezone
-from django_q.conf import Conf
-from django_q.models import Schedule
 from standardwebhooks import WebhookVerificationError
 
 from tests.portal.test_egress import RebindingResolver
-from tests.servers import webhook_receiver as receivers
 from tests.servers.listener import RecordingListener, listeners_on_one_port
 from webhooks import outbox, sending, tasks
 from webhooks.actions import do_configure_webhook, do_rotate_webhook_secret
 from webhooks.models import WebhookEndpoint, WebhookMessage
 
-State = WebhookMessage.State
+from .support import State, event
+
 BASIC_PASSWORD = "hunter2-basic-pass"
-
-# Assigned rather than imported by name: ruff reports fixture parameters that
-# shadow an imported fixture.
-webhook_receiver = receivers.webhook_receiver
-
-
-@pytest.fixture
-def sync_queue(monkeypatch):
-    """django-q2 runs tasks in-process, as the cluster would."""
-    monkeypatch.setattr(Conf, "SYNC", True)
-
-
-@pytest.fixture
-def hook(world, webhook_receiver):
-    change = do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
-    return change
-
-
-def event(world, event_type="recording", **extra):
-    payload = {"type": event_type, "app_id": world.app_id, "room_id": "r1", "conf_num": "c1"}
-    return outbox.queue_event(world.project, event_type, {**payload, **extra})
-
-
-def run_until_settled(message: WebhookMessage, start) -> list:
-    """Follow the retry schedule with a time machine; return the attempt times."""
-    times = []
-    when = start
-    for _ in range(30):
-        with time_machine.travel(when, tick=False):
-            tasks.sweep_due_messages()
-        message.refresh_from_db()
-        times.append(when)
-        if message.state != State.RETRY:
-            return times
-        when = message.next_attempt_at
-    raise AssertionError("the message never settled")
 
 
 def test_the_signature_verifies_with_the_secret_at_the_receiver(
@@ -140,20 +104,6 @@ def test_a_500_then_success_logs_two_attempts_and_delivers(world, hook, webhook_
     assert ids == {message.msg_id}
 
 
-def test_retries_back_off_and_give_up_after_more_than_24_hours(world, hook, webhook_receiver):
-    webhook_receiver.fail_next(100, status=503)
-    start = timezone.now()
-    with time_machine.travel(start, tick=False):
-        message = event(world)
-    times = run_until_settled(message, start)
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    assert gaps[:8] == list(outbox.BACKOFF)
-    assert all(gap == timedelta(hours=8) for gap in gaps[8:])
-    assert message.state == State.FAILED and message.next_attempt_at is None
-    assert times[-2] - start < timedelta(hours=24) < times[-1] - start
-    assert message.attempt_log.count() == len(times) == len(webhook_receiver.requests)
-
-
 def test_a_slow_receiver_times_out_and_is_retried(world, hook, webhook_receiver, monkeypatch):
     monkeypatch.setattr(sending, "READ_TIMEOUT", 0.3)
     webhook_receiver.fail_next(1, status=200, delay=3)
@@ -189,63 +139,6 @@ def test_a_failed_message_can_be_resent_by_hand(world, hook, webhook_receiver):
     assert sending.resend(message).ok
     message.refresh_from_db()
     assert message.state == State.DELIVERED
-
-
-def test_a_dedupe_key_prevents_duplicates(world, hook, django_capture_on_commit_callbacks):
-    payload = {"type": "file_transfer", "app_id": world.app_id, "room_id": "r", "conf_num": "c"}
-    with django_capture_on_commit_callbacks() as callbacks:
-        first = outbox.queue_event(world.project, "file_transfer", payload, dedupe_key="d:1")
-        again = outbox.queue_event(world.project, "file_transfer", payload, dedupe_key="d:1")
-    assert first.pk == again.pk
-    assert WebhookMessage.objects.filter(dedupe_key="d:1").count() == 1
-    assert len(callbacks) == 1
-
-
-def test_a_dedupe_race_is_settled_by_the_unique_constraint(world, hook, monkeypatch):
-    existing = event(world)
-    WebhookMessage.objects.filter(pk=existing.pk).update(dedupe_key="race")
-    # The other writer committed between our look-up and our insert.
-    monkeypatch.setattr(
-        WebhookMessage.objects, "filter", lambda **kw: WebhookMessage.objects.none()
-    )
-    payload = {"type": "recording", "app_id": world.app_id, "room_id": "r", "conf_num": "c"}
-    again = outbox.queue_event(world.project, "recording", payload, dedupe_key="race")
-    monkeypatch.undo()
-    assert again.pk == existing.pk
-    assert WebhookMessage.objects.count() == 1
-
-
-def test_only_one_of_two_workers_claims_a_message(world, hook):
-    message = event(world)
-    assert outbox.claim(message.pk) is not None
-    assert outbox.claim(message.pk) is None
-    assert outbox.claim(message.pk, manual=True) is None
-
-
-def test_a_message_whose_sender_died_is_sent_after_the_lease(world, hook, webhook_receiver):
-    message = event(world)
-    assert outbox.claim(message.pk) is not None  # ... and the worker was killed
-    assert tasks.sweep_due_messages() == 0
-    with time_machine.travel(timezone.now() + outbox.LEASE + timedelta(seconds=1)):
-        assert tasks.sweep_due_messages() == 1
-    message.refresh_from_db()
-    assert message.state == State.DELIVERED and message.attempts == 1
-
-
-def test_nothing_is_queued_without_an_enabled_webhook(world):
-    assert event(world) is None
-    do_configure_webhook(
-        world.project, url="https://example.com/h", enabled=False, acting_user=None
-    )
-    assert event(world) is None
-    assert not WebhookMessage.objects.exists()
-
-
-def test_it_refuses_unknown_event_types_and_incomplete_payloads(world, hook):
-    with pytest.raises(ValueError, match="Unknown webhook event type"):
-        outbox.queue_event(world.project, "bogus", {})
-    with pytest.raises(ValueError, match="lacks room_id, conf_num"):
-        outbox.queue_event(world.project, "recording", {"type": "recording", "app_id": "a"})
 
 
 def test_a_test_event_has_null_room_and_is_not_retried(world, hook, webhook_receiver):
@@ -289,12 +182,6 @@ def test_secrets_never_reach_the_log_or_the_database_in_plain(world, webhook_rec
     for secret in (change.new_secret, change.new_secret[6:], BASIC_PASSWORD):
         assert secret not in stored and secret not in audit
     assert WebhookEndpoint.objects.get().basic_password == BASIC_PASSWORD
-
-
-def test_the_sweep_is_scheduled_every_minute_by_a_migration(db):
-    schedule = Schedule.objects.get(name="webhook-sweep")
-    assert schedule.func == "webhooks.tasks.sweep_due_messages"
-    assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
 
 
 # --- the egress guard, deadline and no oracle ------------------------------------
