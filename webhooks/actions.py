@@ -1,7 +1,7 @@
 """Every change of state of a project's webhook: its endpoint, and events
-sent to it by hand (``do_<verb>_<noun>()``, as ``projects.actions`` says). Secrets are
-returned to the caller once (to be shown once) and never written to the
-audit log."""
+sent to it by hand (``do_<verb>_<noun>()``, as ``projects.actions`` says).
+Secrets are returned to the caller once (to be shown once) and never
+written to the audit log."""
 
 from __future__ import annotations
 
