@@ -1,6 +1,10 @@
 """django-q2 tasks of the webhooks app: they take ids and call
 ``webhooks.sending``. The schedule row of the sweep names
-``webhooks.tasks.sweep_due_messages`` (migrations 0002 here)."""
+``webhooks.tasks.sweep_due_messages`` (migration 0002 here).
+
+No alias is kept at the old ``projects.tasks`` path: a send queued under it
+before an upgrade fails to import once, its message stays due in the outbox
+and the sweep sends it within a minute."""
 
 from __future__ import annotations
 

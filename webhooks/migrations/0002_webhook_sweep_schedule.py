@@ -1,6 +1,10 @@
 """The webhook sweep moved to webhooks.tasks, with the webhooks app. Its
 schedule row (created by projects 0002, moved by projects 0007) is
-re-pointed; migrating back points it at projects.tasks again."""
+re-pointed; migrating back points it at projects.tasks again.
+
+Sends already queued under ``projects.tasks.send_message_task`` are not
+rewritten (django-q2 stores them signed): each fails to import once, and
+its message, still due in the outbox, is sent by the sweep within a minute."""
 
 from django.db import migrations
 
