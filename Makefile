@@ -56,7 +56,7 @@ test-sqlite:
 # Everything that touches the database layer again on PostgreSQL (the
 # real-server destination tests and browser journeys do not depend on it).
 test-postgres:
-	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "pg or (not slow and not e2e)" tests/projects tests/recordings tests/delivery tests/portal tests/demo
+	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "pg or (not slow and not e2e)" tests/projects tests/webhooks tests/recordings tests/delivery tests/portal tests/demo
 
 # The README's pictures: the browser journeys, saving into docs/screenshots
 # (under `make test` they save into $$TMPDIR/portal-screenshots instead).
@@ -69,7 +69,7 @@ lint: install
 # PORTAL_TESTING: the settings use the fixed development keys (django-stubs
 # imports them), so no secrets need to exist in DATA_DIR.
 typecheck: install
-	PORTAL_TESTING=1 $(PY) -m mypy projects recordings delivery portal demo
+	PORTAL_TESTING=1 $(PY) -m mypy projects webhooks recordings delivery portal demo
 
 check: install
 	@mkdir -p "$(DATA_DIR)"

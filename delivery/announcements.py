@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from projects.webhooks import queue_event
+from webhooks.outbox import queue_event
 
 from .destinations import destination_for
 from .destinations.base import Destination

@@ -17,7 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.sizes import human_size
 from projects.access import get_project_for
 from projects.context import project_context
-from projects.models import Project, Role, WebhookMessage
+from projects.models import Project, Role
+from webhooks.models import WebhookMessage
 
 from .actions import deliveries as actions
 from .forms import PastSessionsForm

@@ -22,7 +22,8 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from projects.management.commands.setup_demo import DEMO_DESTINATION, DEMO_PROJECT, DEMO_USERNAME
-from projects.models import Project, Role, WebhookEndpoint
+from projects.models import Project, Role
+from webhooks.models import WebhookEndpoint
 
 from .models import InboxMessage
 

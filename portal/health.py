@@ -28,8 +28,8 @@ from django_q.signing import BadSignature, SignedPackage
 
 from delivery.leases import due as delivery_due
 from delivery.models import Delivery
-from projects.models import WebhookMessage
 from recordings import store
+from webhooks.models import WebhookMessage
 
 from .heartbeats import ClusterHeartbeatCache
 

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "projects",
+    "webhooks",
     "recordings",
     "delivery",
     "demo",  # `make run`'s webhook inbox; its pages are 404 unless DEMO_WEBHOOK_INBOX

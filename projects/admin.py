@@ -10,9 +10,6 @@ from .models import (
     Project,
     RecordingCredentials,
     Room,
-    WebhookAttempt,
-    WebhookEndpoint,
-    WebhookMessage,
 )
 
 
@@ -57,25 +54,6 @@ class RoomAdmin(admin.ModelAdmin):
     list_display = ["name", "room_id", "project", "created_at"]
     search_fields = ["name", "room_id", "owner_ref"]
     list_select_related = ["project"]
-
-
-@admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["project", "url", "enabled"]
-    fields = ["project", "url", "enabled", "basic_username", "updated_at"]
-    readonly_fields = ["updated_at"]
-
-
-@admin.register(WebhookMessage)
-class WebhookMessageAdmin(admin.ModelAdmin):
-    list_display = ["msg_id", "event_type", "project", "state", "attempts", "created_at"]
-    list_filter = ["state", "event_type"]
-    readonly_fields = ["msg_id", "created_at"]
-
-
-@admin.register(WebhookAttempt)
-class WebhookAttemptAdmin(admin.ModelAdmin):
-    list_display = ["message", "at", "status_code", "duration_ms", "error"]
 
 
 @admin.register(AuditEvent)

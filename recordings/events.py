@@ -1,4 +1,4 @@
-"""Webhook events about a session's files (queued through projects.webhooks).
+"""Webhook events about a session's files (queued through webhooks.outbox).
 
 Bodies follow EnableX's notification shapes — ``recording`` lists the URLs of
 the individual recordings as strings, ``transcoded`` carries the composite's
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
-from projects import webhooks
+from webhooks import outbox
 
 from .models import RecordingFile, Session
 
@@ -55,7 +55,7 @@ def queue_session_event(
     """Queue ``event_type`` about ``files`` of ``session``; sent after commit."""
     payload = event_payload(session, event_type, list(files))
     # Looked up on the module so the webhook work can replace it.
-    return webhooks.queue_event(session.project, event_type, payload, dedupe_key=dedupe_key)
+    return outbox.queue_event(session.project, event_type, payload, dedupe_key=dedupe_key)
 
 
 def queue_recording_state_event(
@@ -85,6 +85,6 @@ def queue_recording_state_event(
     }
     if reason:
         payload["reason"] = reason
-    return webhooks.queue_event(
+    return outbox.queue_event(
         session.project, "recording_state", payload, dedupe_key=dedupe_key
     )

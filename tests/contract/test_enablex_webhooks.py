@@ -11,13 +11,13 @@ from django.core.management import call_command
 
 from delivery import scheduling
 from delivery.destinations import destination_for
-from projects import webhooks
-from projects.actions.webhooks import do_configure_webhook
-from projects.models import WebhookEndpoint, WebhookMessage
 from recordings.events import queue_session_event
 from tests.delivery import engine_support
 from tests.delivery.engine_support import local_destination, make_session
 from tests.servers import webhook_receiver as receivers
+from webhooks import outbox
+from webhooks.actions import do_configure_webhook
+from webhooks.models import WebhookEndpoint, WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,7 +152,7 @@ def test_webhook_configure_takes_events_and_legacy_names(world, capsys):
     endpoint.refresh_from_db()
     assert endpoint.events == ["transcoded", "file_transfer"] and endpoint.legacy_event_names
     call_command("webhook", "configure", world.app_id, "--no-legacy-event-names", "--events",
-                 ",".join(webhooks.SELECTABLE_EVENT_TYPES))  # fmt: skip
+                 ",".join(outbox.SELECTABLE_EVENT_TYPES))  # fmt: skip
     endpoint.refresh_from_db()
     assert endpoint.events == [] and not endpoint.legacy_event_names  # [] = every event
     with pytest.raises(Exception, match="events"):

@@ -15,7 +15,6 @@ import pytest
 from delivery import engine, tasks
 from delivery.actions import deliveries as delivery_actions
 from delivery.models import Delivery, DeliveryDestination
-from projects.actions.webhooks import do_configure_webhook
 from recordings import lifecycle
 from recordings.lifecycle import Event
 from recordings.models import Session
@@ -23,6 +22,7 @@ from tests.delivery import engine_support
 from tests.delivery.engine_support import add_file, local_destination, make_session
 from tests.servers import moto_s3
 from tests.servers import webhook_receiver as receivers
+from webhooks.actions import do_configure_webhook
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_roots")]
 

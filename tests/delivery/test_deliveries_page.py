@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from delivery.forms import kind_form
 from delivery.models import DeliveredFile, Delivery, DeliveryDestination
-from projects.models import Role, WebhookMessage
+from projects.models import Role
 from recordings.models import Session
 from tests.factories import make_recording, save_destination
+from webhooks.models import WebhookMessage
 
 
 def page(world) -> str:

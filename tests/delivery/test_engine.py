@@ -20,12 +20,13 @@ from delivery import connection_test, deliveries_views, engine, scheduling, task
 from delivery.actions import deliveries as delivery_actions
 from delivery.destinations.base import TransferError
 from delivery.models import DeliveredFile, Delivery
-from projects.actions.webhooks import do_configure_webhook
-from projects.models import AuditEvent, WebhookMessage
+from projects.models import AuditEvent
 from recordings.models import Session
 from tests.delivery import engine_support
 from tests.delivery.engine_support import add_file, local_destination, make_session, transient
 from tests.servers import webhook_receiver as receivers
+from webhooks.actions import do_configure_webhook
+from webhooks.models import WebhookMessage
 
 # Local folder destinations under the test's tmp folder (DELIVERY_LOCAL_ROOTS).
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_roots")]

@@ -22,12 +22,12 @@ from delivery import engine, scheduling, tasks
 from delivery.actions import deliveries as delivery_actions
 from delivery.destinations.s3 import S3Destination
 from delivery.models import DeliveredFile, Delivery, DeliveryDestination
-from projects.actions.webhooks import do_configure_webhook
-from projects.models import WebhookMessage
 from tests.delivery import MB
 from tests.delivery.engine_support import make_session
 from tests.servers import moto_s3
 from tests.servers import webhook_receiver as receivers
+from webhooks.actions import do_configure_webhook
+from webhooks.models import WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,11 +13,12 @@ from django.test import Client
 
 from demo import inbox
 from demo.models import InboxMessage
-from projects import webhooks
 from projects.actions.projects import do_create_project
-from projects.actions.webhooks import do_configure_webhook, generate_secret
 from projects.management.commands.setup_demo import DEMO_PROJECT, DEMO_USERNAME
-from projects.models import Membership, Role, WebhookEndpoint
+from projects.models import Membership, Role
+from webhooks import outbox, signing
+from webhooks.actions import do_configure_webhook, generate_secret
+from webhooks.models import WebhookEndpoint, WebhookMessage
 
 
 @pytest.fixture
@@ -35,9 +36,9 @@ def demo(world, make_user, settings):
 def signed(project, event_type="file_transfer", **extra):
     """Body and headers exactly as the portal's webhook sender makes them."""
     payload = {"type": event_type, "app_id": project.app_id, "room_id": "r1", "conf_num": "c1"}
-    message = webhooks.queue_event(project, event_type, {**payload, **extra})
+    message = outbox.queue_event(project, event_type, {**payload, **extra})
     endpoint = WebhookEndpoint.objects.get(project=project)
-    body, headers = webhooks.signed_request(endpoint, message)
+    body, headers = signing.signed_request(endpoint, message)
     return body, headers
 
 
@@ -88,7 +89,7 @@ def test_a_webhook_whose_signature_does_not_verify_is_refused_and_not_stored(dem
     if forge == "wrong secret":
         endpoint = WebhookEndpoint.objects.get(project=demo)
         endpoint.secret = generate_secret()
-        body, headers = webhooks.signed_request(endpoint, webhooks.WebhookMessage.objects.first())
+        body, headers = signing.signed_request(endpoint, WebhookMessage.objects.first())
         endpoint.refresh_from_db()
     elif forge == "altered body":
         body = body.replace(b'"c1"', b'"c2"')

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from portal.fields import EncryptedTextField
 
-OUR_APPS = ("projects", "recordings", "delivery")
+OUR_APPS = ("projects", "webhooks", "recordings", "delivery")
 
 
 def test_every_model_is_registered_in_the_admin():

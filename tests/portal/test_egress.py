@@ -250,7 +250,7 @@ def test_the_real_portal_without_the_allowlist_refuses_and_never_connects():
             assert "localhost resolves to a loopback address" in saved.stderr
             portal.manage("shell", "-c", (
                 "from projects.models import Project;"
-                "from projects.actions.webhooks import do_configure_webhook;"
+                "from webhooks.actions import do_configure_webhook;"
                 f"do_configure_webhook(Project.objects.get(app_id={app_id!r}), url={url!r}, acting_user=None)"
             ))  # fmt: skip
             sent = portal.manage("webhook", "test", app_id, check=False)

@@ -4,7 +4,8 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 
-from projects.models import RecordingCredentials, WebhookEndpoint
+from projects.models import RecordingCredentials
+from webhooks.models import WebhookEndpoint
 
 
 def raw_value(model, pk, column):

@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from delivery.models import Delivery, DeliveryDestination
 from portal import health
-from projects.models import WebhookMessage
 from tests.factories import make_session
 from tests.servers import free_port
 from tests.servers.portal import ROOT, PortalProcesses
+from webhooks.models import WebhookMessage
 
 # Short, so that a killed cluster is seen dead within seconds; long enough
 # that a loaded machine's live cluster (a heartbeat every 0.5 s) stays alive.

@@ -20,8 +20,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from delivery.models import Delivery, DeliveryDestination
-from projects.models import Invitation, Membership, Role, WebhookMessage
+from projects.models import Invitation, Membership, Role
 from tests.factories import make_recording
+from webhooks.models import WebhookMessage
 
 OWNER, ADMIN, STAFF, VIEWER = Role.OWNER, Role.ADMIN, Role.STAFF, Role.VIEWER
 VISITORS = ["anonymous", "outsider", VIEWER, STAFF, ADMIN, OWNER]

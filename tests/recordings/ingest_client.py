@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
-from projects.models import Room, WebhookEndpoint
+from projects.models import Room
+from webhooks.models import WebhookEndpoint
 
 
 def basic(app_id: str, app_key: str) -> dict:

@@ -38,11 +38,11 @@ def test_each_task_lands_on_its_clusters_queue_whoever_queues_it(
     monkeypatch.setattr(Conf, "SYNC", False)
     with django_capture_on_commit_callbacks(execute=True):
         wake(101)
-        enqueue_after_commit("projects.tasks.send_message_task", 202)
+        enqueue_after_commit("webhooks.tasks.send_message_task", 202)
         queue_processing(303)
     assert queued() == [
         ("portal", "delivery.tasks.run_delivery"),
-        ("portal", "projects.tasks.send_message_task"),
+        ("portal", "webhooks.tasks.send_message_task"),
         ("processing", "recordings.tasks.process_session_task"),
     ]
 

@@ -11,10 +11,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from projects.actions.projects import do_create_project
-from projects.models import Room, WebhookMessage
+from projects.models import Room
 from recordings.models import RecordingFile, Session
 from recordings.uploads import StreamingUploadHandler
 from tests import media_samples
+from webhooks.models import WebhookMessage
 
 from .ingest_client import Ingest, basic, enable_webhook
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from delivery.models import Delivery
-from projects.models import Room, WebhookMessage
+from projects.models import Room
 from recordings import processing
 from recordings.media import probe
 from recordings.models import RecordingFile, Session
@@ -18,6 +18,7 @@ from recordings.tasks import process_session_task
 from tests import media_samples
 from tests.delivery.engine_support import local_destination
 from tests.factories import make_recording
+from webhooks.models import WebhookMessage
 
 from .ingest_client import Ingest, enable_webhook
 

@@ -12,9 +12,10 @@ from django.db import connection
 from django.utils import timezone
 
 from projects.actions.projects import do_create_project
-from projects.models import Room, WebhookMessage
+from projects.models import Room
 from recordings import tasks
 from recordings.models import RecorderRequest, Session
+from webhooks.models import WebhookMessage
 
 from .ingest_client import Ingest, enable_webhook
 

@@ -10,9 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_q.conf import Conf
 
-from projects.models import Room, WebhookMessage
+from projects.models import Room
 from recordings.media import probe
 from recordings.models import RecordingFile, Session
+from webhooks.models import WebhookMessage
 
 from .ingest_client import enable_webhook
 

@@ -73,7 +73,7 @@ def sweep_forever(interval: float) -> None:
     from django.db import connection
 
     from delivery.tasks import sweep
-    from projects.tasks import sweep_due_messages
+    from webhooks.tasks import sweep_due_messages
 
     while True:
         try:

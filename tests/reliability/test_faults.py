@@ -291,7 +291,7 @@ def test_sigkilled_workers_deliver_every_file_exactly_once_intact_with_one_webho
         # A resend goes out under the same webhook-id.
         msg_id = hooks[0].headers["webhook-id"]
         out = shell_call(portal, (
-            "from projects.models import WebhookMessage; from projects.webhooks import resend; "
+            "from webhooks.models import WebhookMessage; from webhooks.sending import resend; "
             f"print('STATUS=%s' % resend(WebhookMessage.objects.get(msg_id={msg_id!r})).status_code)"
         ))  # fmt: skip
         assert kv_lines(out)["STATUS"] == "204"

@@ -53,8 +53,8 @@ class Command(BaseCommand):
         signed file_transfer without a server of their own. A webhook someone
         set to another URL is left alone."""
         from demo.inbox import enabled, inbox_path, inbox_url
-        from projects.actions.webhooks import do_configure_webhook
-        from projects.models import WebhookEndpoint
+        from webhooks.actions import do_configure_webhook
+        from webhooks.models import WebhookEndpoint
 
         endpoint = WebhookEndpoint.objects.filter(project=project).first()
         if not enabled():

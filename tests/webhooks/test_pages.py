@@ -9,11 +9,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from projects.actions.webhooks import do_configure_webhook
-from projects.models import AuditEvent, Role, WebhookEndpoint, WebhookMessage
+from projects.models import AuditEvent, Role
 from tests.portal.test_egress import REFUSED
 from tests.servers import webhook_receiver as receivers
 from tests.servers.listener import RecordingListener
+from webhooks.actions import do_configure_webhook
+from webhooks.models import WebhookEndpoint, WebhookMessage
 
 webhook_receiver = receivers.webhook_receiver
 

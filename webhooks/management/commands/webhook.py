@@ -8,10 +8,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from projects import webhooks
-from projects.actions.webhooks import do_configure_webhook, do_send_test_webhook
-from projects.models import Project, WebhookEndpoint
-from projects.webhook_forms import WebhookForm, selected_events
+from projects.models import Project
+from webhooks import outbox
+from webhooks.actions import do_configure_webhook, do_send_test_webhook
+from webhooks.forms import WebhookForm, selected_events
+from webhooks.models import WebhookEndpoint
 
 
 class Command(BaseCommand):
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         configure.add_argument(
             "--events",
             help="comma-separated events to send (default: keep; all on a new webhook): "
-            + ",".join(webhooks.SELECTABLE_EVENT_TYPES),
+            + ",".join(outbox.SELECTABLE_EVENT_TYPES),
         )
         configure.add_argument(
             "--legacy-event-names",

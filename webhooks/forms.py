@@ -1,3 +1,5 @@
+"""The form of Settings → Webhook, also used by ``manage.py webhook configure``."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -8,7 +10,7 @@ from django.core.validators import URLValidator
 from portal.egress import validate_public_url
 
 from .models import WebhookEndpoint
-from .webhooks import SELECTABLE_EVENT_TYPES
+from .outbox import SELECTABLE_EVENT_TYPES
 
 EVENT_CHOICES = [(event, event) for event in SELECTABLE_EVENT_TYPES]
 
@@ -123,7 +125,7 @@ class WebhookForm(forms.Form):
 
     def password_change(self):
         """What do_configure_webhook should do with the stored password."""
-        from .actions.webhooks import KEEP
+        from .actions import KEEP
 
         if self.cleaned_data.get("clear_basic_password"):
             return ""

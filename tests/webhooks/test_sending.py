@@ -1,4 +1,6 @@
-"""Webhook sending against a real HTTP receiver on loopback."""
+"""Webhook sending against a real HTTP receiver on loopback: signatures,
+Basic auth, errors in the portal's own words, the egress guard and the
+attempt's deadline."""
 
 from __future__ import annotations
 
@@ -11,55 +13,17 @@ import pytest
 import time_machine
 from django.db import connection
 from django.utils import timezone
-from django_q.conf import Conf
-from django_q.models import Schedule
 from standardwebhooks import WebhookVerificationError
 
-from projects import tasks, webhooks
-from projects.actions.webhooks import do_configure_webhook, do_rotate_webhook_secret
-from projects.models import WebhookEndpoint, WebhookMessage
 from tests.portal.test_egress import RebindingResolver
-from tests.servers import webhook_receiver as receivers
 from tests.servers.listener import RecordingListener, listeners_on_one_port
+from webhooks import outbox, sending, tasks
+from webhooks.actions import do_configure_webhook, do_rotate_webhook_secret
+from webhooks.models import WebhookEndpoint, WebhookMessage
 
-State = WebhookMessage.State
+from .support import State, event
+
 BASIC_PASSWORD = "hunter2-basic-pass"
-
-# Assigned rather than imported by name: ruff reports fixture parameters that
-# shadow an imported fixture.
-webhook_receiver = receivers.webhook_receiver
-
-
-@pytest.fixture
-def sync_queue(monkeypatch):
-    """django-q2 runs tasks in-process, as the cluster would."""
-    monkeypatch.setattr(Conf, "SYNC", True)
-
-
-@pytest.fixture
-def hook(world, webhook_receiver):
-    change = do_configure_webhook(world.project, url=webhook_receiver.url, acting_user=None)
-    return change
-
-
-def event(world, event_type="recording", **extra):
-    payload = {"type": event_type, "app_id": world.app_id, "room_id": "r1", "conf_num": "c1"}
-    return webhooks.queue_event(world.project, event_type, {**payload, **extra})
-
-
-def run_until_settled(message: WebhookMessage, start) -> list:
-    """Follow the retry schedule with a time machine; return the attempt times."""
-    times = []
-    when = start
-    for _ in range(30):
-        with time_machine.travel(when, tick=False):
-            tasks.sweep_due_messages()
-        message.refresh_from_db()
-        times.append(when)
-        if message.state != State.RETRY:
-            return times
-        when = message.next_attempt_at
-    raise AssertionError("the message never settled")
 
 
 def test_the_signature_verifies_with_the_secret_at_the_receiver(
@@ -80,7 +44,7 @@ def test_the_signature_verifies_with_the_secret_at_the_receiver(
 
 def test_a_signature_made_with_another_secret_does_not_verify(world, hook, webhook_receiver):
     message = event(world)
-    webhooks.attempt(message.pk)
+    sending.attempt(message.pk)
     [request] = webhook_receiver.wait_for(1)
     with pytest.raises(WebhookVerificationError):
         webhook_receiver.verify("whsec_" + "QUJD" * 8, request)
@@ -95,7 +59,7 @@ def test_it_sends_basic_auth_when_configured(world, webhook_receiver):
         acting_user=None,
     )
     webhook_receiver.require_basic("enx", BASIC_PASSWORD)
-    logged = webhooks.attempt(event(world).pk)
+    logged = sending.attempt(event(world).pk)
     assert logged.status_code == 204
     assert webhook_receiver.requests[0].basic_auth == ("enx", BASIC_PASSWORD)
 
@@ -109,13 +73,13 @@ def test_a_wrong_basic_password_is_reported_as_such(world, webhook_receiver):
         acting_user=None,
     )
     webhook_receiver.require_basic("enx", BASIC_PASSWORD)
-    logged = webhooks.attempt(event(world).pk)
+    logged = sending.attempt(event(world).pk)
     assert logged.status_code == 401
     assert "Basic username and password" in logged.error
 
 
 def test_no_basic_auth_is_sent_without_a_username(world, hook, webhook_receiver):
-    webhooks.attempt(event(world).pk)
+    sending.attempt(event(world).pk)
     assert "authorization" not in webhook_receiver.wait_for(1)[0].headers
 
 
@@ -140,24 +104,10 @@ def test_a_500_then_success_logs_two_attempts_and_delivers(world, hook, webhook_
     assert ids == {message.msg_id}
 
 
-def test_retries_back_off_and_give_up_after_more_than_24_hours(world, hook, webhook_receiver):
-    webhook_receiver.fail_next(100, status=503)
-    start = timezone.now()
-    with time_machine.travel(start, tick=False):
-        message = event(world)
-    times = run_until_settled(message, start)
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    assert gaps[:8] == list(webhooks.BACKOFF)
-    assert all(gap == timedelta(hours=8) for gap in gaps[8:])
-    assert message.state == State.FAILED and message.next_attempt_at is None
-    assert times[-2] - start < timedelta(hours=24) < times[-1] - start
-    assert message.attempt_log.count() == len(times) == len(webhook_receiver.requests)
-
-
 def test_a_slow_receiver_times_out_and_is_retried(world, hook, webhook_receiver, monkeypatch):
-    monkeypatch.setattr(webhooks, "READ_TIMEOUT", 0.3)
+    monkeypatch.setattr(sending, "READ_TIMEOUT", 0.3)
     webhook_receiver.fail_next(1, status=200, delay=3)
-    logged = webhooks.attempt(event(world).pk)
+    logged = sending.attempt(event(world).pk)
     assert logged.status_code is None
     assert "did not answer within 0.3 s" in logged.error
     assert logged.message.state == State.RETRY
@@ -169,14 +119,14 @@ def test_an_unreachable_receiver_is_named_without_its_path(world, webhook_receiv
     do_configure_webhook(
         world.project, url=f"http://127.0.0.1:{port}/hooks?token=tok-123", acting_user=None
     )
-    logged = webhooks.attempt(event(world).pk)
+    logged = sending.attempt(event(world).pk)
     assert logged.error == f"Could not connect to 127.0.0.1:{port}; is the receiver running?"
 
 
 def test_a_resend_keeps_the_webhook_id(world, hook, webhook_receiver):
     message = event(world)
-    webhooks.attempt(message.pk)
-    resent = webhooks.resend(message)
+    sending.attempt(message.pk)
+    resent = sending.resend(message)
     assert resent.ok and resent.manual
     first, second = webhook_receiver.wait_for(2)
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == message.msg_id
@@ -186,71 +136,14 @@ def test_a_resend_keeps_the_webhook_id(world, hook, webhook_receiver):
 def test_a_failed_message_can_be_resent_by_hand(world, hook, webhook_receiver):
     message = event(world)
     WebhookMessage.objects.filter(pk=message.pk).update(state=State.FAILED, next_attempt_at=None)
-    assert webhooks.resend(message).ok
+    assert sending.resend(message).ok
     message.refresh_from_db()
     assert message.state == State.DELIVERED
 
 
-def test_a_dedupe_key_prevents_duplicates(world, hook, django_capture_on_commit_callbacks):
-    payload = {"type": "file_transfer", "app_id": world.app_id, "room_id": "r", "conf_num": "c"}
-    with django_capture_on_commit_callbacks() as callbacks:
-        first = webhooks.queue_event(world.project, "file_transfer", payload, dedupe_key="d:1")
-        again = webhooks.queue_event(world.project, "file_transfer", payload, dedupe_key="d:1")
-    assert first.pk == again.pk
-    assert WebhookMessage.objects.filter(dedupe_key="d:1").count() == 1
-    assert len(callbacks) == 1
-
-
-def test_a_dedupe_race_is_settled_by_the_unique_constraint(world, hook, monkeypatch):
-    existing = event(world)
-    WebhookMessage.objects.filter(pk=existing.pk).update(dedupe_key="race")
-    # The other writer committed between our look-up and our insert.
-    monkeypatch.setattr(
-        WebhookMessage.objects, "filter", lambda **kw: WebhookMessage.objects.none()
-    )
-    payload = {"type": "recording", "app_id": world.app_id, "room_id": "r", "conf_num": "c"}
-    again = webhooks.queue_event(world.project, "recording", payload, dedupe_key="race")
-    monkeypatch.undo()
-    assert again.pk == existing.pk
-    assert WebhookMessage.objects.count() == 1
-
-
-def test_only_one_of_two_workers_claims_a_message(world, hook):
-    message = event(world)
-    assert webhooks.claim(message.pk) is not None
-    assert webhooks.claim(message.pk) is None
-    assert webhooks.claim(message.pk, manual=True) is None
-
-
-def test_a_message_whose_sender_died_is_sent_after_the_lease(world, hook, webhook_receiver):
-    message = event(world)
-    assert webhooks.claim(message.pk) is not None  # ... and the worker was killed
-    assert tasks.sweep_due_messages() == 0
-    with time_machine.travel(timezone.now() + webhooks.LEASE + timedelta(seconds=1)):
-        assert tasks.sweep_due_messages() == 1
-    message.refresh_from_db()
-    assert message.state == State.DELIVERED and message.attempts == 1
-
-
-def test_nothing_is_queued_without_an_enabled_webhook(world):
-    assert event(world) is None
-    do_configure_webhook(
-        world.project, url="https://example.com/h", enabled=False, acting_user=None
-    )
-    assert event(world) is None
-    assert not WebhookMessage.objects.exists()
-
-
-def test_it_refuses_unknown_event_types_and_incomplete_payloads(world, hook):
-    with pytest.raises(ValueError, match="Unknown webhook event type"):
-        webhooks.queue_event(world.project, "bogus", {})
-    with pytest.raises(ValueError, match="lacks room_id, conf_num"):
-        webhooks.queue_event(world.project, "recording", {"type": "recording", "app_id": "a"})
-
-
 def test_a_test_event_has_null_room_and_is_not_retried(world, hook, webhook_receiver):
     webhook_receiver.fail_next(1)
-    logged = webhooks.send_test_event(world.project)
+    logged = sending.send_test_event(world.project)
     body = webhook_receiver.wait_for(1)[0].json()
     assert body["type"] == "test" and body["room_id"] is None and body["conf_num"] is None
     assert body["app_id"] == world.app_id
@@ -261,7 +154,7 @@ def test_a_test_event_has_null_room_and_is_not_retried(world, hook, webhook_rece
 def test_a_rotated_secret_signs_the_next_message(world, hook, webhook_receiver):
     secret = do_rotate_webhook_secret(world.project, acting_user=None)
     assert secret != hook.new_secret and secret.startswith("whsec_")
-    webhooks.attempt(event(world).pk)
+    sending.attempt(event(world).pk)
     assert webhook_receiver.verify(secret, webhook_receiver.wait_for(1)[0])
 
 
@@ -276,8 +169,8 @@ def test_secrets_never_reach_the_log_or_the_database_in_plain(world, webhook_rec
     )
     webhook_receiver.fail_next(1, status=500)
     message = event(world)
-    webhooks.attempt(message.pk)
-    webhooks.resend(message)
+    sending.attempt(message.pk)
+    sending.resend(message)
     assert "webhook" in caplog.text
     for secret in (change.new_secret, change.new_secret[6:], BASIC_PASSWORD):
         assert secret not in caplog.text
@@ -291,12 +184,6 @@ def test_secrets_never_reach_the_log_or_the_database_in_plain(world, webhook_rec
     assert WebhookEndpoint.objects.get().basic_password == BASIC_PASSWORD
 
 
-def test_the_sweep_is_scheduled_every_minute_by_a_migration(db):
-    schedule = Schedule.objects.get(name="webhook-sweep")
-    assert schedule.func == "projects.tasks.sweep_due_messages"
-    assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
-
-
 # --- the egress guard, deadline and no oracle ------------------------------------
 
 
@@ -305,7 +192,7 @@ def test_a_webhook_to_loopback_is_refused_without_the_allowlist_and_never_retrie
 ):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     message = event(world)
-    logged = webhooks.attempt(message.pk)
+    logged = sending.attempt(message.pk)
     message.refresh_from_db()
     assert logged.status_code is None
     assert logged.error.startswith("127.0.0.1 is a loopback address")
@@ -320,7 +207,7 @@ def test_a_webhook_name_resolving_to_loopback_is_refused_and_never_connected(wor
         do_configure_webhook(
             world.project, url=f"http://localhost:{listener.port}/hooks", acting_user=None
         )
-        logged = webhooks.attempt(event(world).pk)
+        logged = sending.attempt(event(world).pk)
         time.sleep(0.3)
         assert listener.accepted == []
     assert logged.error.startswith("localhost resolves to a loopback address")
@@ -339,7 +226,7 @@ def test_a_webhook_connects_to_the_address_it_vetted_when_dns_changes(world, set
         monkeypatch.setattr(
             socket, "getaddrinfo", RebindingResolver("rebind.test", "127.0.0.2", "127.0.0.1")
         )
-        logged = webhooks.attempt(event(world).pk)
+        logged = sending.attempt(event(world).pk)
         time.sleep(0.3)
         assert logged.status_code == 204, logged.error
         assert len(vetted.accepted) == 1 and internal.accepted == []
@@ -349,7 +236,7 @@ def test_a_webhook_connects_to_the_address_it_vetted_when_dns_changes(world, set
 
 
 def test_a_trickling_receiver_cannot_hold_an_attempt_past_its_deadline(world, monkeypatch):
-    monkeypatch.setattr(webhooks, "ATTEMPT_DEADLINE", 3.0)
+    monkeypatch.setattr(sending, "ATTEMPT_DEADLINE", 3.0)
     # One byte a second: the 10 s read timeout never fires against it.
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     with RecordingListener("127.0.0.1", answer=answer, trickle_delay=1.0) as listener:
@@ -358,7 +245,7 @@ def test_a_trickling_receiver_cannot_hold_an_attempt_past_its_deadline(world, mo
         )
         message = event(world)
         started = time.monotonic()
-        logged = webhooks.attempt(message.pk)
+        logged = sending.attempt(message.pk)
         elapsed = time.monotonic() - started
     assert elapsed < 8, elapsed
     assert logged.status_code is None
@@ -366,13 +253,13 @@ def test_a_trickling_receiver_cannot_hold_an_attempt_past_its_deadline(world, mo
     message.refresh_from_db()
     assert message.state == State.RETRY
     # The attempt ended inside its lease: nobody else may send it until the retry is due.
-    assert webhooks.claim(message.pk) is None
+    assert outbox.claim(message.pk) is None
     assert len(listener.accepted) == 1
 
 
 def test_the_lease_outlasts_the_longest_attempt():
-    assert webhooks.LEASE.total_seconds() >= 2 * webhooks.ATTEMPT_DEADLINE
-    assert webhooks.ATTEMPT_DEADLINE >= webhooks.CONNECT_TIMEOUT
+    assert outbox.LEASE.total_seconds() >= 2 * sending.ATTEMPT_DEADLINE
+    assert sending.ATTEMPT_DEADLINE >= sending.CONNECT_TIMEOUT
 
 
 def test_redirects_are_never_followed(world, webhook_receiver):
@@ -382,7 +269,7 @@ def test_redirects_are_never_followed(world, webhook_receiver):
         do_configure_webhook(
             world.project, url=f"http://127.0.0.1:{redirector.port}/hooks", acting_user=None
         )
-        logged = webhooks.attempt(event(world).pk)
+        logged = sending.attempt(event(world).pk)
     assert logged.status_code == 302
     assert "redirects are not followed" in logged.error
     assert webhook_receiver.requests == []
@@ -398,7 +285,7 @@ def test_nothing_of_the_receivers_answer_is_kept(world):
         do_configure_webhook(
             world.project, url=f"http://127.0.0.1:{listener.port}/hooks", acting_user=None
         )
-        logged = webhooks.attempt(event(world).pk)
+        logged = sending.attempt(event(world).pk)
     assert logged.status_code == 500
     assert logged.error == f"127.0.0.1:{listener.port} answered HTTP 500; a 2xx status is needed"
     assert not hasattr(logged, "response_excerpt")

@@ -1,16 +1,13 @@
-"""Recording Access Control, members and the audit log."""
+"""Members: the owner invites people, changes their roles and removes them."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from .access import get_project_for
-from .access_control import access_control_available
 from .actions.members import (
     LastOwnerError,
     do_cancel_invitation,
@@ -18,36 +15,10 @@ from .actions.members import (
     do_invite_member,
     do_remove_member,
 )
-from .actions.projects import do_change_recording_password
 from .audit import client_ip
 from .context import project_context
-from .forms import AddMemberForm, MemberRoleForm, RecordingPasswordForm
+from .forms import AddMemberForm, MemberRoleForm
 from .models import Role
-
-
-@login_required
-def recording_access_control(request, app_id):
-    project = get_project_for(request.user, app_id, role=Role.STAFF)
-    if not access_control_available(project):
-        raise Http404("Recording Access Control appears once the project has a recording.")
-    form = RecordingPasswordForm(request.POST or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        do_change_recording_password(
-            project,
-            form.cleaned_data["new_password"],
-            acting_user=request.user,
-            ip=client_ip(request),
-        )
-        messages.success(
-            request, "The recording password was changed. The old one no longer works."
-        )
-        return redirect("projects:access", app_id=project.app_id)
-    credentials = project.recording_credentials
-    return render(
-        request,
-        "projects/access_control.html",
-        project_context(request, project, form=form, credentials=credentials),
-    )
 
 
 @login_required
@@ -126,11 +97,3 @@ def member_remove(request, app_id, membership_id):
     ):
         return redirect("projects:list")
     return redirect("projects:members", app_id=project.app_id)
-
-
-@login_required
-def audit_log(request, app_id):
-    project = get_project_for(request.user, app_id, role=Role.ADMIN)
-    events = project.audit_events.select_related("actor")
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
-    return render(request, "projects/audit.html", project_context(request, project, page=page))

@@ -1,6 +1,7 @@
-"""A project's webhook endpoint, and events sent to it by hand. Secrets are
-returned to the caller once (to be shown once) and never written to the
-audit log."""
+"""Every change of state of a project's webhook: its endpoint, and events
+sent to it by hand (``do_<verb>_<noun>()``, as ``projects.actions`` says).
+Secrets are returned to the caller once (to be shown once) and never
+written to the audit log."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.db import transaction
 
-from .. import webhooks
-from ..audit import log_audit
-from ..models import AuditEvent, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from projects.audit import log_audit
+from projects.models import AuditEvent, Project
+
+from . import sending
+from .models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 KEEP = object()  # "leave the stored Basic password as it is"
 
@@ -123,7 +126,7 @@ def do_resend_webhook_message(
             message.project, AuditEvent.Action.WEBHOOK_SENT, actor=acting_user, ip=ip,
             event=message.event_type, msg_id=message.msg_id, resend=True,
         )  # fmt: skip
-    return webhooks.resend(message)
+    return sending.resend(message)
 
 
 def do_send_test_webhook(
@@ -137,4 +140,4 @@ def do_send_test_webhook(
         log_audit(
             project, AuditEvent.Action.WEBHOOK_SENT, actor=acting_user, ip=ip, event="test"
         )  # fmt: skip
-    return webhooks.send_test_event(project)
+    return sending.send_test_event(project)

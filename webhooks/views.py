@@ -8,17 +8,19 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .access import get_project_for
-from .actions.webhooks import (
+from projects.access import get_project_for
+from projects.audit import client_ip
+from projects.context import project_context
+from projects.models import Role
+
+from .actions import (
     do_configure_webhook,
     do_resend_webhook_message,
     do_rotate_webhook_secret,
     do_send_test_webhook,
 )
-from .audit import client_ip
-from .context import project_context
-from .models import Role, WebhookEndpoint, WebhookMessage
-from .webhook_forms import WebhookForm
+from .forms import WebhookForm
+from .models import WebhookEndpoint, WebhookMessage
 
 LOG_LENGTH = 25
 
@@ -33,7 +35,7 @@ def _render(request, project, form, *, new_secret: str | None = None, status: in
         webhook_log=log,
         new_secret=new_secret,
     )
-    return render(request, "projects/webhook.html", context, status=status)
+    return render(request, "webhooks/settings.html", context, status=status)
 
 
 @login_required
