@@ -50,6 +50,16 @@ class Refusal:
     words: str  # in the message
     permanent: bool
     secret: str = ""  # a secret value that must not appear anywhere
+    match: str = "in"  # or "start": the message starts with words; "whole": is words
+
+    def assert_matches(self, error: TransferError) -> None:
+        assert error.permanent is self.permanent
+        if self.match == "whole":
+            assert error.message == self.words
+        elif self.match == "start":
+            assert error.message.startswith(self.words)
+        else:
+            assert self.match == "in" and self.words in error.message
 
 
 class Harness:
@@ -66,6 +76,11 @@ class Harness:
     restart_note: ClassVar[str | None] = None
     # False for a local folder: no address, so the egress guard has no say.
     network: ClassVar[bool] = True
+    # True: one session (FTP control connection, SSH transport) per open();
+    # False: connections are made per request (HTTP APIs).
+    keeps_connection: ClassVar[bool] = False
+    # The class's name (as the package exports it).
+    class_name: ClassVar[str]
     # The kind's transfer unit (a part, a block, a chunk): an interrupted
     # upload uses a file of a few of these.
     unit: ClassVar[int] = MB
@@ -176,7 +191,7 @@ class DestinationContract:
     # -- the registry --------------------------------------------------------------
     def test_the_registry_gives_the_class_of_the_kind(self, harness: Harness):
         cls = destination_class(harness.kind)
-        assert cls.kind == harness.kind
+        assert cls.kind == harness.kind and cls.__name__ == harness.class_name
         assert isinstance(harness.make(), cls)
 
     # -- test connection ------------------------------------------------------------
@@ -187,21 +202,25 @@ class DestinationContract:
         assert harness.listing("") == []
         assert harness.leftovers() == []
 
-    def test_wrong_credentials_are_refused_for_good_without_showing_them(self, harness: Harness):
+    def test_wrong_credentials_are_refused_for_good_without_showing_them(
+        self, harness: Harness, tmp_path: Path
+    ):
         refusal = harness.bad_credentials()
         if refusal is None:  # e.g. a local folder: nothing secret to get wrong
             assert destination_class(harness.kind).form_class.secret_fields == ()
             assert harness.secrets() == []
             return
+        local = random_file(tmp_path / "a.txt", 10)
         dest = harness.make(refusal.config)
-        with pytest.raises(TransferError) as caught:
-            with dest:
-                dest.check()
-        assert caught.value.permanent is refusal.permanent is True
-        assert refusal.words in caught.value.message
-        for text in (caught.value.message, str(caught.value), repr(caught.value), repr(dest),
-                     str(dest), dest.describe()):  # fmt: skip
-            assert refusal.secret not in text
+        for attempt in (lambda: dest.check(), lambda: dest.upload(local, "a.txt", Progress())):
+            with pytest.raises(TransferError) as caught:
+                with dest:
+                    attempt()
+            refusal.assert_matches(caught.value)
+            for text in (caught.value.message, str(caught.value), repr(caught.value), repr(dest),
+                         str(dest), dest.describe()):  # fmt: skip
+                assert refusal.secret not in text
+        assert harness.listing("") == []
 
     def test_an_unreachable_server_is_refused_with_the_reason(self, harness: Harness):
         refusal = harness.unreachable()
@@ -209,8 +228,7 @@ class DestinationContract:
         with pytest.raises(TransferError) as caught:
             with dest:
                 dest.check()
-        assert caught.value.permanent is refusal.permanent
-        assert refusal.words in caught.value.message
+        refusal.assert_matches(caught.value)
 
     def test_without_the_allowlist_the_loopback_server_is_refused(self, harness: Harness, settings):
         settings.OUTBOUND_ALLOWED_NETWORKS = []
@@ -227,20 +245,22 @@ class DestinationContract:
 
     def test_the_guard_also_refuses_a_destination_opened_before(self, harness: Harness, settings):
         """Past the early check (as after a DNS change), the connections the
-        kind makes meet the guard and the error is permanent."""
+        kind makes meet the guard and the error is permanent, not retried."""
         dest = harness.make()
         dest.open()
         try:
             settings.OUTBOUND_ALLOWED_NETWORKS = []
-            if not harness.network:
+            if not harness.network:  # a folder has no address: the guard has no say
                 assert harness.check_words in dest.check()
                 return
             with pytest.raises(TransferError) as refused:
-                dest.check()
-                # Kinds that keep one connection open (FTP, SSH) were vetted at
-                # connect time; a new connection is what meets the guard.
-                dest.close()
-                dest.open()
+                if harness.keeps_connection:
+                    # One session per delivery, vetted when it was made: the next
+                    # session (the next run) is what meets the guard.
+                    dest.close()
+                    dest.open()
+                else:  # a connection per request: the very next request is refused
+                    dest.check()
         finally:
             dest.close()
         assert refused.value.permanent

@@ -31,6 +31,7 @@ sshd_server, sshd = sshd_servers.sshd_server, sshd_servers.sshd
 gdrive_double, gdrive = gdrive_servers.gdrive_double, gdrive_servers.gdrive
 
 CONTRACT_FOLDER = "Contract"
+GOOGLE_REVOKED = "Google account access was revoked or expired: reconnect the Google account"
 
 
 def unique_root(request: pytest.FixtureRequest) -> str:
@@ -72,6 +73,8 @@ class FolderHarness(Harness):
 # -- local folder --------------------------------------------------------------------------------
 class LocalHarness(FolderHarness):
     kind = "local"
+    class_name = "LocalFolderDestination"
+    unit = 3 * MB  # the 9 MiB file of the upload test crosses the 8 MiB copy chunk
     resumes = "restarts"  # a copy on this machine starts again; nothing to continue
     network = False
     check_words = "Wrote and removed a probe file in"
@@ -104,6 +107,7 @@ class LocalHarness(FolderHarness):
 # -- S3 (moto) -----------------------------------------------------------------------------------
 class S3Harness(Harness):
     kind = "s3"
+    class_name = "S3Destination"
     unit = 5 * MB  # S3's smallest part
 
     def __init__(self, request: pytest.FixtureRequest):
@@ -112,7 +116,8 @@ class S3Harness(Harness):
         self.check_words = f"s3://recordings/{self.root}"
 
     def config(self, **overrides: Any) -> dict[str, Any]:
-        return self.s3.destination_config(root=self.root, **overrides)
+        # Slashes around the root are dropped (describe() and keys show it bare).
+        return self.s3.destination_config(root=f"/{self.root}/", **overrides)
 
     def tune(self, dest: Any) -> None:
         dest.multipart_threshold = dest.multipart_chunksize = self.unit
@@ -175,6 +180,7 @@ class S3Harness(Harness):
 # -- Azure Blob (Azurite) ----------------------------------------------------------------------
 class AzureHarness(Harness):
     kind = "azure"
+    class_name = "AzureBlobDestination"
     unit = 4 * MB
 
     def __init__(self, request: pytest.FixtureRequest):
@@ -244,6 +250,8 @@ class AzureHarness(Harness):
 # -- FTP and FTPS (pyftpdlib) ----------------------------------------------------------------
 class FTPHarness(FolderHarness):
     kind = "ftp"
+    class_name = "FTPDestination"
+    keeps_connection = True
     verifies = "size"  # FTP gives no checksum: SIZE only (delivery/destinations/ftp.py)
     server_fixture = "ftp_server"
 
@@ -272,7 +280,7 @@ class FTPHarness(FolderHarness):
         wrong = "not-the-Right-one"
         return Refusal(self.config(password=wrong),
                        f"530 Login incorrect for user 'rec' on 127.0.0.1:{self.server.port}",
-                       permanent=True, secret=wrong)  # fmt: skip
+                       permanent=True, secret=wrong, match="start")  # fmt: skip
 
     def unreachable(self) -> Refusal:
         port = free_port()
@@ -294,6 +302,8 @@ class FTPSHarness(FTPHarness):
 # -- SFTP and SCP (OpenSSH sshd) ---------------------------------------------------------------
 class SFTPHarness(FolderHarness):
     kind = "sftp"
+    class_name = "SFTPDestination"
+    keeps_connection = True
     scheme = "sftp"
     check_words = "Wrote and removed a probe file"
     unit = 4 * MB  # SFTP checkpoints its acknowledged offset every 4 MiB
@@ -329,7 +339,7 @@ class SFTPHarness(FolderHarness):
         user = self.sshd.config()["username"]
         return Refusal(self.config(password="not-the-password"),
                        f"SSH login failed for user '{user}' on 127.0.0.1:{self.sshd.port} (password rejected)",
-                       permanent=True, secret="not-the-password")  # fmt: skip
+                       permanent=True, secret="not-the-password", match="whole")  # fmt: skip
 
     def unreachable(self) -> Refusal:
         port = free_port()
@@ -340,6 +350,7 @@ class SFTPHarness(FolderHarness):
 
 class SCPHarness(SFTPHarness):
     kind = "scp"
+    class_name = "SCPDestination"
     scheme = "scp"
     resumes = "restarts"  # scp has no offset
     restart_note = "SCP cannot resume: sending {name} again from byte 0"
@@ -355,6 +366,8 @@ class SCPHarness(SFTPHarness):
 # -- Google Drive (the double) ----------------------------------------------------------------
 class GoogleDriveHarness(Harness):
     kind = "gdrive"
+    class_name = "GoogleDriveDestination"
+    keeps_connection = True  # the Drive client (httplib2) keeps its connection alive
     unit = 256 * 1024  # Drive's chunk granularity
 
     def __init__(self, request: pytest.FixtureRequest):
@@ -423,7 +436,8 @@ class GoogleDriveHarness(Harness):
     def bad_credentials(self) -> Refusal:
         revoked = self.double.grant()
         self.double.grants[revoked].revoked = True
-        return Refusal(self.config(refresh_token=revoked), "Google", permanent=True, secret=revoked)
+        return Refusal(self.config(refresh_token=revoked), GOOGLE_REVOKED, permanent=True,
+                       secret=revoked, match="whole")  # fmt: skip
 
     def unreachable(self) -> Refusal:
         port = free_port()
