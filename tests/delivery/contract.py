@@ -301,8 +301,8 @@ class DestinationContract:
         first = random_file(tmp_path / "a.bin", 1000)
         second = random_file(tmp_path / "b.bin", 2000)
         with harness.make() as dest:
-            deliver(dest, first, "r/c/file.bin")
-            deliver(dest, second, "r/c/file.bin")
+            assert deliver(dest, first, "r/c/file.bin").total == first.size
+            assert deliver(dest, second, "r/c/file.bin").total == second.size
             assert dest.verify(first, "r/c/file.bin") is False
         assert harness.read("r/c/file.bin") == second.path.read_bytes()
         assert harness.listing("r/c") == ["file.bin"]
