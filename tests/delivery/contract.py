@@ -15,6 +15,7 @@ from module paths, and nothing here patches a destination's internals.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -119,6 +120,10 @@ class Harness:
 
     def everything(self) -> set[str]:
         """Every file on the server this harness can see, root or not."""
+        raise NotImplementedError
+
+    def inside(self, path: str) -> bool:
+        """Whether ``path`` (from everything()) lies under the root."""
         raise NotImplementedError
 
     def tamper(self, remote: str) -> None:
@@ -342,6 +347,25 @@ class DestinationContract:
         assert harness.listing("") == ["room1"]
         new = harness.everything() - before
         assert len(new) == len(names)  # nothing written beside the root
+
+    def test_a_path_that_climbs_out_of_the_root_is_refused_or_kept_inside(
+        self, harness: Harness, tmp_path: Path, request: pytest.FixtureRequest
+    ):
+        """Ingest never makes such a path (names are cleaned, rooms and
+        conferences are the portal's own ids); a destination still keeps its
+        files under the root, as the base class promises."""
+        mark_known_bug(harness, request)
+        before = harness.everything()
+        local = random_file(tmp_path / "a.txt", 10)
+        with harness.make() as dest:
+            token = secrets.token_hex(4)  # an escape lands beside every test's root
+            for path in (f"../escape-{token}.txt", f"room/../../escape2-{token}.txt"):
+                try:
+                    dest.upload(local, path, Progress())
+                except TransferError as exc:
+                    assert exc.permanent
+        outside = [p for p in harness.everything() - before if not harness.inside(p)]
+        assert outside == []
 
     # -- interrupted uploads ------------------------------------------------------------
     def interrupted(self, harness: Harness, tmp_path: Path) -> tuple[LocalFile, Saved]:

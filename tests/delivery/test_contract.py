@@ -66,6 +66,9 @@ class FolderHarness(Harness):
     def tamper(self, remote: str) -> None:
         flip_first_byte(self.base / remote)
 
+    def inside(self, path: str) -> bool:
+        return path.startswith(f"{self.base}/")
+
     def everything_under(self, top: Path) -> set[str]:
         return {str(p) for p in top.rglob("*") if p.is_file()}
 
@@ -151,6 +154,9 @@ class S3Harness(Harness):
     def everything(self) -> set[str]:
         return set(self._keys(""))
 
+    def inside(self, path: str) -> bool:
+        return path.startswith(f"{self.root}/")  # keys are flat: ".." is a name
+
     def tamper(self, remote: str) -> None:
         key = f"{self.root}/{remote}"
         data = bytearray(self.read(remote) or b"")
@@ -218,6 +224,9 @@ class AzureHarness(Harness):
     def everything(self) -> set[str]:
         return set(self._container().list_blob_names())
 
+    def inside(self, path: str) -> bool:
+        return path.startswith(f"{self.root}/")
+
     def tamper(self, remote: str) -> None:
         data = bytearray(self.read(remote) or b"")
         data[0] ^= 0xFF
@@ -252,6 +261,12 @@ class FTPHarness(FolderHarness):
     kind = "ftp"
     class_name = "FTPDestination"
     keeps_connection = True
+    known_bugs = {
+        # Reported, not fixed here: FTPDestination normalises <root>/<path>
+        # (posixpath.normpath) without checking it stays under the root.
+        "test_a_path_that_climbs_out_of_the_root_is_refused_or_kept_inside":
+            "'../x' is written beside the root",
+    }  # fmt: skip
     verifies = "size"  # FTP gives no checksum: SIZE only (delivery/destinations/ftp.py)
     server_fixture = "ftp_server"
 
@@ -308,6 +323,9 @@ class SFTPHarness(FolderHarness):
     check_words = "Wrote and removed a probe file"
     unit = 4 * MB  # SFTP checkpoints its acknowledged offset every 4 MiB
     known_bugs = {
+        # Reported, not fixed here: SSH paths are joined to the root unchecked.
+        "test_a_path_that_climbs_out_of_the_root_is_refused_or_kept_inside":
+            "'../x' is written beside the root",
         # Reported, not fixed here (production code is being moved): SFTPDestination
         # keeps the base class's no-op discard(), so the partial file it keeps for
         # resuming (state["temp"]) stays on the server when a delivery gives up.
@@ -355,6 +373,7 @@ class SCPHarness(SFTPHarness):
     resumes = "restarts"  # scp has no offset
     restart_note = "SCP cannot resume: sending {name} again from byte 0"
     known_bugs = {
+        **SFTPHarness.known_bugs,
         # Reported, not fixed here: SCPDestination removes its temporary file only
         # on a TransferError; an upload stopped otherwise (lease lost, worker
         # stopping) leaves .<name>.part-XXXX behind and discard() is the no-op default.
@@ -417,6 +436,9 @@ class GoogleDriveHarness(Harness):
 
         walk(self.double.root_id(), "")
         return paths
+
+    def inside(self, path: str) -> bool:
+        return path.startswith(f"/{CONTRACT_FOLDER}/{self.root}/")  # ".." is a folder's name
 
     def tamper(self, remote: str) -> None:
         [f] = self._at(remote)
