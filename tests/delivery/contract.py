@@ -420,7 +420,7 @@ class DestinationContract:
     ):
         import json
 
-        from delivery import engine, services
+        from delivery import engine, scheduling
         from delivery.models import Delivery, DeliveryDestination
         from tests.delivery.engine_support import make_session
 
@@ -437,7 +437,7 @@ class DestinationContract:
             "chat.json": ("chat", b'{"messages": []}\n'),
             "cam-1.webm": ("individual", 300_000),
         })  # fmt: skip
-        services.schedule_deliveries_for_session(session.pk)
+        scheduling.schedule_deliveries_for_session(session.pk)
         delivery = Delivery.objects.get()
         assert engine.run_delivery(delivery.pk) == "delivered"
         folder = f"{session.room.room_id}/{session.conf_num}"
