@@ -267,7 +267,7 @@ class FTPHarness(FolderHarness):
         "test_a_path_that_climbs_out_of_the_root_is_refused_or_kept_inside":
             "'../x' is written beside the root",
     }  # fmt: skip
-    verifies = "size"  # FTP gives no checksum: SIZE only (delivery/destinations/ftp.py)
+    verifies = "size"  # FTP gives no checksum: SIZE only (delivery/destinations/ftp/)
     server_fixture = "ftp_server"
 
     def __init__(self, request: pytest.FixtureRequest):

@@ -1,6 +1,6 @@
 """SCP destination against a real OpenSSH sshd (tests/servers/sshd.py).
 
-Login, pinning and the form are shared with SFTP (delivery/destinations/ssh.py)
+Login, pinning and the form are shared with SFTP (delivery/destinations/ssh/)
 and tested in depth in test_sftp.py; here each is checked once through SCP.
 What every kind does (a wrong password, the egress guard, replacing a file,
 restarting an interrupted copy and saying so) is in the contract
