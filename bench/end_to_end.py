@@ -22,6 +22,10 @@ the same file to the same server (``copyto``, as bench/delivery.py), and the
 two alternate ``--repeat`` times; a first small session warms the worker up
 and is not counted (a running portal's workers have imported their modules).
 
+rclone runs twice per round: as bench/delivery.py runs it (no check after the
+upload) and with its default check (``md5sum`` over ssh afterwards), the closer
+match to the portal, which verifies with the server's ``sha256sum``.
+
 Prints each run, the medians, their ratio (rclone's time over ours) and the
 peak RSS (VmHWM) of every process of the delivery qcluster, read after the
 last run; ``KEY=value`` lines at the end.
@@ -30,11 +34,14 @@ last run; ``KEY=value`` lines at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from statistics import median
 
@@ -75,8 +82,9 @@ a = WebhookAttempt.objects.filter(message__event_type="file_transfer",
                                   message__payload__conf_num=s.conf_num).order_by("at").first()
 t = lambda when: round((when - s.ended_at).total_seconds(), 2) if when else None
 print(json.dumps({{
-    "upload_start": round(t(f.verified_at) - f.seconds, 2) if f.verified_at and f.seconds else None,
-    "verified": t(f.verified_at), "processing_end": t(s.processed_at) if s.state == "failed" else None,
+    "upload_s": round(f.seconds, 2) if f.seconds else None,
+    "connected+uploaded+verified": t(f.verified_at),
+    "processing_failed": t(s.processed_at) if s.state == "failed" else None,
     "delivered": t(d.finished_at), "webhook_sent": t(a.at if a else None), "runs": d.attempts,
 }}))
 """
@@ -145,14 +153,26 @@ def bench_kind(args, kind: str, workdir: Path, path: Path, sha256: str, warm: tu
         portal.destination(kind, kind, target.config)
         portal.start()
         run_portal(latency, portal, *warm)
-        ours, theirs = [], []
+        ours, theirs, checked = [], [], []
+        # rclone as bench/delivery.py runs it (no check after the upload), and
+        # with its default check (md5sum over ssh), closer to our verify (the
+        # server's sha256sum of the whole file, inside the portal's figure).
+        rclone_env = {k: v for k, v in target.rclone_env.items() if not k.endswith("_DISABLE_HASHCHECK")}
+        hashing = dataclasses.replace(target, rclone_env=rclone_env)
+        started = time.perf_counter()
+        with open(path, "rb") as fh:
+            hashlib.file_digest(fh, "sha256")
+        print(f"{kind:5} sha256 of the file on this machine: {time.perf_counter() - started:.2f} s "
+              "(the server's verify does the same work)", flush=True)  # fmt: skip
         for _ in range(args.repeat):
             ours.append(run_portal(latency, portal, path, size, sha256))
             print(f"{kind:5} portal: {size / MiB / ours[-1]:6.1f} MB/s ({ours[-1]:.2f} s, session end "
                   f"→ file_transfer), load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
             if not args.skip_rclone:
                 theirs.append(delivery.run_rclone(target, path)["seconds"])
-                print(f"{kind:5} rclone: {size / MiB / theirs[-1]:6.1f} MB/s ({theirs[-1]:.2f} s)",
+                checked.append(delivery.run_rclone(hashing, path)["seconds"])
+                print(f"{kind:5} rclone: {size / MiB / theirs[-1]:6.1f} MB/s ({theirs[-1]:.2f} s); "
+                      f"with its hash check {size / MiB / checked[-1]:6.1f} MB/s ({checked[-1]:.2f} s)",
                       flush=True)  # fmt: skip
         peaks = peak_rss_mb(portal.processes.workers)
         processing = peak_rss_mb(portal.processes.processing_workers)
@@ -165,6 +185,8 @@ def bench_kind(args, kind: str, workdir: Path, path: Path, sha256: str, warm: tu
         if theirs:
             result["rclone_mb_s"] = size / MiB / median(theirs)
             result["ratio"] = median(theirs) / median(ours)
+            result["rclone_checked_mb_s"] = size / MiB / median(checked)
+            result["ratio_checked"] = median(checked) / median(ours)
         return result
     finally:
         portal.stop()
@@ -201,7 +223,9 @@ def main() -> None:
                     f"{kind.upper()}_PROCESSING_PEAK_RSS_MB={r['processing_peak_rss_mb']:.0f}")  # fmt: skip
             if "ratio" in r:
                 line += (f" {kind.upper()}_RCLONE_MB_S={r['rclone_mb_s']:.1f}"
-                         f" {kind.upper()}_E2E_RATIO={r['ratio']:.2f}")  # fmt: skip
+                         f" {kind.upper()}_E2E_RATIO={r['ratio']:.2f}"
+                         f" {kind.upper()}_RCLONE_CHECKED_MB_S={r['rclone_checked_mb_s']:.1f}"
+                         f" {kind.upper()}_E2E_RATIO_CHECKED={r['ratio_checked']:.2f}")  # fmt: skip
             print(line, flush=True)
     print(f"load average after: {os.getloadavg()}")
 
