@@ -156,7 +156,7 @@ def bench_kind(args, kind: str, workdir: Path, path: Path, sha256: str, warm: tu
         ours, theirs, checked = [], [], []
         # rclone as bench/delivery.py runs it (no check after the upload), and
         # with its default check (md5sum over ssh), closer to our verify (the
-        # server's sha256sum of the whole file, inside the portal's figure).
+        # server's SHA-256 of the whole file, inside the portal's figure).
         rclone_env = {k: v for k, v in target.rclone_env.items() if not k.endswith("_DISABLE_HASHCHECK")}
         hashing = dataclasses.replace(target, rclone_env=rclone_env)
         started = time.perf_counter()
