@@ -80,14 +80,20 @@ clean:
 	rm -rf $(VENV) node_modules
 
 # Delivery throughput against rclone, every kind, medians of 3 alternating runs
-# (bench/README.md, Delivery). Run as root: the Debian packages, and the test
-# sshd creates its local users. The bench needs no secrets (its delivering
-# child uses the development keys) and allows loopback for its test servers.
+# (bench/README.md, Delivery), then SFTP end to end through a running portal
+# (session end -> file_transfer, bench/end_to_end.py). Run as root: the Debian
+# packages, and the test sshd creates its local users. The benches need no
+# secrets (the delivering child uses the development keys, the portal processes
+# their own test keys) and allow loopback for their test servers.
 BENCH_SIZE_MB ?= 1024
 BENCH_KINDS ?= s3,azure,sftp,scp,ftp,ftps
+BENCH_E2E_SIZE_MB ?= 512
+BENCH_E2E_KINDS ?= sftp
 .PHONY: bench
 bench: install-test-deps
 	@mkdir -p "$(DATA_DIR)"
 	uptime
 	$(PY) bench/delivery.py --size-mb $(BENCH_SIZE_MB) --kinds $(BENCH_KINDS) --repeat 3
+	uptime
+	$(PY) bench/end_to_end.py --size-mb $(BENCH_E2E_SIZE_MB) --kinds $(BENCH_E2E_KINDS) --repeat 3
 	uptime

@@ -13,6 +13,13 @@ and prints MB/s of both, their ratio and the peak RSS of the delivering
 process. Both clients talk to the same single-process test server, so the
 figures compare clients, not clouds.
 
+Small files (``--files N``, e.g. ``--size-mb 1 --files 50``): the child makes
+N deliveries of one file each, one after the other as one worker thread does
+(connect, upload, verify, close), timed from the first connect to the last
+close; rclone copies the N files in one ``rclone copy`` (its default 4
+transfers). ``--fresh-clients`` makes every delivery build its own S3 client,
+as before clients were reused (delivery/destinations/clients.py).
+
 Adding a kind (FTP, SFTP, ...) = one ``<kind>_target()`` function returning a
 ``Target`` and one line in ``TARGETS``.
 """
@@ -210,6 +217,19 @@ def child(kind: str, tuning: dict[str, int]) -> None:
     from delivery.destinations.base import LocalFile
 
     job = json.load(sys.stdin)
+    fresh_clients = tuning.pop("fresh_clients", 0)
+    if fresh_clients:
+        import boto3
+
+        from delivery.destinations.s3 import destination as s3
+
+        # What every delivery did before clients were reused: a new boto3
+        # session (the S3 model parsed again) and client per delivery.
+        s3.shared_client = lambda _key, make: make()  # type: ignore[assignment]
+        s3.boto3_client = lambda service, **kw: boto3.session.Session().client(service, **kw)  # type: ignore[assignment]
+    if job.get("files"):
+        small_files(kind, job, tuning)
+        return
     local = LocalFile(path=Path(job["path"]), size=job["size"], sha256=job["sha256"])
     dest = destination_for(kind, job["config"])
     for name, value in tuning.items():
@@ -239,6 +259,32 @@ def child(kind: str, tuning: dict[str, int]) -> None:
         )
     )
 
+
+def small_files(kind: str, job: dict, tuning: dict[str, int]) -> None:
+    """One delivery per file, one after the other (see the module's doc)."""
+    from delivery.destinations import destination_for
+    from delivery.destinations.base import LocalFile
+
+    baseline = HighWaterMark.read_pid("self")
+    sent, verified = 0, True
+
+    def progress(count: int) -> None:
+        nonlocal sent
+        sent += count
+
+    started = time.perf_counter()
+    for index, (path, sha256) in enumerate(job["files"]):
+        local = LocalFile(path=Path(path), size=job["size"], sha256=sha256)
+        dest = destination_for(kind, job["config"])
+        for name, value in tuning.items():
+            setattr(dest, name, value)
+        with dest:
+            remote = f"room/conf{index}/{Path(path).name}"
+            dest.upload(local, remote, progress)
+            verified = dest.verify(local, remote) and verified
+    total = time.perf_counter() - started
+    print(json.dumps({"upload_s": total, "verify_s": 0.0, "verified": verified,
+                      "progress_bytes": sent, "baseline_rss_kb": baseline}))  # fmt: skip
 
 
 class HighWaterMark:
@@ -279,8 +325,12 @@ class HighWaterMark:
         return self.peak_kb
 
 
-def run_ours(target: Target, path: Path, size: int, sha256: str, tuning: dict[str, int]) -> dict:
-    job = json.dumps({"config": target.config, "path": str(path), "size": size, "sha256": sha256})
+def run_ours(
+    target: Target, path: Path, size: int, sha256: str, tuning: dict[str, int],
+    files: list[tuple[str, str]] | None = None,
+) -> dict:
+    job = json.dumps({"config": target.config, "path": str(path), "size": size, "sha256": sha256,
+                      "files": files or []})  # fmt: skip
     argv = [sys.executable, __file__, "--child", target.kind, "--tuning", json.dumps(tuning)]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
     hwm = HighWaterMark(proc.pid)
@@ -302,7 +352,10 @@ def run_rclone(target: Target, path: Path) -> dict:
     # AWS_CA_BUNDLE (set on some machines) makes rclone's S3 backend refuse to start.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
     env.update(target.rclone_env, RCLONE_CONFIG="/dev/null")
-    argv = [RCLONE, "copyto", "--ignore-times", str(path), f"{target.rclone_path}/{path.name}"]
+    if path.is_dir():  # small files: the folder's files in one run, 4 transfers at once
+        argv = [RCLONE, "copy", "--ignore-times", str(path), f"{target.rclone_path}/{path.name}"]
+    else:
+        argv = [RCLONE, "copyto", "--ignore-times", str(path), f"{target.rclone_path}/{path.name}"]
     argv += target.rclone_flags
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -331,6 +384,18 @@ def make_file(folder: Path, size: int) -> tuple[Path, str]:
     return path, digest.hexdigest()
 
 
+def make_small_files(folder: Path, size: int, count: int) -> list[tuple[str, str]]:
+    """``count`` distinct files of ``size`` bytes; [(path, sha256)]."""
+    folder.mkdir()
+    made = []
+    for index in range(count):
+        data = index.to_bytes(8, "big") + os.urandom(max(size - 8, 0))
+        path = folder / f"small-{index:04d}.bin"
+        path.write_bytes(data[:size])
+        made.append((str(path), hashlib.sha256(data[:size]).hexdigest()))
+    return made
+
+
 def missing_tools(kinds: list[str], need_rclone: bool) -> list[str]:
     """What a fresh clone lacks for these kinds, said before any server starts."""
     missing = []
@@ -350,7 +415,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--size-mb", type=int, default=1024, help="file size in MiB")
+    parser.add_argument("--size-mb", type=float, default=1024, help="file size in MiB")
+    parser.add_argument(
+        "--files", type=int, default=1, help="small files: N deliveries of one file each"
+    )
+    parser.add_argument(
+        "--fresh-clients", action="store_true",
+        help="a new S3 client per delivery, as before clients were reused",
+    )  # fmt: skip
     parser.add_argument(
         "--kinds", default="s3,azure", help=f"comma-separated: {', '.join(TARGETS)}"
     )
@@ -378,12 +450,20 @@ def main() -> None:
     missing = missing_tools(kinds, need_rclone=not args.skip_rclone)
     if missing:
         raise SystemExit("bench/delivery.py needs " + "; ".join(missing) + " (`make bench` prepares them)")
-    size = args.size_mb * MiB
+    size = int(args.size_mb * MiB)
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
-        path, sha256 = make_file(Path(tmp), size)
-        print(f"file: {args.size_mb} MiB, cpus: {os.cpu_count()}, rclone: {RCLONE}")
+        small: list[tuple[str, str]] = []
+        if args.files > 1:
+            path, sha256 = Path(tmp) / "small", ""
+            small = make_small_files(path, size, args.files)
+            print(f"files: {args.files} x {args.size_mb} MiB, one delivery each, "
+                  f"cpus: {os.cpu_count()}, rclone: {RCLONE}")  # fmt: skip
+        else:
+            path, sha256 = make_file(Path(tmp), size)
+            print(f"file: {args.size_mb} MiB, cpus: {os.cpu_count()}, rclone: {RCLONE}")
+        total = size * max(args.files, 1)
         for kind in kinds:
-            tuning = {}
+            tuning = {"fresh_clients": 1} if args.fresh_clients else {}
             if args.concurrency:
                 tuning["max_concurrency"] = args.concurrency
             if args.streams:
@@ -402,21 +482,25 @@ def main() -> None:
                 ours_rates, their_rates, rss = [], [], []
                 # Alternate ours and rclone so a busy machine hurts both alike.
                 for _ in range(args.repeat):
-                    ours = run_ours(target, path, size, sha256, tuning)
-                    ours_rates.append(size / MiB / ours["upload_s"])
+                    ours = run_ours(target, path, size, sha256, tuning, small)
+                    ours_rates.append(total / MiB / ours["upload_s"])
                     rss.append(ours["peak_rss_kb"] / 1024)
+                    checked = (
+                        f"connect + upload + verify of each, ok={ours['verified']}"
+                        if small else f"verify {ours['verify_s']:.1f} s ok={ours['verified']}"
+                    )
                     line = (
                         f"{kind:6} ours:   {ours_rates[-1]:6.1f} MB/s ({ours['upload_s']:.1f} s), "
-                        f"verify {ours['verify_s']:.1f} s ok={ours['verified']}, "
+                        f"{checked}, "
                         f"peak RSS {rss[-1]:.0f} MB (after imports {ours['baseline_rss_kb'] / 1024:.0f} MB), "
                         f"CPU {ours['cpu_s']:.1f} s"
                     )
-                    if ours["progress_bytes"] != size:
+                    if ours["progress_bytes"] != total:
                         line += f" progress reported {ours['progress_bytes']} bytes!"
                     print(line, flush=True)
                     if not args.skip_rclone:
                         theirs = run_rclone(target, path)
-                        their_rates.append(size / MiB / theirs["seconds"])
+                        their_rates.append(total / MiB / theirs["seconds"])
                         print(
                             f"{kind:6} rclone: {their_rates[-1]:6.1f} MB/s ({theirs['seconds']:.1f} s), "
                             f"peak RSS {theirs['peak_rss_kb'] / 1024:.0f} MB, CPU {theirs['cpu_s']:.1f} s",

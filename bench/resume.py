@@ -1,9 +1,9 @@
 """Bytes sent again after a delivering process is SIGKILLed half way.
 
-    .venv/bin/python bench/resume.py [--size-mb 256] [--kinds s3,azure,ftp] [--at 0.5]
+    .venv/bin/python bench/resume.py [--size-mb 256] [--kinds s3,azure,ftp,sftp,scp] [--at 0.5]
         [--delay-ms 400] [--repeat 3]
 
-For each kind it starts the test server (moto, Azurite, pyftpdlib) on
+For each kind it starts the test server (moto, Azurite, pyftpdlib, OpenSSH) on
 loopback behind a byte-counting TCP proxy (tests/servers/counting_proxy.py),
 writes one file, and runs the destination class in a child process as the
 engine does (upload with a ResumePoint whose saves are kept). Once ``--at``
@@ -85,7 +85,33 @@ def ftp_target() -> Target:
     return Target("ftp", config, proxy, stop)
 
 
-TARGETS: dict[str, Callable[[], Target]] = {"s3": s3_target, "azure": azure_target, "ftp": ftp_target}
+def ssh_target(kind: str = "sftp") -> Target:
+    """OpenSSH's sshd (run as root: it creates its test users). The proxy
+    counts the encrypted stream, so SSH framing and MACs (~0.2 %) count as
+    re-sent bytes too."""
+    import shutil
+
+    from tests.servers.counting_proxy import CountingProxy
+    from tests.servers.sshd import SHELL_USER, _prepare
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-resume-sshd-"))
+    server = _prepare(workdir)
+    server.start()
+    proxy = CountingProxy(server.port).start()
+
+    def stop() -> None:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    config = server.config(SHELL_USER, root=str(server.upload_dir(SHELL_USER) / "bench"), port=proxy.port)
+    return Target(kind, config, proxy, stop)
+
+
+TARGETS: dict[str, Callable[[], Target]] = {
+    "s3": s3_target, "azure": azure_target, "ftp": ftp_target, "sftp": ssh_target,
+    # SCP has no offset: the second run sends the whole file again (and says so).
+    "scp": lambda: ssh_target("scp"),
+}  # fmt: skip
 
 
 # -- the delivering process ----------------------------------------------------------------------

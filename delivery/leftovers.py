@@ -1,5 +1,5 @@
 """What half-sent uploads leave at a destination: an unfinished S3 multipart
-upload, Azure's uncommitted blocks, an FTP/SFTP temporary file. A run keeps
+upload, Azure's uncommitted blocks, an FTP/SFTP/SCP temporary file. A run keeps
 them (in the file's ResumePoint) so the next one continues; they are removed
 when the delivery gives up, or when a person sends it again from scratch."""
 

@@ -326,11 +326,6 @@ class SFTPHarness(FolderHarness):
         # Reported, not fixed here: SSH paths are joined to the root unchecked.
         "test_a_path_that_climbs_out_of_the_root_is_refused_or_kept_inside":
             "'../x' is written beside the root",
-        # Reported, not fixed here (production code is being moved): SFTPDestination
-        # keeps the base class's no-op discard(), so the partial file it keeps for
-        # resuming (state["temp"]) stays on the server when a delivery gives up.
-        "test_discard_removes_what_an_interrupted_upload_left":
-            "discard() does not remove the .part file kept for resuming",
     }  # fmt: skip
 
     def __init__(self, request: pytest.FixtureRequest):
@@ -372,14 +367,6 @@ class SCPHarness(SFTPHarness):
     scheme = "scp"
     resumes = "restarts"  # scp has no offset
     restart_note = "SCP cannot resume: sending {name} again from byte 0"
-    known_bugs = {
-        **SFTPHarness.known_bugs,
-        # Reported, not fixed here: SCPDestination removes its temporary file only
-        # on a TransferError; an upload stopped otherwise (lease lost, worker
-        # stopping) leaves .<name>.part-XXXX behind and discard() is the no-op default.
-        "test_discard_removes_what_an_interrupted_upload_left":
-            "an upload stopped by its progress callback leaves its .part file and discard() keeps it",
-    }  # fmt: skip
 
 
 # -- Google Drive (the double) ----------------------------------------------------------------

@@ -33,6 +33,7 @@ from ..base import (
     TransferError,
     refused_error,
 )
+from ..clients import boto3_client, client_key, shared_client
 from ..parts import Part, concurrency_for, send_parts, split
 from .errors import _code, _is_boto_error, _refuses_checksums, s3_error
 from .form import S3Form
@@ -101,7 +102,16 @@ class S3Destination(Destination):
         self._client = None
 
     def _make_client(self, *, checksums: bool) -> Any:
-        import boto3
+        """The worker's client for these settings (clients.py: made once per
+        process and reused by later deliveries)."""
+        secret = self.config.get("secret_access_key") or ""
+        key = client_key(
+            "s3", endpoint=self.endpoint_url, region=self.region, access_key_id=self.access_key_id,
+            secret=secret, checksums=checksums, pool=self.max_concurrency,
+        )  # fmt: skip
+        return shared_client(key, lambda: self._new_client(checksums=checksums, secret=secret))
+
+    def _new_client(self, *, checksums: bool, secret: str) -> Any:
         from botocore.config import Config
 
         config = Config(
@@ -114,11 +124,11 @@ class S3Destination(Destination):
             request_checksum_calculation="when_supported" if checksums else "when_required",
             response_checksum_validation="when_supported" if checksums else "when_required",
         )
-        client = boto3.session.Session().client(
+        client = boto3_client(
             "s3",
             endpoint_url=self.endpoint_url,
             aws_access_key_id=self.access_key_id,
-            aws_secret_access_key=self.config.get("secret_access_key") or "",
+            aws_secret_access_key=secret,
             config=config,
         )
         return guard_boto_client(client)

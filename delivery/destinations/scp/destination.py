@@ -15,6 +15,8 @@ import posixpath
 import re
 import secrets
 import shlex
+from collections.abc import Mapping
+from typing import Any
 
 import paramiko
 from scp import SCPClient, SCPException
@@ -103,6 +105,16 @@ class SCPDestination(SSHDestination):
                 except TRANSIENT:
                     pass
             raise
+
+    def discard(self, remote_path: str, state: Mapping[str, Any]) -> None:
+        """Remove the temporary files a cut copy of ``remote_path`` left (the
+        delivery gave up, or is sent again from scratch). Only accounts with a
+        shell use them; a plain write (no shell) leaves no temporary file."""
+        if not self.shell_available():
+            return
+        folder, name = posixpath.split(self.full_path(remote_path))
+        stale = f"{shlex.quote(folder or '.')}/{shlex.quote(f'.{name}.part-')}*"
+        self._run_checked(f"rm -f -- {stale}", folder, f"removing the temporary files of {name}")
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         target = self.full_path(remote_path)

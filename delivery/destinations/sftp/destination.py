@@ -7,6 +7,8 @@ import logging
 import posixpath
 import secrets
 import stat
+from collections.abc import Mapping
+from typing import Any
 
 import paramiko
 
@@ -112,6 +114,17 @@ class SFTPDestination(SSHDestination):
                 self._remove_quietly(tmp)
                 point.save({})
             raise
+
+    def discard(self, remote_path: str, state: Mapping[str, Any]) -> None:
+        """Remove the temporary file a half-sent upload left (the one ``state``
+        names, and any other a cut connection left) when the delivery gives up
+        or is sent again from scratch. Only names of our own pattern in the
+        file's folder are removed, whatever the state says."""
+        folder, name = posixpath.split(self.full_path(remote_path))
+        try:
+            self._remove_stale_parts(folder, name)
+        except FileNotFoundError:
+            pass  # the folder itself is gone: nothing left in it
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         target = self.full_path(remote_path)

@@ -113,7 +113,14 @@ class SSHDestination(Destination):
         """sha256 of a remote file computed by the server, or None if it cannot."""
         if not self.shell_available():
             return None
-        status, out, _err = self.run(f"sha256sum -- {shlex.quote(path)}", timeout=3600)
+        # OpenSSL first: it uses the CPU's SHA instructions, 3.5x faster than
+        # coreutils' sha256sum (512 MiB: 0.6 against 2.0 s here; the verify
+        # was a third of SFTP's end-to-end time, bench/README.md). Same digest;
+        # sha256sum where openssl is missing. No `2>` (csh has none); the exec
+        # channel keeps stderr apart anyway.
+        safe = shlex.quote(path if path.startswith("/") else f"./{path}")
+        command = f"openssl dgst -sha256 -r {safe} || sha256sum -- {safe}"
+        status, out, _err = self.run(command, timeout=3600)
         digest = out.split(" ", 1)[0].strip().lower()
         if status != 0 or len(digest) != 64:
             return None
