@@ -89,6 +89,22 @@ def package_template(package_file: str, name: str) -> Any:
     return engines["django"].from_string((Path(package_file).parent / "templates" / name).read_text())
 
 
+def below_root(remote_path: str) -> str:
+    """``remote_path`` as a path below a destination's root, or a permanent
+    TransferError. The engine only builds ``room/conference/name`` from the
+    portal's own ids and cleaned names; this keeps a destination inside its
+    root even if one slips through (``..`` means "up" on every server, a
+    backslash does on Windows FTP servers, and S3-compatible stores differ on
+    whether ``a/../b`` is a literal key)."""
+    parts = [part for part in remote_path.split("/") if part]
+    if not parts or any(part in (".", "..") or "\\" in part for part in parts):
+        raise TransferError(
+            f"Refusing to write {remote_path!r}: the path would leave the destination's folder",
+            permanent=True,
+        )
+    return "/".join(parts)
+
+
 class TransferError(Exception):
     """A transfer failed. ``permanent`` errors are not retried (bad credentials,
     missing bucket, changed host key); the others are retried with backoff.
@@ -350,4 +366,6 @@ class Destination:
 
     # -- helpers -----------------------------------------------------------------
     def full_path(self, remote_path: str) -> str:
-        return posixpath.join(self.root, remote_path.lstrip("/")) if self.root else remote_path.lstrip("/")
+        """``remote_path`` under the root; a path that would climb out is refused."""
+        relative = below_root(remote_path)
+        return posixpath.join(self.root, relative) if self.root else relative

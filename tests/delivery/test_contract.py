@@ -261,12 +261,6 @@ class FTPHarness(FolderHarness):
     kind = "ftp"
     class_name = "FTPDestination"
     keeps_connection = True
-    known_bugs = {
-        # Reported, not fixed here: FTPDestination normalises <root>/<path>
-        # (posixpath.normpath) without checking it stays under the root.
-        "test_a_path_that_climbs_out_of_the_root_is_refused_or_kept_inside":
-            "'../x' is written beside the root",
-    }  # fmt: skip
     verifies = "size"  # FTP gives no checksum: SIZE only (delivery/destinations/ftp/)
     server_fixture = "ftp_server"
 
@@ -322,11 +316,6 @@ class SFTPHarness(FolderHarness):
     scheme = "sftp"
     check_words = "Wrote and removed a probe file"
     unit = 4 * MB  # SFTP checkpoints its acknowledged offset every 4 MiB
-    known_bugs = {
-        # Reported, not fixed here: SSH paths are joined to the root unchecked.
-        "test_a_path_that_climbs_out_of_the_root_is_refused_or_kept_inside":
-            "'../x' is written beside the root",
-    }  # fmt: skip
 
     def __init__(self, request: pytest.FixtureRequest):
         self.sshd = request.getfixturevalue("sshd")

@@ -11,7 +11,7 @@ import threading
 from contextlib import suppress
 from typing import Any
 
-from ..base import TransferError
+from ..base import TransferError, below_root
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class DriveFolders:
         return self._walk(start, self.folder_path + [p for p in self.root.split("/") if p], create)
 
     def _parent_and_name(self, remote_path: str, *, create: bool) -> tuple[str | None, str]:
-        dirs, name = posixpath.split(remote_path.strip("/"))
+        dirs, name = posixpath.split(below_root(remote_path))
         base = self._base_folder(create=create)
         if base is None:
             return None, name

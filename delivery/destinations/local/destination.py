@@ -27,6 +27,7 @@ from ..base import (
     ProgressCallback,
     ResumePoint,
     TransferError,
+    below_root,
 )
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -136,7 +137,7 @@ class LocalFolderDestination(Destination):
         # Everything stays under <path>/<root>: a relative part may not climb
         # out of the configured root into the rest of the shared folder.
         base = (self.base / self.root).resolve() if self.root else self.base.resolve()
-        target = (base / remote_path.lstrip("/")).resolve()
+        target = (base / below_root(remote_path)).resolve()
         if base != target and base not in target.parents:
             raise TransferError(f"Path {remote_path!r} escapes {base}", permanent=True)
         if problem := refusal(str(target)):

@@ -4,7 +4,6 @@ an SSH login (its key pair)."""
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -56,9 +55,6 @@ class SSHDestination(Destination):
 
     def describe(self) -> str:
         return f"{self.scheme}://{self.user}@{self.where}/{self.root.lstrip('/')}"
-
-    def full_path(self, remote_path: str) -> str:
-        return posixpath.join(self.root, remote_path.lstrip("/")) if self.root else remote_path.lstrip("/")
 
     def final_path(self, remote_path: str) -> str:
         return self.full_path(remote_path)
