@@ -90,16 +90,16 @@ def package_template(package_file: str, name: str) -> Any:
 
 
 def below_root(remote_path: str) -> str:
-    """``remote_path`` as a path below a destination's root, or a permanent
-    TransferError. The engine only builds ``room/conference/name`` from the
-    portal's own ids and cleaned names; this keeps a destination inside its
-    root even if one slips through (``..`` means "up" on every server, a
+    """``remote_path`` as a path below a destination's root ("" is the root
+    itself), or a permanent TransferError. The engine only builds
+    ``room/conference/name`` from the portal's own ids and cleaned names; this
+    keeps a destination inside its root even if one slips through (``..`` means "up" on every server, a
     backslash does on Windows FTP servers, and S3-compatible stores differ on
     whether ``a/../b`` is a literal key)."""
     parts = [part for part in remote_path.split("/") if part]
-    if not parts or any(part in (".", "..") or "\\" in part for part in parts):
+    if any(part in (".", "..") or "\\" in part for part in parts):
         raise TransferError(
-            f"Refusing to write {remote_path!r}: the path would leave the destination's folder",
+            f"Refusing to write {remote_path!r}: the path escapes the destination's folder",
             permanent=True,
         )
     return "/".join(parts)
