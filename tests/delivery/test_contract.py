@@ -21,6 +21,11 @@ from tests.servers import gdrive_double as gdrive_servers
 from tests.servers import moto_s3 as s3_servers
 from tests.servers import sshd as sshd_servers
 
+# The contract is about the destinations and their servers, not the database
+# (its one engine test has PostgreSQL twins in test_engine*.py): the
+# PostgreSQL pass skips it, the SQLite pass runs all of it.
+pytestmark = pytest.mark.slow
+
 # The kinds' real servers (session-scoped, shared with the per-kind modules),
 # assigned rather than imported by name: ruff reports fixture parameters that
 # shadow an imported name (F811).
