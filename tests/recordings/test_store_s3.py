@@ -416,3 +416,23 @@ def test_retention_removes_bytes_left_without_a_row_once_a_session_is_all_expire
     assert not [k for k in left if k.startswith(folder + "/")]
     assert other.storage_path not in left
     assert alive_orphan in left  # its session still has a file within retention
+
+
+@pytest.mark.django_db
+def test_retention_sweeps_the_folder_of_an_upload_kept_one_level_deeper(client, world, bucket, s3):
+    ingest = Ingest(client, world.app_id, world.created.app_key)
+    room = Room.objects.create(project=world.project, name="standup")
+    conf_num = ingest.start(room)
+    upload = SimpleUploadedFile("chat.json", b"[]")
+    assert ingest.upload(conf_num, upload, file_type="chat").status_code == 201
+    rf = RecordingFile.objects.get()
+    folder = f"{world.app_id}/{room.room_id}/{conf_num}"
+    assert rf.storage_path.startswith(folder + "/") and rf.storage_path.count("/") == 4
+    # Bytes of an upload whose row was never committed (a web process killed).
+    orphan = f"{folder}/{'0' * 32}/chat.json"
+    s3.client().put_object(Bucket=bucket, Key=orphan, Body=b"[]")
+    old = timezone.now() - timedelta(hours=73)
+    Session.objects.update(started_at=old)  # abandoned: failed, its files expire
+    RecordingFile.objects.update(created_at=old)
+    assert expire_old_files() == 1
+    assert keys(s3, bucket) == []
