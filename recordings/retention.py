@@ -98,7 +98,10 @@ def expire_old_files(now: datetime | None = None) -> int:
             for path in paths:
                 if path:
                     _remove(path, f"file {pk}")
-                    folders[session_id] = path.rsplit("/", 1)[0]
+                    # app/room/conf: an upload to a bucket is one folder deeper
+                    # (app/room/conf/<key>/name, see do_store_file).
+                    if path.count("/") >= 3:
+                        folders[session_id] = "/".join(path.split("/")[:3])
             done += 1
         _sweep_emptied_sessions(folders)
 

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from uuid import uuid4
 
 from django.db import transaction
 from django.http import Http404
@@ -198,7 +199,10 @@ def do_store_file(
     """Keep an uploaded file (already hashed) as a RecordingFile of the session,
     once it passed the checks at the door (``recordings.admission``: its content
     type is the probe's, never the client's). Nothing stays in the store if it is
-    refused or the database row cannot be written."""
+    refused or the database row cannot be written. On a local store the file is
+    renamed to ``<session folder>/<name>`` under the session lock; a bucket gets
+    it before the lock, at ``<session folder>/<random hex>/<cleaned name>``
+    (``storage_path`` says where; ``name`` is what people and deliveries see)."""
     if file_type not in UPLOAD_TYPES:
         raise IngestError(1001, f"type must be one of {', '.join(UPLOAD_TYPES)}", 400)
     # Probing takes a moment: done before the session row is locked.
@@ -208,8 +212,21 @@ def do_store_file(
         admitted = admission.admit(session, file_type, source_path)
     except admission.Refused as exc:
         raise IngestError(exc.result, exc.message, exc.status) from None
+    cleaned = clean_file_name(
+        admission.name_for(clean_file_name(original_name, file_type), admitted), file_type
+    )
     stored = None
     try:
+        if not store.is_local():
+            # A bucket put lasts as long as the transfer (minutes for a GB
+            # recording): done before the session row is locked, so the
+            # session's other uploads and its end do not wait on it, under a
+            # key of its own that no other upload can take (the unique display
+            # name is picked under the lock below; the key keeps it readable).
+            stored = store_upload(
+                f"{session_folder(session)}/{uuid4().hex}/{cleaned}",
+                source_path, move=move, sha256=sha256,
+            )  # fmt: skip
         with transaction.atomic():
             session = get_session(project, conf_num, lock=True)
             refuse_if_ended(session)
@@ -221,13 +238,11 @@ def do_store_file(
                 quotas.check_storage_quota(project, size)
             except quotas.QuotaExceeded as exc:
                 raise IngestError(exc.result, exc.message, exc.status) from None
-            cleaned = clean_file_name(
-                admission.name_for(clean_file_name(original_name, file_type), admitted), file_type
-            )
             name = unique_name(session, cleaned)
-            stored = store_upload(
-                f"{session_folder(session)}/{name}", source_path, move=move, sha256=sha256
-            )
+            if stored is None:  # a local store: a rename, instant
+                stored = store_upload(
+                    f"{session_folder(session)}/{name}", source_path, move=move, sha256=sha256
+                )
             file = RecordingFile.objects.create(
                 session=session,
                 project=project,

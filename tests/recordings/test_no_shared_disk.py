@@ -136,7 +136,7 @@ def test_web_and_two_workers_share_only_postgresql_and_the_bucket(machines, tmp_
     assert sql(url, "SELECT DISTINCT state FROM recordings_session") == [("ready",)]
 
     # Every file is in the bucket once, under the store's name, with its sha256.
-    rows = sql(url, "SELECT storage_path, sha256, size, type FROM recordings_recordingfile")
+    rows = sql(url, "SELECT storage_path, sha256, size, type, name FROM recordings_recordingfile")
     assert len(rows) == SESSIONS * (len(PARTICIPANTS) + 2)  # + chat, transcoded
     s3 = bucket.client()
     listing = s3.list_objects_v2(Bucket=bucket.bucket)["Contents"]
@@ -144,17 +144,19 @@ def test_web_and_two_workers_share_only_postgresql_and_the_bucket(machines, tmp_
     posters = {k for k in objects if k.endswith("/transcoded.jpg")}
     assert len(posters) == SESSIONS
     assert {k: v for k, v in objects.items() if k not in posters} == {
-        path: size for path, _sha, size, _type in rows
+        path: size for path, _sha, size, _type, _name in rows
     }
-    for path, sha256, _size, _type in rows:
+    for path, sha256, _size, _type, _name in rows:
         body = s3.get_object(Bucket=bucket.bucket, Key=path)["Body"].read()
         assert hashlib.sha256(body).hexdigest() == sha256
 
     # Delivered once each, from the bucket, by the workers.
     landed = files_under(target)
     assert len(landed) == len(rows) + SESSIONS  # + one manifest.json per session
-    for path, sha256, _size, _type in rows:
-        _app, room, conf, name = path.split("/")
+    for path, sha256, _size, _type, name in rows:
+        # Uploads are one folder deeper in the bucket (app/room/conf/<key>/name).
+        _app, room, conf, *_key, stored_name = path.split("/")
+        assert stored_name == name
         delivered = target / room / conf / name
         assert hashlib.sha256(delivered.read_bytes()).hexdigest() == sha256
     logs = "".join(p.read_text(errors="replace") for p in portal.logs.glob("worker-*.log"))

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from django_q.conf import Conf
 
@@ -33,6 +40,7 @@ from tests import media_samples
 from tests.delivery.engine_support import local_destination
 from tests.recordings.seed import add_file, make_room, make_session
 from tests.servers import moto_s3
+from tests.servers.counting_proxy import CountingProxy
 
 from .ingest_client import Ingest
 
@@ -195,10 +203,83 @@ def test_an_upload_is_streamed_into_the_bucket_with_its_sha256(client, world, bu
     response = ingest.upload(conf_num, SimpleUploadedFile("cam.webm", video), participant="Alice")
     assert response.status_code == 201, response.content
     rf = RecordingFile.objects.get()
-    key = f"{world.app_id}/{room.room_id}/{conf_num}/{rf.name}"
-    assert rf.storage_path == key and keys(s3, bucket) == [key]
+    # Put before the session row is locked, under a key of its own in the
+    # session's folder, ending in the file's name.
+    key = rf.storage_path
+    folder = f"{world.app_id}/{room.room_id}/{conf_num}/"
+    assert re.fullmatch(re.escape(folder) + r"[0-9a-f]{32}/" + re.escape(rf.name), key)
+    assert keys(s3, bucket) == [key]
     assert rf.sha256 == hashlib.sha256(video).hexdigest() == object_sha256(s3, bucket, key)
     assert files_on_disk(settings) == []  # the temporary upload is gone too
+
+
+@pytest.mark.pg
+@pytest.mark.skipif(
+    "sqlite" in django_settings.DATABASES["default"]["ENGINE"],
+    reason="SQLite has no row locks (select_for_update does nothing): the wait this test "
+    "guards against happens on PostgreSQL",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_bucket_put_does_not_hold_the_session_row_lock(world, s3, settings):
+    """A GB recording takes minutes to reach the bucket: meanwhile the
+    session's other uploads and its end go through, and the slow upload, now
+    too late for the ended session, leaves nothing in the bucket."""
+    name = "rec-slow-put"
+    s3.client().create_bucket(Bucket=name)
+    big = json.dumps([{"text": "x" * 1000}] * 4000).encode()  # 4 MB of chat
+    # 512 KB/s between the portal and the bucket: the big put takes ~8 s.
+    with CountingProxy(s3.port, rate=512 * 1024) as proxy:
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "recordings": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    **bucket_options(s3, name),
+                    "endpoint_url": f"http://127.0.0.1:{proxy.port}",
+                },
+            },
+        }
+        ingest = Ingest(Client(), world.app_id, world.created.app_key)
+        room = Room.objects.create(project=world.project, name="standup")
+        conf_num = ingest.start(room)
+        responses = {}
+
+        def upload_big() -> None:
+            try:
+                mine = Ingest(Client(), world.app_id, world.created.app_key)
+                file = SimpleUploadedFile("chat.json", big)
+                responses["big"] = mine.upload(conf_num, file, file_type="chat")
+            finally:
+                connection.close()
+
+        proxy.reset()
+        thread = threading.Thread(target=upload_big)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while proxy.upstream < 256 * 1024:  # the big put is under way
+                assert time.monotonic() < deadline and thread.is_alive(), responses
+                time.sleep(0.05)
+            began = time.monotonic()
+            small = ingest.upload(
+                conf_num, SimpleUploadedFile("metadata.json", b"[]"), file_type="metadata"
+            )
+            stored_meanwhile = proxy.upstream
+            ended = ingest.end(conf_num)
+            took = time.monotonic() - began
+            still_sending = proxy.upstream < len(big)
+        finally:
+            thread.join(60)
+    assert small.status_code == 201, small.content
+    assert ended.status_code == 200, ended.content
+    # Neither waited for the big put (without the fix: until all of it was sent).
+    assert stored_meanwhile < len(big) and still_sending, (stored_meanwhile, took)
+    assert took < 4, took
+    # The big upload finished after the end: refused, and its object removed.
+    assert responses["big"].status_code == 409, responses["big"].content
+    assert responses["big"].json()["result"] == 1009
+    rf = RecordingFile.objects.get()
+    assert rf.type == "metadata" and keys(s3, name) == [rf.storage_path]
 
 
 @pytest.mark.django_db
@@ -245,10 +326,13 @@ def test_a_two_participant_session_is_processed_from_and_into_the_bucket(
     assert session.state == Session.State.READY, session.processing_error
     transcoded = session.files.get(type="transcoded")
     prefix = f"{world.app_id}/{room.room_id}/{conf_num}/"
+    uploads = dict(session.files.filter(type="individual").values_list("name", "storage_path"))
+    assert sorted(uploads) == ["Alice.mp4", "Bob.mp4"]
+    for name, key in uploads.items():
+        assert re.fullmatch(re.escape(prefix) + r"[0-9a-f]{32}/" + re.escape(name), key)
     assert keys(s3, bucket) == sorted(
         [
-            prefix + "Alice.mp4",
-            prefix + "Bob.mp4",
+            *uploads.values(),
             prefix + "transcoded.jpg",
             prefix + "transcoded.mp4",
         ]
@@ -332,3 +416,23 @@ def test_retention_removes_bytes_left_without_a_row_once_a_session_is_all_expire
     assert not [k for k in left if k.startswith(folder + "/")]
     assert other.storage_path not in left
     assert alive_orphan in left  # its session still has a file within retention
+
+
+@pytest.mark.django_db
+def test_retention_sweeps_the_folder_of_an_upload_kept_one_level_deeper(client, world, bucket, s3):
+    ingest = Ingest(client, world.app_id, world.created.app_key)
+    room = Room.objects.create(project=world.project, name="standup")
+    conf_num = ingest.start(room)
+    upload = SimpleUploadedFile("chat.json", b"[]")
+    assert ingest.upload(conf_num, upload, file_type="chat").status_code == 201
+    rf = RecordingFile.objects.get()
+    folder = f"{world.app_id}/{room.room_id}/{conf_num}"
+    assert rf.storage_path.startswith(folder + "/") and rf.storage_path.count("/") == 4
+    # Bytes of an upload whose row was never committed (a web process killed).
+    orphan = f"{folder}/{'0' * 32}/chat.json"
+    s3.client().put_object(Bucket=bucket, Key=orphan, Body=b"[]")
+    old = timezone.now() - timedelta(hours=73)
+    Session.objects.update(started_at=old)  # abandoned: failed, its files expire
+    RecordingFile.objects.update(created_at=old)
+    assert expire_old_files() == 1
+    assert keys(s3, bucket) == []
