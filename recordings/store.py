@@ -3,8 +3,11 @@
 ``settings.STORAGES["recordings"]`` says where they are: a folder under
 DATA_DIR (Django's FileSystemStorage, the default) or an S3-compatible bucket
 (django-storages' S3Storage, for web and worker machines that share no disk).
-Names are the store's (``<app_id>/<room_id>/<conf_num>/<file>``); callers never
-build a path or open a file themselves, so both backends behave the same.
+Names are the store's, under the session's folder ``<app_id>/<room_id>/<conf_num>/``
+(``<file>`` on a local store; an upload to a bucket is put there before the
+session row is locked, so under a folder of its own, ``<uuid>/<file>``); a
+file's row keeps its name in ``storage_path``. Callers never build a path or
+open a file themselves, so both backends behave the same.
 
 Memory stays bounded whatever the size: ``put`` streams (multipart on S3, see
 ``S3_TRANSFER`` in settings), reads are ranged GETs read in chunks, and
