@@ -15,6 +15,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -144,9 +145,30 @@ def finish_without_media(session: Session) -> Session:
     return _finish(session, None)
 
 
+def _store_outputs(result, folder: str, stored: list[str]) -> tuple[store.Stored, str]:
+    """Put the composite and its poster into the store under ``folder``;
+    ``stored`` collects their names, for removal if the session is not kept."""
+    output, poster, _duration = result
+    poster_path = store.put(f"{folder}/{POSTER_NAME}", poster, move=True).name
+    stored.append(poster_path)
+    video = store.put(f"{folder}/{TRANSCODED_NAME}", output, move=True)
+    stored.append(video.name)
+    return video, poster_path
+
+
+def _delete(names: list[str]) -> None:
+    for name in names:
+        store.delete(name)
+
+
 def _finish(session: Session, result, *, participants: int = 0) -> Session:
     stored: list[str] = []
+    outputs: tuple[store.Stored, str] | None = None
     try:
+        if result is not None and not store.is_local():
+            # A bucket put lasts as long as the upload: done before the session
+            # row is locked, under a folder of its own (a local store renames).
+            outputs = _store_outputs(result, f"{session_folder(session)}/{uuid.uuid4().hex}", stored)
         with transaction.atomic():
             session = (
                 Session.objects.select_for_update()
@@ -154,24 +176,22 @@ def _finish(session: Session, result, *, participants: int = 0) -> Session:
                 .get(pk=session.pk)
             )
             if session.state != Session.State.PROCESSING:
+                transaction.on_commit(lambda: _delete(stored))  # put for nothing
                 return session
             duration = None
             if result is not None:
-                output, poster, duration = result
-                folder = session_folder(session)
-                poster_path = store.put(f"{folder}/{POSTER_NAME}", poster, move=True).name
-                stored.append(poster_path)
-                video = store.put(f"{folder}/{TRANSCODED_NAME}", output, move=True)
-                stored.append(video.name)
-                size, digest, video_path = video.size, video.sha256, video.name
+                duration = result[2]
+                if outputs is None:
+                    outputs = _store_outputs(result, session_folder(session), stored)
+                video, poster_path = outputs
                 transcoded = RecordingFile.objects.create(
                     session=session,
                     project=session.project,
                     type=RecordingFile.Type.TRANSCODED,
                     name=TRANSCODED_NAME,
-                    size=size,
-                    sha256=digest,
-                    storage_path=video_path,
+                    size=video.size,
+                    sha256=video.sha256,
+                    storage_path=video.name,
                     content_type="video/mp4",
                     duration_seconds=duration,
                     poster_path=poster_path,
@@ -197,8 +217,7 @@ def _finish(session: Session, result, *, participants: int = 0) -> Session:
                 lambda: lifecycle.files_ready(session_id, lifecycle.Event.PROCESSING_DONE)
             )
     except BaseException:
-        for name in stored:
-            store.delete(name)
+        _delete(stored)
         raise
     log.info("session %s processed: %s", session.conf_num, session.state)
     return session

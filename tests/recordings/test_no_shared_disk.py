@@ -167,7 +167,8 @@ def test_web_and_two_workers_share_only_postgresql_and_the_bucket(machines, tmp_
 
     # Served by the web from the bucket: Range and a conditional request.
     transcoded = next(r for r in rows if r[3] == "transcoded")
-    _app, room, conf, name = transcoded[0].split("/")
+    _app, room, conf, *_key, name = transcoded[0].split("/")
+    assert name == transcoded[4]
     file_url = f"{portal.public_url}/recordings/{creds['APP_ID']}/{room}/{conf}/{name}"
     auth = basic(creds["RECORDING_USERNAME"], creds["RECORDING_PASSWORD"])
     part = requests.get(file_url, headers={**auth, "Range": "bytes=100-1123"}, timeout=30)

@@ -23,7 +23,7 @@ from boto3.s3.transfer import TransferConfig
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 from django_q.conf import Conf
@@ -282,6 +282,65 @@ def test_a_slow_bucket_put_does_not_hold_the_session_row_lock(world, s3, setting
     assert rf.type == "metadata" and keys(s3, name) == [rf.storage_path]
 
 
+@pytest.mark.pg
+@pytest.mark.skipif(
+    "sqlite" in django_settings.DATABASES["default"]["ENGINE"],
+    reason="SQLite has no row locks (select_for_update does nothing): the wait this test "
+    "guards against happens on PostgreSQL",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_bucket_put_of_the_composite_does_not_hold_the_session_row_lock(
+    world, s3, settings, tmp_path
+):
+    """Storing an hour's composite takes a while: the session row is not
+    locked meanwhile (ingest, delivery scheduling and the pages lock it)."""
+    name = "rec-slow-composite"
+    s3.client().create_bucket(Bucket=name)
+    output, poster = tmp_path / "out.mp4", tmp_path / "out.jpg"
+    output.write_bytes(os.urandom(4 * MB))
+    poster.write_bytes(b"jpg")
+    session = make_session(make_room(world.project), state=Session.State.PROCESSING)
+    with CountingProxy(s3.port, rate=512 * 1024) as proxy:  # the put takes ~8 s
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "recordings": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    **bucket_options(s3, name),
+                    "endpoint_url": f"http://127.0.0.1:{proxy.port}",
+                },
+            },
+        }
+        finished: dict[str, Session] = {}
+
+        def finish() -> None:
+            try:
+                finished["session"] = processing._finish(
+                    session, (str(output), str(poster), 2.0), participants=2
+                )
+            finally:
+                connection.close()
+
+        proxy.reset()
+        thread = threading.Thread(target=finish)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while proxy.upstream < 256 * 1024:  # the composite's put is under way
+                assert time.monotonic() < deadline and thread.is_alive(), finished
+                time.sleep(0.05)
+            with transaction.atomic():  # without the fix: "could not obtain lock"
+                Session.objects.select_for_update(nowait=True).get(pk=session.pk)
+            still_sending = proxy.upstream < 4 * MB
+        finally:
+            thread.join(60)
+    assert still_sending
+    assert finished["session"].state == Session.State.READY
+    transcoded = RecordingFile.objects.get(session=session, type="transcoded")
+    assert keys(s3, name) == sorted([transcoded.storage_path, transcoded.poster_path])
+    assert object_sha256(s3, name, transcoded.storage_path) == transcoded.sha256
+
+
 @pytest.mark.django_db
 def test_range_and_conditional_requests_are_served_from_the_bucket(client, world, bucket):
     cache.clear()
@@ -330,12 +389,12 @@ def test_a_two_participant_session_is_processed_from_and_into_the_bucket(
     assert sorted(uploads) == ["Alice.mp4", "Bob.mp4"]
     for name, key in uploads.items():
         assert re.fullmatch(re.escape(prefix) + r"[0-9a-f]{32}/" + re.escape(name), key)
+    # The composite and its poster too, put before the row lock: one folder of their own.
+    outputs = re.escape(prefix) + r"[0-9a-f]{32}/"
+    assert re.fullmatch(outputs + "transcoded\\.mp4", transcoded.storage_path)
+    assert transcoded.poster_path == transcoded.storage_path.replace(".mp4", ".jpg")
     assert keys(s3, bucket) == sorted(
-        [
-            *uploads.values(),
-            prefix + "transcoded.jpg",
-            prefix + "transcoded.mp4",
-        ]
+        [*uploads.values(), transcoded.poster_path, transcoded.storage_path]
     )
     assert object_sha256(s3, bucket, transcoded.storage_path) == transcoded.sha256
     assert transcoded.size == store.size(transcoded.storage_path) > 0
