@@ -59,11 +59,14 @@ def kinds_where(capability: str) -> list[str]:
     return [kind for kind in REGISTRY if getattr(destination_class(kind), capability)]
 
 
+# The URL modules of the kinds that have views (their classes' ``urls``; SFTP
+# and SCP share the SSH one), named here so that loading the URL configuration
+# does not import every kind's class and client library (paramiko).
+KIND_URLCONFS = ["delivery.destinations.gdrive.urls", "delivery.destinations.ssh.urls"]
+
+
 def kind_urlconfs() -> list[Any]:
-    """The URL modules of the kinds that have views (``Destination.urls``),
-    each once (SFTP and SCP share the SSH one)."""
-    paths = dict.fromkeys(destination_class(kind).urls for kind in REGISTRY)
-    return [import_module(path) for path in paths if path]
+    return [import_module(path) for path in KIND_URLCONFS]
 
 
 def describe_destination(destination: Any) -> str:

@@ -5,14 +5,23 @@ outside the kinds' folders never names a kind."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
-from delivery.destinations import KIND_CHOICES, REGISTRY, destination_class, kinds_where
+from delivery.destinations import (
+    KIND_CHOICES,
+    KIND_URLCONFS,
+    REGISTRY,
+    destination_class,
+    kinds_where,
+)
 from delivery.destinations.base import ATTENTION_KEY, Destination, DestinationForm
 from delivery.destinations.ssh import SSHDestination
 from delivery.models import Delivery, DeliveryDestination
@@ -36,6 +45,20 @@ def test_every_kind_is_one_folder_whose_package_exports_its_class(kind):
     assert (KIND_FOLDERS / kind / "__init__.py").is_file()
     assert cls.__module__.startswith(f"delivery.destinations.{kind}.")
     assert REGISTRY[kind][1] == f"delivery.destinations.{kind}.{cls.__name__}"
+
+
+def test_the_url_configuration_names_every_kinds_pages_and_loads_no_ssh_library():
+    assert sorted(KIND_URLCONFS) == sorted({destination_class(k).urls for k in REGISTRY} - {""})
+    # The web loads its URLs at start: paramiko only once an SSH kind is used.
+    code = (
+        "import sys, django; django.setup(); import portal.urls; "
+        "print('paramiko' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_TESTING": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def test_an_unknown_kind_is_a_clear_error():

@@ -3,18 +3,27 @@ authenticated transport), destination.py (their base class and the
 settings pages' key-pair card), form.py (the login form with "Generate a new
 key pair"), keypairs.py, and the key-pair view, action and URL."""
 
-from .connection import InvalidPrivateKey, check_host_key, connect_transport, load_private_key
-from .destination import SSHDestination
-from .form import SecretTextarea, SSHLoginForm
-from .keypairs import generate_keypair
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "InvalidPrivateKey",
-    "SSHDestination",
-    "SSHLoginForm",
-    "SecretTextarea",
-    "check_host_key",
-    "connect_transport",
-    "generate_keypair",
-    "load_private_key",
-]
+# Loaded on first use (PEP 562): the URL configuration imports ssh.urls, and
+# the web should not load paramiko for that.
+_EXPORTS = {
+    "InvalidPrivateKey": "connection",
+    "check_host_key": "connection",
+    "connect_transport": "connection",
+    "load_private_key": "connection",
+    "SSHDestination": "destination",
+    "SecretTextarea": "form",
+    "SSHLoginForm": "form",
+    "generate_keypair": "keypairs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -13,12 +13,13 @@ from projects.audit import client_ip
 from ...settings_views import destination_for_admin
 from .. import destination_class
 from .actions import do_generate_keypair
-from .destination import SSHDestination
 
 
 @login_required
 @require_POST
 def destination_keypair(request, app_id, dest_id):
+    from .destination import SSHDestination  # paramiko: not when the URLs load
+
     project, destination = destination_for_admin(request, app_id, dest_id)
     if not issubclass(destination_class(destination.kind), SSHDestination):
         raise Http404("Only SFTP and SCP destinations use key pairs")
