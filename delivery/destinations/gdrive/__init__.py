@@ -3,15 +3,25 @@ uploads, folders), errors.py (what Google's answers mean), form.py, and the
 "Connect Google account" flow: oauth.py (Google's OAuth), connect.py (its
 signed state), actions.py, views.py, urls.py, templates/."""
 
-from .destination import GoogleDriveDestination
-from .errors import REVOKED_MESSAGE, GoogleAccountError, GoogleGrantRevoked
-from .form import GoogleDriveForm, parse_folder
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "REVOKED_MESSAGE",
-    "GoogleAccountError",
-    "GoogleDriveDestination",
-    "GoogleDriveForm",
-    "GoogleGrantRevoked",
-    "parse_folder",
-]
+# Loaded on first use (PEP 562): the URL configuration imports gdrive.urls,
+# and the web should not load Google's client library for that.
+_EXPORTS = {
+    "GoogleDriveDestination": "destination",
+    "REVOKED_MESSAGE": "errors",
+    "GoogleAccountError": "errors",
+    "GoogleGrantRevoked": "errors",
+    "GoogleDriveForm": "form",
+    "parse_folder": "form",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+__all__ = sorted(_EXPORTS)

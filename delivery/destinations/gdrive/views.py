@@ -19,7 +19,10 @@ from ...models import DeliveryDestination
 from ...settings_views import destination_for_admin
 from ..base import package_template
 from . import actions, connect, oauth
-from .destination import GoogleDriveDestination
+
+# GoogleDriveDestination.kind, named without loading the Drive client library
+# when the URLs load.
+KIND = "gdrive"
 
 
 def _render(request, name: str, context: dict, *, status: int = 200):
@@ -34,7 +37,7 @@ def _render(request, name: str, context: dict, *, status: int = 200):
 def google_connect(request, app_id, dest_id):
     # A link, not a form: CSP form-action would stop a form redirecting to Google.
     project, destination = destination_for_admin(request, app_id, dest_id)
-    if destination.kind != GoogleDriveDestination.kind:
+    if destination.kind != KIND:
         raise Http404("Only Google Drive destinations connect a Google account")
     try:
         url = connect.browser_connect_url(destination, request.session)
@@ -54,7 +57,7 @@ def google_callback(request):
     except connect.ConnectStateError as exc:
         return refuse(str(exc))
     destination = DeliveryDestination.objects.filter(
-        pk=state.destination_id, project__app_id=state.app_id, kind=GoogleDriveDestination.kind
+        pk=state.destination_id, project__app_id=state.app_id, kind=KIND
     ).first()
     if destination is None:
         return refuse("The destination this Google account was meant for no longer exists.", 404)
