@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +31,33 @@ from .base_form import DestinationForm, PublicURLField  # noqa: F401  (the kinds
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes sent since the previous call."""
 
-PROBE_NAME = ".portal-probe-{token}.txt"
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` (PEP 562) that imports ``exports`` (name ->
+    submodule) on first use, so importing one part of a kind's package (its
+    URLs, when the web loads) does not load its client library."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(import_module(f".{exports[name]}", package), name)
+
+    return __getattr__
+
+
+def probe_name() -> str:
+    """A fresh name for the file "Test connection" writes and removes."""
+    return f".portal-probe-{secrets.token_hex(4)}.txt"
+
+
+def temp_prefix(name: str) -> str:
+    """What the temporary files of uploads of ``name`` start with: a retry or
+    a discard removes what a cut upload left by this prefix."""
+    return f".{name}.part-"
+
+
+def temp_name(name: str) -> str:
+    """A fresh temporary name, beside ``name``, for an upload renamed into place."""
+    return temp_prefix(name) + secrets.token_hex(4)
 
 
 class ResumePoint:

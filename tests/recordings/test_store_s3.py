@@ -65,18 +65,24 @@ def bucket_options(server, bucket: str) -> dict:
     }
 
 
+def store_in_bucket(settings, server, bucket: str, endpoint_url: str = "") -> None:
+    """Make ``bucket`` the recording store, reached through ``endpoint_url``
+    (e.g. a proxy before the server) if given."""
+    options = bucket_options(server, bucket)
+    if endpoint_url:
+        options["endpoint_url"] = endpoint_url
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "recordings": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+
+
 @pytest.fixture
 def bucket(settings, s3, request) -> str:
     """A fresh bucket of the test's own as the recording store."""
     name = "rec-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20]
     s3.client().create_bucket(Bucket=name)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "recordings": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": bucket_options(s3, name),
-        },
-    }
+    store_in_bucket(settings, s3, name)
     # Would hand nginx a path it cannot have: a bucket must be streamed by Django.
     settings.RECORDINGS_X_ACCEL_PREFIX = "/_protected/"
     assert not store.is_local()
@@ -229,16 +235,7 @@ def test_a_slow_bucket_put_does_not_hold_the_session_row_lock(world, s3, setting
     big = json.dumps([{"text": "x" * 1000}] * 4000).encode()  # 4 MB of chat
     # 512 KB/s between the portal and the bucket: the big put takes ~8 s.
     with CountingProxy(s3.port, rate=512 * 1024) as proxy:
-        settings.STORAGES = {
-            **settings.STORAGES,
-            "recordings": {
-                "BACKEND": "storages.backends.s3.S3Storage",
-                "OPTIONS": {
-                    **bucket_options(s3, name),
-                    "endpoint_url": f"http://127.0.0.1:{proxy.port}",
-                },
-            },
-        }
+        store_in_bucket(settings, s3, name, endpoint_url=f"http://127.0.0.1:{proxy.port}")
         ingest = Ingest(Client(), world.app_id, world.created.app_key)
         room = Room.objects.create(project=world.project, name="standup")
         conf_num = ingest.start(room)
@@ -301,16 +298,7 @@ def test_a_slow_bucket_put_of_the_composite_does_not_hold_the_session_row_lock(
     poster.write_bytes(b"jpg")
     session = make_session(make_room(world.project), state=Session.State.PROCESSING)
     with CountingProxy(s3.port, rate=512 * 1024) as proxy:  # the put takes ~8 s
-        settings.STORAGES = {
-            **settings.STORAGES,
-            "recordings": {
-                "BACKEND": "storages.backends.s3.S3Storage",
-                "OPTIONS": {
-                    **bucket_options(s3, name),
-                    "endpoint_url": f"http://127.0.0.1:{proxy.port}",
-                },
-            },
-        }
+        store_in_bucket(settings, s3, name, endpoint_url=f"http://127.0.0.1:{proxy.port}")
         finished: dict[str, Session] = {}
 
         def finish() -> None:

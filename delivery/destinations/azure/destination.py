@@ -12,7 +12,6 @@ file's MD5 is stored as the blob's Content-MD5 so verify() can compare it.
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from ..base import (
     ProgressCallback,
     ResumePoint,
     TransferError,
+    probe_name,
     refused_error,
 )
 from .blocks import discard_blocks, upload_blocks
@@ -189,7 +189,7 @@ class AzureBlobDestination(Destination):
 
     # -- the interface ----------------------------------------------------------------
     def check(self) -> str:
-        blob = self.full_path(f".portal-probe-{secrets.token_hex(4)}.txt")
+        blob = self.full_path(probe_name())
         try:
             self.container.upload_blob(blob, b"probe\n", overwrite=True)
             self.container.delete_blob(blob)

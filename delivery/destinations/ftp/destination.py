@@ -16,7 +16,6 @@ from __future__ import annotations
 import ftplib
 import io
 import posixpath
-import secrets
 import socket
 import ssl
 from collections.abc import Iterator
@@ -26,13 +25,13 @@ from typing import Any, NoReturn
 from portal import egress
 
 from ..base import (
-    PROBE_NAME,
     Destination,
     LocalFile,
     ProgressCallback,
     ResumePoint,
     TransferError,
     UntrustedHostKey,
+    probe_name,
 )
 from .connection import (
     GuardedFTP,
@@ -195,7 +194,7 @@ class FTPDestination(Destination):
         ftp = self._conn()
         folder = self._abs("")
         self._make_folders(folder)
-        probe = posixpath.join(folder, PROBE_NAME.format(token=secrets.token_hex(4)))
+        probe = posixpath.join(folder, probe_name())
         with self._errors(f"writing a probe file in folder {folder}"):
             ftp.storbinary(f"STOR {probe}", io.BytesIO(b"probe\n"))
         with self._errors(f"deleting the probe file {probe}"):

@@ -3,8 +3,10 @@ uploads, folders), errors.py (what Google's answers mean), form.py, and the
 "Connect Google account" flow: oauth.py (Google's OAuth), connect.py (its
 signed state), actions.py, views.py, urls.py, templates/."""
 
-from importlib import import_module
-from typing import Any
+from ..base import lazy_exports
+
+# The kind's name, for the views that must not load the class to learn it.
+KIND = "gdrive"
 
 # Loaded on first use (PEP 562): the URL configuration imports gdrive.urls,
 # and the web should not load Google's client library for that.
@@ -17,11 +19,6 @@ _EXPORTS = {
     "parse_folder": "form",
 }
 
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-
-
-__all__ = sorted(_EXPORTS)
+__all__ = ["KIND", *sorted(_EXPORTS)]

@@ -22,7 +22,6 @@ import logging
 import mimetypes
 import posixpath
 import re
-import secrets
 import time
 from contextlib import suppress
 from typing import Any
@@ -33,7 +32,6 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload, MediaIoBaseUpload
 
 from ..base import (
-    PROBE_NAME,
     Destination,
     LocalFile,
     Panel,
@@ -41,7 +39,9 @@ from ..base import (
     ResumePoint,
     TransferError,
     package_template,
+    probe_name,
 )
+from . import KIND
 from .errors import DRIVE_ERRORS, NETWORK_ERRORS, GoogleAccountError, translate
 from .folders import DriveFolders
 from .form import GoogleDriveForm, parse_folder
@@ -64,7 +64,7 @@ class _ChunkedFileUpload(MediaFileUpload):
 
 
 class GoogleDriveDestination(DriveFolders, Destination):
-    kind = "gdrive"
+    kind = KIND
     webhook_name = "gdrive"
     action_only_secrets = ("refresh_token",)
     label = "Save on Google Drive"
@@ -170,7 +170,7 @@ class GoogleDriveDestination(DriveFolders, Destination):
     # -- the interface ------------------------------------------------------------------------
     def check(self) -> str:
         folder = self._base_folder(create=True)
-        name = PROBE_NAME.format(token=secrets.token_hex(4))
+        name = probe_name()
         media = MediaIoBaseUpload(io.BytesIO(b"probe\n"), mimetype="text/plain", resumable=False)
         body = {"name": name, "parents": [folder]}
         probe = self._execute(

@@ -18,11 +18,7 @@ from projects.models import Role
 from ...models import DeliveryDestination
 from ...settings_views import destination_for_admin
 from ..base import package_template
-from . import actions, connect, oauth
-
-# GoogleDriveDestination.kind, named without loading the Drive client library
-# when the URLs load.
-KIND = "gdrive"
+from . import KIND, actions, connect, oauth
 
 
 def _render(request, name: str, context: dict, *, status: int = 200):

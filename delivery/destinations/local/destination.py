@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 from pathlib import Path
 
 from django import forms
@@ -28,6 +27,8 @@ from ..base import (
     ResumePoint,
     TransferError,
     below_root,
+    probe_name,
+    temp_name,
 )
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -154,7 +155,7 @@ class LocalFolderDestination(Destination):
             raise TransferError(f"Folder {self.base} does not exist or is not mounted", permanent=True)
 
     def check(self) -> str:
-        name = f".portal-probe-{secrets.token_hex(4)}.txt"
+        name = probe_name()
         target = self._target(name)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +173,7 @@ class LocalFolderDestination(Destination):
         resume: ResumePoint | None = None,
     ) -> None:
         target = self._target(remote_path)
-        tmp = target.with_name(f".{target.name}.part-{secrets.token_hex(4)}")
+        tmp = target.with_name(temp_name(target.name))
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(local.path, "rb") as src, open(tmp, "wb") as dst:

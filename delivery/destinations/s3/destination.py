@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import secrets
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from ..base import (
     ProgressCallback,
     ResumePoint,
     TransferError,
+    probe_name,
     refused_error,
 )
 from ..clients import boto3_client, client_key, shared_client
@@ -147,7 +147,7 @@ class S3Destination(Destination):
 
     # -- the interface ------------------------------------------------------------
     def check(self) -> str:
-        key = self.full_path(f".portal-probe-{secrets.token_hex(4)}.txt")
+        key = self.full_path(probe_name())
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=b"probe\n", **self._put_args())
             self.client.delete_object(Bucket=self.bucket, Key=key)

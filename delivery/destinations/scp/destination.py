@@ -13,7 +13,6 @@ import io
 import logging
 import posixpath
 import re
-import secrets
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +20,16 @@ from typing import Any
 import paramiko
 from scp import SCPClient, SCPException
 
-from ..base import HASH_CHUNK, LocalFile, ProgressCallback, ResumePoint, TransferError
+from ..base import (
+    HASH_CHUNK,
+    LocalFile,
+    ProgressCallback,
+    ResumePoint,
+    TransferError,
+    probe_name,
+    temp_name,
+    temp_prefix,
+)
 from ..ssh.connection import CHANNEL_TIMEOUT, CONNECT_TIMEOUT
 from ..ssh.destination import SSHDestination
 
@@ -53,7 +61,7 @@ class SCPDestination(SSHDestination):
     # -- the interface ------------------------------------------------------------
     def check(self) -> str:
         folder = self.root or "."
-        name = posixpath.join(folder, f".portal-probe-{secrets.token_hex(4)}.txt")
+        name = posixpath.join(folder, probe_name())
         if self.shell_available():
             self._makedirs(folder)
             self._put_bytes(b"probe\n", name)
@@ -89,10 +97,9 @@ class SCPDestination(SSHDestination):
         if not shell:
             self._put(local, target, folder, progress)
             return
-        tmp = posixpath.join(folder, f".{name}.part-{secrets.token_hex(4)}")
+        tmp = posixpath.join(folder, temp_name(name))
         # A cut connection leaves its temporary file behind; the retry removes it.
-        stale = f"{shlex.quote(folder or '.')}/{shlex.quote(f'.{name}.part-')}*"
-        self._run_checked(f"rm -f -- {stale}", folder, f"cleaning up before uploading {target}")
+        self._remove_stale_parts(folder, name, f"cleaning up before uploading {target}")
         try:
             self._put(local, tmp, folder, progress)
             self._run_checked(
@@ -113,8 +120,11 @@ class SCPDestination(SSHDestination):
         if not self.shell_available():
             return
         folder, name = posixpath.split(self.full_path(remote_path))
-        stale = f"{shlex.quote(folder or '.')}/{shlex.quote(f'.{name}.part-')}*"
-        self._run_checked(f"rm -f -- {stale}", folder, f"removing the temporary files of {name}")
+        self._remove_stale_parts(folder, name, f"removing the temporary files of {name}")
+
+    def _remove_stale_parts(self, folder: str, name: str, doing: str) -> None:
+        stale = f"{shlex.quote(folder or '.')}/{shlex.quote(temp_prefix(name))}*"
+        self._run_checked(f"rm -f -- {stale}", folder, doing)
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         target = self.full_path(remote_path)

@@ -5,14 +5,21 @@ from __future__ import annotations
 import errno
 import logging
 import posixpath
-import secrets
 import stat
 from collections.abc import Mapping
 from typing import Any
 
 import paramiko
 
-from ..base import LocalFile, ProgressCallback, ResumePoint, TransferError
+from ..base import (
+    LocalFile,
+    ProgressCallback,
+    ResumePoint,
+    TransferError,
+    probe_name,
+    temp_name,
+    temp_prefix,
+)
 from ..ssh.connection import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE
 from ..ssh.destination import SSHDestination
 from .put import (
@@ -76,7 +83,7 @@ class SFTPDestination(SSHDestination):
     # -- the interface ------------------------------------------------------------
     def check(self) -> str:
         folder = self.root or "."
-        name = posixpath.join(folder, f".portal-probe-{secrets.token_hex(4)}.txt")
+        name = posixpath.join(folder, probe_name())
         self._guard("writing a probe file", folder, lambda: self._probe(folder, name))
         shell = "sha256 checked on the server" if self.shell_available() else "size checked only"
         return f"Wrote and removed a probe file in {folder} over SFTP ({shell})"
@@ -214,11 +221,11 @@ class SFTPDestination(SSHDestination):
         truncated it). Its content is not read back: the name carries a random
         token only this delivery knows, and verify() compares the sha256 of the
         whole file on the server afterwards (size only without a shell)."""
-        fresh = posixpath.join(folder, f".{name}.part-{secrets.token_hex(4)}")
+        fresh = posixpath.join(folder, temp_name(name))
         temp, offset = point.state.get("temp"), point.state.get("offset")
         if not (isinstance(temp, str) and isinstance(offset, int) and 0 < offset <= local.size):
             return fresh, 0
-        if posixpath.dirname(temp) != folder or not posixpath.basename(temp).startswith(f".{name}.part-"):
+        if posixpath.dirname(temp) != folder or not posixpath.basename(temp).startswith(temp_prefix(name)):
             return fresh, 0
         try:
             size = self._client.stat(temp).st_size or 0
@@ -233,7 +240,7 @@ class SFTPDestination(SSHDestination):
     def _remove_stale_parts(self, folder: str, name: str, keep: str = "") -> None:
         """A cut connection leaves its temporary file behind; the retry removes it
         (unless it is the one being continued)."""
-        prefix = f".{name}.part-"
+        prefix = temp_prefix(name)
         for entry in self._client.listdir(folder or "."):
             path = posixpath.join(folder, entry)
             if entry.startswith(prefix) and path != keep:

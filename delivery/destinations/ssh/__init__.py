@@ -3,8 +3,7 @@ authenticated transport), destination.py (their base class and the
 settings pages' key-pair card), form.py (the login form with "Generate a new
 key pair"), keypairs.py, and the key-pair view, action and URL."""
 
-from importlib import import_module
-from typing import Any
+from ..base import lazy_exports
 
 # Loaded on first use (PEP 562): the URL configuration imports ssh.urls, and
 # the web should not load paramiko for that.
@@ -19,11 +18,7 @@ _EXPORTS = {
     "generate_keypair": "keypairs",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)
