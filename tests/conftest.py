@@ -103,3 +103,14 @@ def run_manage_py(monkeypatch):
         execute_from_command_line(["manage.py", *args])
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_ssh_connections():
+    """SSH connections a test's deliveries leave in the worker's pool are closed
+    after it, so each test logs in as it expects (tests/delivery/test_ssh_pool.py
+    covers the reuse itself)."""
+    yield
+    from delivery.destinations.ssh import pool
+
+    pool.close_all()

@@ -51,20 +51,24 @@ class SFTPDestination(SSHDestination):
         self.request_packets = REQUEST_PACKETS
         self.ahead = AHEAD  # bench/delivery.py may tune it
 
-    def open(self) -> None:
-        super().open()
+    def start(self, timeout: float) -> None:
+        assert self.transport is not None
         try:
-            self.sftp = paramiko.SFTPClient.from_transport(
-                self.transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE
+            channel = self.transport.open_session(
+                window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE, timeout=timeout
             )
+            channel.invoke_subsystem("sftp")
+            self.sftp = paramiko.SFTPClient(channel)
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            if self.reused:
+                raise  # a kept connection that no longer answers: open() logs in afresh
             self.close()
             raise TransferError(
                 f"The server {self.where} refused the SFTP subsystem for user {self.user!r}: "
                 f"{exc or 'channel closed'}. Enable SFTP for this user.",
                 permanent=self.connected,
             ) from None
-        self.sftp.get_channel().settimeout(CHANNEL_TIMEOUT)
+        channel.settimeout(CHANNEL_TIMEOUT)
 
     def close(self) -> None:
         if self.sftp is not None:

@@ -35,6 +35,7 @@ SHELL_PROBE = "portal-shell-ok"
 # How the server's administrator reads the fingerprint to compare.
 CHECK_COMMAND = "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 class InvalidPrivateKey(ValueError):
@@ -87,8 +88,10 @@ def connect_transport(config: dict[str, Any]) -> paramiko.Transport:
     host, port, user = config["host"], int(config.get("port") or 22), config["username"]
     where = f"{host}:{port}"
     try:
-        # Through the egress guard; paramiko gets the vetted socket.
-        sock = egress.connect(host, port, CONNECT_TIMEOUT)
+        # Through the egress guard; paramiko gets the vetted socket. No Nagle:
+        # each SSH message is one write, and holding a small one back for the
+        # peer's delayed ACK cost ~40 ms per remote command (bench/README.md).
+        sock = egress.connect(host, port, CONNECT_TIMEOUT, socket_options=NO_DELAY)
     except egress.OutboundRefused as exc:
         raise TransferError(exc.message, permanent=True) from None
     except socket.gaierror:

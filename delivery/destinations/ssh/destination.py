@@ -1,5 +1,6 @@
 """The base of the SSH kinds (SFTP, SCP): one authenticated connection per
-delivery, a few remote-shell helpers, and what the settings pages show of
+delivery (kept for the worker's next delivery to the same server, see
+``pool``), a few remote-shell helpers, and what the settings pages show of
 an SSH login (its key pair)."""
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from typing import Any
 import paramiko
 
 from ..base import Destination, Panel, TransferError, UntrustedHostKey, package_template
+from . import pool
 from .connection import CHANNEL_TIMEOUT, CONNECT_TIMEOUT, SHELL_PROBE, connect_transport
 from .form import SSHLoginForm
+
+# A kept connection must answer a channel open this fast, or a new one is made.
+REUSE_CHECK_TIMEOUT = 5
 
 
 class SSHDestination(Destination):
@@ -43,6 +48,9 @@ class SSHDestination(Destination):
         self.transport: paramiko.Transport | None = None
         self.presented_fingerprint: str | None = None
         self._shell: bool | None = None
+        self._reusable = False
+        self._pool_key = ""
+        self.reused = False
         self.last_verification = ""
 
     @property
@@ -60,14 +68,55 @@ class SSHDestination(Destination):
         return self.full_path(remote_path)
 
     def open(self) -> None:
+        # Made now: it names the egress rule this connection is vetted under.
+        self._pool_key = pool.pool_key(self.config)
+        kept = pool.take(self._pool_key)
+        if kept is not None:
+            self.transport, self._shell, self.reused = kept.transport, kept.shell, True
+            self.presented_fingerprint = kept.transport.get_remote_server_key().fingerprint
+            try:
+                self.start(REUSE_CHECK_TIMEOUT)
+            except (paramiko.SSHException, EOFError, OSError, TransferError):
+                # The server dropped it while it was idle: log in afresh.
+                self._drop_transport()
+                self._shell, self.reused = None, False
+            else:
+                self._reusable = True
+                return
         try:
             self.transport = connect_transport(self.config)
         except UntrustedHostKey as exc:
             self.presented_fingerprint = exc.fingerprint
             raise
         self.presented_fingerprint = self.transport.get_remote_server_key().fingerprint
+        self.start(CONNECT_TIMEOUT)
+        self._reusable = True
+
+    def start(self, timeout: float) -> None:
+        """What a kind opens on a new or kept connection (SFTP: its subsystem).
+        Here: one channel opened and closed, which proves a kept connection
+        still answers."""
+        if self.reused and self.transport is not None:
+            self.transport.open_session(timeout=timeout).close()
 
     def close(self) -> None:
+        """Hand a healthy connection to the pool for the next delivery; close
+        it when the work using it failed."""
+        if self.transport is None:
+            return
+        if self._reusable and self.transport.is_active():
+            pool.give_back(self._pool_key, self.transport, self._shell)
+            self.transport = None
+        else:
+            self._drop_transport()
+        self._reusable = False
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self._reusable = False
+        self.close()
+
+    def _drop_transport(self) -> None:
         if self.transport is not None:
             try:
                 self.transport.close()

@@ -1,0 +1,123 @@
+"""Authenticated SSH connections kept for the next delivery in the same worker.
+
+A small SFTP delivery was mostly its connection: TCP connect, key exchange,
+host-key check, login, shell probe (bench/README.md, "Small deliveries over
+SSH"). When a delivery closes its destination cleanly, the connection is put
+here instead of being closed; the next delivery to the same server, as the
+same user, with the same credentials and pinned host key, takes it back (its
+shell probe answer with it) and checks it with one round trip before use.
+
+- Keys are ``clients.client_key`` HMACs (no secret, not even its plain hash, is
+  kept as a key); a changed password, key or pin is a different key, so it
+  never rides a connection that logged in with other values. The egress rule
+  in force is part of the key: a connection vetted under one rule is not
+  handed out under another.
+- A connection is held by one destination at a time; idle ones are closed
+  after ``IDLE_SECONDS`` and at most ``MAX_IDLE`` are kept per process.
+- A connection is closed, not kept, when the ``with`` block using it raised.
+- A forked child starts with an empty pool (the parent's sockets are not its
+  to use).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from portal import egress
+
+from ..clients import client_key
+
+if TYPE_CHECKING:
+    import paramiko
+
+IDLE_SECONDS = 30.0
+MAX_IDLE = 8
+LOGIN_FIELDS = ("host", "port", "username", "password", "private_key", "passphrase", "pinned_fingerprint")
+
+
+@dataclass
+class Idle:
+    key: str
+    transport: paramiko.Transport
+    shell: bool | None
+    since: float
+
+
+_lock = threading.Lock()
+_idle: list[Idle] = []
+
+
+def pool_key(config: dict[str, Any]) -> str:
+    values = {name: config.get(name) for name in LOGIN_FIELDS}
+    values["port"] = int(values["port"] or 22)
+    values["egress"] = [str(network) for network in egress.allowed_networks()]
+    return client_key("ssh", **values)
+
+
+def take(key: str) -> Idle | None:
+    """The most recently returned live connection for ``key``, if any."""
+    with _lock:
+        _expire(time.monotonic())
+        for index in range(len(_idle) - 1, -1, -1):
+            if _idle[index].key == key:
+                entry = _idle.pop(index)
+                if entry.transport.is_active():
+                    return entry
+                _close(entry)
+    return None
+
+
+def give_back(key: str, transport: paramiko.Transport, shell: bool | None) -> None:
+    if not transport.is_active():
+        transport.close()
+        return
+    with _lock:
+        _idle.append(Idle(key, transport, shell, time.monotonic()))
+        while len(_idle) > MAX_IDLE:
+            _close(_idle.pop(0))
+    timer = threading.Timer(IDLE_SECONDS + 1, sweep)
+    timer.daemon = True
+    timer.start()
+
+
+def sweep() -> None:
+    """Close the connections idle for longer than ``IDLE_SECONDS``."""
+    with _lock:
+        _expire(time.monotonic())
+
+
+def close_all() -> None:
+    with _lock:
+        while _idle:
+            _close(_idle.pop())
+
+
+def idle_count() -> int:
+    with _lock:
+        return len(_idle)
+
+
+def _expire(now: float) -> None:
+    for entry in [e for e in _idle if now - e.since > IDLE_SECONDS or not e.transport.is_active()]:
+        _idle.remove(entry)
+        _close(entry)
+
+
+def _close(entry: Idle) -> None:
+    try:
+        entry.transport.close()
+    except Exception:  # noqa: BLE001 - closing must not raise
+        pass
+
+
+def _forget_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    _idle.clear()  # the parent's connections: not closed here, the parent still owns them
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
