@@ -73,7 +73,7 @@ print(json.dumps({{"conf_num": session.conf_num, "room_id": room.room_id}}))
 TIMELINE = """
 import json
 from delivery.models import DeliveredFile, Delivery
-from projects.models import WebhookAttempt
+from webhooks.models import WebhookAttempt
 from recordings.models import Session
 s = Session.objects.get(conf_num={conf_num!r})
 d = Delivery.objects.get(session=s)
