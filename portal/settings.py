@@ -253,7 +253,7 @@ Q_CLUSTER = {
     "bulk": 1,
     "catch_up": False,
     "ack_failures": True,
-    "poll": 0.5,
+    "poll": 0.2,  # django-q2's default; each idle cluster asks the ORM broker 5 times a second
     "save_limit": 1000,
 }
 if REDIS_URL:

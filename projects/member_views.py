@@ -18,7 +18,7 @@ from .actions.members import (
 from .audit import client_ip
 from .context import project_context
 from .forms import AddMemberForm, MemberRoleForm
-from .models import Role
+from .models import Invitation, Role
 
 
 @login_required
@@ -32,7 +32,8 @@ def members(request, app_id):
         messages.success(
             request,
             f"{name} is invited as {Role(role).label}. If an account with that username or "
-            "email exists, it joins the project at its next login.",
+            f"email exists, it joins the project at its next login within "
+            f"{Invitation.VALID_FOR.days} days.",
         )
         return redirect("projects:members", app_id=project.app_id)
     memberships = project.memberships.select_related("user").order_by("user__username")

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
 from django.db.models import Manager
 from django.urls import reverse
+from django.utils import timezone
 
 from portal.fields import EncryptedTextField
 
@@ -184,7 +186,12 @@ class Room(models.Model):
 class Invitation(models.Model):
     """A person named on the Members page. It becomes a membership when an
     account with that username (or email) next logs in, so the page answers
-    the same whether or not such an account exists."""
+    the same whether or not such an account exists. It lapses after
+    ``VALID_FOR``: a name reused long after (a new account given a departed
+    person's username or address) does not inherit a forgotten invitation.
+    Inviting again renews it."""
+
+    VALID_FOR = timedelta(days=14)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
     identifier = models.CharField(max_length=254)
@@ -202,6 +209,14 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identifier} invited to {self.project}"
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.created_at + self.VALID_FOR
+
+    @property
+    def expired(self) -> bool:
+        return timezone.now() >= self.expires_at
 
 
 class AuditEvent(models.Model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from ..audit import log_audit
 from ..models import AuditEvent, Invitation, Membership, Project, Role
@@ -47,7 +48,8 @@ def do_invite_member(
     inviter whether the account exists; it joins at its next login."""
     invitation, _ = Invitation.objects.update_or_create(
         project=project, identifier=identifier,
-        defaults={"role": role, "invited_by": acting_user},
+        # Inviting again renews the invitation for another VALID_FOR.
+        defaults={"role": role, "invited_by": acting_user, "created_at": timezone.now()},
     )  # fmt: skip
     log_audit(
         project, AuditEvent.Action.MEMBER_INVITED, actor=acting_user, ip=ip,
@@ -67,9 +69,9 @@ def do_cancel_invitation(invitation: Invitation, *, acting_user, ip: str | None 
 
 @transaction.atomic
 def do_accept_invitations(*, acting_user, ip: str | None = None) -> list[Membership]:
-    """At login: every invitation naming the username or email of
+    """At login: every current invitation naming the username or email of
     ``acting_user`` (the person logging in) becomes a membership (audited as
-    added by the inviter)."""
+    added by the inviter). Lapsed ones naming them are removed unused."""
     user = acting_user
     names = Q(identifier=user.get_username())
     if user.email:
@@ -79,6 +81,9 @@ def do_accept_invitations(*, acting_user, ip: str | None = None) -> list[Members
         Invitation.objects.select_for_update().filter(names).select_related("project")
     ):
         project = invitation.project
+        if invitation.expired:
+            invitation.delete()
+            continue
         if not Membership.objects.filter(project=project, user=user).exists():
             joined.append(
                 do_add_member(

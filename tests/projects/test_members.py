@@ -135,3 +135,37 @@ def test_audit_details_list_changed_settings_readably(client, world):
     client.force_login(world.alice)
     page = client.get(reverse("projects:audit", args=[world.app_id])).content.decode()
     assert "url, enabled" in page and "[&#x27;url" not in page
+
+
+def test_an_invitation_lapses_after_its_time_and_inviting_again_renews_it(client, world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from projects.models import Invitation
+    from tests.conftest import PASSWORD
+
+    client.force_login(world.alice)
+    answer = client.post(members_url(world), {"user": "charlie", "role": Role.STAFF}, follow=True)
+    assert "at its next login within 14 days" in answer.content.decode()
+    invitation = world.project.invitations.get()
+    expires = timezone.localtime(invitation.expires_at).strftime("%-d %b %Y")
+    assert f"joins at next login before {expires}" in answer.content.decode()
+    lapsed = timezone.now() - Invitation.VALID_FOR - timedelta(minutes=1)
+    Invitation.objects.filter(pk=invitation.pk).update(created_at=lapsed)
+    page = client.get(members_url(world)).content.decode()
+    assert "invitation lapsed on" in page and "invite again to renew" in page
+
+    client.logout()
+    client.post(reverse("login"), {"username": "charlie", "password": PASSWORD})
+    assert not Membership.objects.filter(project=world.project, user=world.charlie).exists()
+    assert not world.project.invitations.exists()  # a lapsed invitation is removed unused
+
+    client.force_login(world.alice)
+    client.post(members_url(world), {"user": "charlie", "role": Role.STAFF})
+    Invitation.objects.filter(pk=world.project.invitations.get().pk).update(created_at=lapsed)
+    client.post(members_url(world), {"user": "charlie", "role": Role.STAFF})  # invited again
+    assert not world.project.invitations.get().expired
+    client.logout()
+    client.post(reverse("login"), {"username": "charlie", "password": PASSWORD})
+    assert Membership.objects.get(project=world.project, user=world.charlie).role == Role.STAFF
