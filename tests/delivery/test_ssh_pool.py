@@ -194,3 +194,16 @@ def test_ssh_sockets_send_without_nagle_delay(sshd: SSHServer):
         sock = dest.transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
+
+
+def test_one_sweeper_thread_however_many_deliveries(sshd: SSHServer, tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(pool, "IDLE_SECONDS", 0.3)
+    local = small_file(tmp_path)
+    for index in range(5):
+        deliver(SFTPDestination, sshd.config(), local, f"sweeper/c{index}/chat.json")
+    sweepers = [t for t in threading.enumerate() if t.name == "ssh-pool-sweeper"]
+    assert len(sweepers) == 1
+    sweepers[0].join(timeout=5)  # it ends once nothing is kept
+    assert not sweepers[0].is_alive() and pool.idle_count() == 0

@@ -13,7 +13,8 @@ shell probe answer with it) and checks it with one round trip before use.
   in force is part of the key: a connection vetted under one rule is not
   handed out under another.
 - A connection is held by one destination at a time; idle ones are closed
-  after ``IDLE_SECONDS`` and at most ``MAX_IDLE`` are kept per process.
+  after ``IDLE_SECONDS`` (by one sweeper thread, alive while anything is
+  kept) and at most ``MAX_IDLE`` are kept per process.
 - A connection is closed, not kept, when the ``with`` block using it raised.
 - A forked child starts with an empty pool (the parent's sockets are not its
   to use).
@@ -49,6 +50,8 @@ class Idle:
 
 _lock = threading.Lock()
 _idle: list[Idle] = []
+_sweeper: threading.Thread | None = None
+_wake = threading.Event()  # close_all() wakes the sweeper, which then ends
 
 
 def pool_key(config: dict[str, Any]) -> str:
@@ -75,25 +78,35 @@ def give_back(key: str, transport: paramiko.Transport, shell: bool | None) -> No
     if not transport.is_active():
         transport.close()
         return
+    global _sweeper
     with _lock:
         _idle.append(Idle(key, transport, shell, time.monotonic()))
         while len(_idle) > MAX_IDLE:
             _close(_idle.pop(0))
-    timer = threading.Timer(IDLE_SECONDS + 1, sweep)
-    timer.daemon = True
-    timer.start()
+        if _sweeper is None:
+            _sweeper = threading.Thread(target=_sweep, name="ssh-pool-sweeper", daemon=True)
+            _sweeper.start()
 
 
-def sweep() -> None:
-    """Close the connections idle for longer than ``IDLE_SECONDS``."""
-    with _lock:
-        _expire(time.monotonic())
+def _sweep() -> None:
+    """One thread per process while anything is kept: closes the connections
+    idle for longer than ``IDLE_SECONDS`` and ends when none is left."""
+    global _sweeper
+    while True:
+        _wake.wait(max(0.05, min(IDLE_SECONDS / 4, 5.0)))
+        _wake.clear()
+        with _lock:
+            _expire(time.monotonic())
+            if not _idle:
+                _sweeper = None
+                return
 
 
 def close_all() -> None:
     with _lock:
         while _idle:
             _close(_idle.pop())
+    _wake.set()
 
 
 def idle_count() -> int:
@@ -115,8 +128,8 @@ def _close(entry: Idle) -> None:
 
 
 def _forget_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
+    global _lock, _sweeper, _wake
+    _lock, _sweeper, _wake = threading.Lock(), None, threading.Event()
     _idle.clear()  # the parent's connections: not closed here, the parent still owns them
 
 
