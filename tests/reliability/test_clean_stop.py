@@ -173,8 +173,10 @@ def runportal_started(portal: PortalProcesses, env: dict[str, str]):
         wait_for_port(port)
         yield runportal, port
     finally:
-        if runportal.poll() is None:
-            kill_all([psutil.Process(runportal.pid), *psutil.Process(runportal.pid).children(True)])
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if runportal.poll() is None:
+                main = psutil.Process(runportal.pid)
+                kill_all([main, *main.children(recursive=True)])
 
 
 def kill_all(processes: list[psutil.Process]) -> None:
@@ -219,8 +221,9 @@ def test_ctrl_c_reaches_each_web_worker_once_so_none_hangs_in_its_quit_handler(p
     land while gthread's quit handler held its pool's shutdown lock (a plain
     Lock): the handler, run again, waited on it for ever, and the master
     killed the worker only after its 30 s graceful timeout (about one Ctrl-C
-    in ten). Here the lock is held for a second (slow_pool_shutdown/), so a
-    second signal would land there every time."""
+    in ten). Here (slow_pool_shutdown/) the lock is held for a second and the
+    master's SIGQUIT comes half a second late, so a worker that heard the
+    Ctrl-C itself would get the second signal there every time."""
     slow = str(Path(__file__).parent / "slow_pool_shutdown")
     env = {**portal.env, "PYTHONPATH": os.pathsep.join(
         [slow, *filter(None, [portal.env.get("PYTHONPATH")])])}  # fmt: skip
