@@ -8,8 +8,10 @@ the group gets SIGTERM (its issue #346)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -157,15 +159,49 @@ def test_a_delivery_qcluster_stops_at_once(portal, form, signum):
     assert "has stopped" in log.read_text()
 
 
-def test_runportal_starts_web_and_both_clusters_and_ctrl_c_stops_them_all(portal):
+@contextlib.contextmanager
+def runportal_started(portal: PortalProcesses, env: dict[str, str]):
+    """`manage.py runportal` in a session of its own, as in a terminal;
+    yields it and its port once it listens."""
     port = free_port()
     log = open(portal.logs / "runportal.log", "ab")
     runportal = subprocess.Popen(
         [sys.executable, "manage.py", "runportal", "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=portal.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
         wait_for_port(port)
+        yield runportal, port
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if runportal.poll() is None:
+                main = psutil.Process(runportal.pid)
+                kill_all([main, *main.children(recursive=True)])
+
+
+def kill_all(processes: list[psutil.Process]) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
+def ctrl_c(runportal: subprocess.Popen, portal: PortalProcesses) -> float:
+    """Ctrl-C in runportal's terminal (SIGINT to its process group): seconds
+    until runportal exited, after checking that every process it started has
+    exited too (the web's and each cluster's run in process groups of their own)."""
+    family = [psutil.Process(runportal.pid), *psutil.Process(runportal.pid).children(True)]
+    took = stop(runportal, "group", signal.SIGINT)
+    print(f"\nrunportal, Ctrl-C: exited {runportal.returncode} after {took:.1f} s")
+    log = (portal.logs / "runportal.log").read_text()[-4000:]
+    left = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    kill_all(left)
+    assert took < STOP_LIMIT, log
+    assert left == [], f"left running: {left}\n{log}"
+    return took
+
+
+def test_runportal_starts_web_and_both_clusters_and_ctrl_c_stops_them_all(portal):
+    with runportal_started(portal, portal.env) as (runportal, port):
 
         def clusters():
             found = []
@@ -176,9 +212,37 @@ def test_runportal_starts_web_and_both_clusters_and_ctrl_c_stops_them_all(portal
 
         assert wait_for(clusters, 60, "two qclusters") == ["", "processing"]
         assert requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=30).ok
-        took = stop(runportal, "group", signal.SIGINT)  # Ctrl-C in the terminal
-        assert took < STOP_LIMIT, (portal.logs / "runportal.log").read_text()[-4000:]
-        assert in_group(runportal.pid) == []
-    finally:
-        if runportal.poll() is None:
-            os.killpg(runportal.pid, signal.SIGKILL)
+        ctrl_c(runportal, portal)
+
+
+def test_ctrl_c_reaches_each_web_worker_once_so_none_hangs_in_its_quit_handler(portal):
+    """gunicorn's master answers SIGINT with one SIGQUIT to each worker. When
+    the terminal's SIGINT reached the workers too, the second signal could
+    land while gthread's quit handler held its pool's shutdown lock (a plain
+    Lock): the handler, run again, waited on it for ever, and the master
+    killed the worker only after its 30 s graceful timeout (about one Ctrl-C
+    in ten). Here (slow_pool_shutdown/) the lock is held for a second and the
+    master's SIGQUIT comes half a second late, so a worker that heard the
+    Ctrl-C itself would get the second signal there every time."""
+    slow = str(Path(__file__).parent / "slow_pool_shutdown")
+    env = {**portal.env, "PYTHONPATH": os.pathsep.join(
+        [slow, *filter(None, [portal.env.get("PYTHONPATH")])])}  # fmt: skip
+    with runportal_started(portal, env) as (runportal, port):
+        assert requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=30).ok
+        ctrl_c(runportal, portal)
+    # Each worker exited by itself: none waited for the master to kill it.
+    log = (portal.logs / "runportal.log").read_text()
+    assert "Worker exiting" in log and "was sent SIGKILL" not in log, log[-4000:]
+
+
+def test_ctrl_c_stops_runportal_in_time_while_a_client_is_in_the_middle_of_a_request(portal):
+    """A quick stop abandons requests, but a worker's interpreter waits for
+    its request threads when it exits, and gunicorn's master waits its
+    graceful timeout (30 s in deploy/) before killing such a worker."""
+    with runportal_started(portal, portal.env) as (runportal, port):
+        assert requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=30).ok
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            # Headers that never end: a worker's thread waits for the rest.
+            client.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            time.sleep(1)
+            ctrl_c(runportal, portal)
