@@ -52,6 +52,9 @@ RULE = (
 )
 
 
+NAME_REFUSED = "does not resolve to a public internet address"
+
+
 class OutboundRefused(Exception):
     """A connection to a non-public address was refused. The message names
     the rule and never an address the tenant did not type themselves."""
@@ -133,8 +136,10 @@ def _refuse(host: str, ip: IPAddress, reason: str) -> OutboundRefused:
     if literal_address(host) is not None:
         spelled = shown if shown == str(ip) else f"{shown} (that is {ip})"
         return OutboundRefused(f"{spelled} is {reason}: {RULE}.")
-    # A name: say what it resolves to without telling which internal address.
-    return OutboundRefused(f"{shown} resolves to {reason}: {RULE}.")
+    # A name: neither which internal address nor what kind of address (a tenant
+    # would learn what the portal's network calls its loopback, private and
+    # metadata hosts); the operator's log and DNS tell the operator.
+    return OutboundRefused(f"{shown} {NAME_REFUSED}: {RULE}.")
 
 
 def resolve(host: str, port: int) -> list[tuple[Any, ...]]:

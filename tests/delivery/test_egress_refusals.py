@@ -145,7 +145,7 @@ def test_a_dns_answer_that_changes_after_the_check_never_reaches_the_internal_ad
         # answer), or the later answer was vetted and refused (HTTP kinds,
         # whose early check took the first answer).
         assert vetted.accepted or (
-            error.permanent and "rebind.test resolves to a loopback address" in error.message
+            error.permanent and "rebind.test does not resolve to a public internet address" in error.message
         )
     finally:
         vetted.close()

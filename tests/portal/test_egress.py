@@ -22,7 +22,7 @@ REAL_GETADDRINFO = socket.getaddrinfo
 REFUSED = [
     ("127.0.0.1", "a loopback address"),
     ("127.8.9.10", "a loopback address"),
-    ("localhost", "resolves to a loopback address"),
+    ("localhost", "does not resolve to a public internet address"),
     ("[::1]", "a loopback address"),
     ("::1", "a loopback address"),
     ("0.0.0.0", "the unspecified address"),
@@ -68,8 +68,25 @@ def test_every_non_public_address_is_refused_naming_the_rule(no_exemptions, host
 def test_a_name_resolving_to_loopback_is_refused_without_revealing_the_address(no_exemptions):
     with pytest.raises(egress.OutboundRefused) as refused:
         egress.check_host("localhost")
-    assert refused.value.message.startswith("localhost resolves to a loopback address")
+    assert refused.value.message.startswith("localhost does not resolve to a public internet address")
     assert "127.0.0.1" not in refused.value.message and "::1" not in refused.value.message
+
+
+def test_names_resolving_to_any_internal_address_get_one_answer(no_exemptions, monkeypatch):
+    """A tenant probing names learns nothing of what kind of internal host a name
+    is (loopback, private, the metadata service's link-local address)."""
+    answers = {"loop.test": "127.0.0.1", "db.test": "10.1.2.3", "metadata.test": "169.254.169.254"}
+
+    def resolver(host, port, family=0, type=0, proto=0, flags=0):
+        return REAL_GETADDRINFO(answers[host], port, family, type, proto, flags)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    messages = set()
+    for name in answers:
+        with pytest.raises(egress.OutboundRefused) as refused:
+            egress.check_host(name)
+        messages.add(refused.value.message.replace(name, "NAME"))
+    assert messages == {f"NAME does not resolve to a public internet address: {egress.RULE}."}
 
 
 @pytest.mark.parametrize(
@@ -164,7 +181,7 @@ def test_connect_uses_the_address_it_vetted_when_dns_changes_its_answer(rebindin
     with egress.connect("rebind.test", vetted.port, 5) as sock:
         assert sock.getpeername()[0] == "127.0.0.2"
     assert resolver.calls == 1  # resolved once: the check and the connect share the answer
-    with pytest.raises(egress.OutboundRefused, match="rebind.test resolves to a loopback"):
+    with pytest.raises(egress.OutboundRefused, match="rebind.test does not resolve to a public internet address"):
         egress.connect("rebind.test", vetted.port, 5)
     time.sleep(0.3)
     assert internal.accepted == []
@@ -247,7 +264,7 @@ def test_the_real_portal_without_the_allowlist_refuses_and_never_connects():
             url = f"http://localhost:{listener.port}/hooks"
             saved = portal.manage("webhook", "configure", app_id, "--url", url, check=False)
             assert saved.returncode != 0
-            assert "localhost resolves to a loopback address" in saved.stderr
+            assert "localhost does not resolve to a public internet address" in saved.stderr
             portal.manage("shell", "-c", (
                 "from projects.models import Project;"
                 "from webhooks.actions import do_configure_webhook;"
@@ -256,7 +273,7 @@ def test_the_real_portal_without_the_allowlist_refuses_and_never_connects():
             sent = portal.manage("webhook", "test", app_id, check=False)
             assert sent.returncode != 0
             assert "STATUS=0" in sent.stdout
-            assert "localhost resolves to a loopback address" in sent.stderr
+            assert "localhost does not resolve to a public internet address" in sent.stderr
             time.sleep(0.3)
             assert listener.accepted == []
     finally:

@@ -210,7 +210,7 @@ def test_a_webhook_name_resolving_to_loopback_is_refused_and_never_connected(wor
         logged = sending.attempt(event(world).pk)
         time.sleep(0.3)
         assert listener.accepted == []
-    assert logged.error.startswith("localhost resolves to a loopback address")
+    assert logged.error.startswith("localhost does not resolve to a public internet address")
 
 
 def test_a_webhook_connects_to_the_address_it_vetted_when_dns_changes(world, settings, monkeypatch):
