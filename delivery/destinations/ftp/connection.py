@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import ftplib
+import functools
 import hashlib
 import socket
 import ssl
@@ -67,6 +68,15 @@ class GuardedFTPS(GuardedFTP, ftplib.FTP_TLS):
         return conn, size
 
 
+@functools.cache
+def verified_context() -> ssl.SSLContext:
+    """The system's CA store and hostname checks. One per process: making one
+    loads the CA bundle (~20 ms, twice per FTPS delivery to a pinned server,
+    bench/README.md); a context is safe to share between threads."""
+    return ssl.create_default_context()
+
+
+@functools.cache
 def unverified_context() -> ssl.SSLContext:
     # Only used to read the certificate; it is then checked against the pin.
     context = ssl.create_default_context()

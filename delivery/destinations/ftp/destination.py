@@ -41,6 +41,7 @@ from .connection import (
     reply_line,
     same_fingerprint,
     unverified_context,
+    verified_context,
 )
 from .form import FTPForm
 
@@ -127,7 +128,7 @@ class FTPDestination(Destination):
             ftp.connect(self.host, self.port)
             return ftp
         try:
-            ftps, der = self._start_tls(ssl.create_default_context())
+            ftps, der = self._start_tls(verified_context())
             self.presented_fingerprint = certificate_fingerprint(der)
             return ftps
         except ssl.SSLCertVerificationError:
