@@ -4,15 +4,16 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
 from django.shortcuts import render
 
 from projects.access import get_project_for, projects_of
 from projects.context import project_context
-from projects.models import RecordingCredentials
+from projects.models import RecordingCredentials, Room
 
 from . import store
-from .models import RecordingFile
+from .models import RecordingFile, Session
 from .report import (
     ReportFilterForm,
     cached_day_chart,
@@ -26,6 +27,18 @@ from .report import (
 MAX_PARSED_BYTES = 5 * 1024 * 1024
 
 
+def report_rooms(project) -> list[tuple[int, str, str]]:
+    """(pk, room_id, label) of the rooms the report can filter by: the live ones,
+    and the deleted ones whose past sessions it still lists, marked so."""
+    rows = (
+        Room.all_objects.filter(project=project)
+        .filter(Q(deleted_at__isnull=True) | Exists(Session.objects.filter(room=OuterRef("pk"))))
+        .order_by("name", "id")
+        .values_list("pk", "room_id", "name", "deleted_at")
+    )
+    return [(pk, rid, f"{name} (deleted)" if deleted else name) for pk, rid, name, deleted in rows]
+
+
 def report_context(request, project, *, foreign_room_means_all: bool = False) -> dict:
     """Filters, the keyset page of sessions with their 72-hour links, the
     chart and the recording credentials of ``project``: the same few queries
@@ -33,7 +46,7 @@ def report_context(request, project, *, foreign_room_means_all: bool = False) ->
     Video → Recordings, where switching projects keeps the previous one's
     room in the query (``foreign_room_means_all``: all rooms of the new one
     rather than an error)."""
-    rooms = list(project.rooms.order_by("name", "id").values_list("pk", "room_id", "name"))
+    rooms = report_rooms(project)
     params = request.GET
     if foreign_room_means_all and params.get("room") not in {rid for _, rid, _ in rooms}:
         params = params.copy()

@@ -203,3 +203,20 @@ def test_file_pages_of_other_projects_are_404(client, world, room):
     client.force_login(world.charlie)
     url = reverse("recordings:file", args=[world.app_id, files["chat"].pk])
     assert client.get(url).status_code == 404
+
+
+def test_a_deleted_room_with_recordings_stays_in_the_room_filter(client, world, report_url, room):
+    from projects.actions.rooms import do_delete_room
+
+    gone = make_room(world.project, "Gone")
+    empty = make_room(world.project, "Never used")
+    kept = make_session(gone, started_at=DAY)
+    elsewhere = make_session(room, started_at=DAY)
+    do_delete_room(gone, acting_user=world.alice)
+    do_delete_room(empty, acting_user=world.alice)
+    client.force_login(world.bob)
+    html = client.get(report_url, RANGE).content.decode()
+    assert f'<option value="{gone.room_id}">Gone (deleted)</option>' in html
+    assert empty.room_id not in html  # nothing of it to find
+    filtered = client.get(report_url, {**RANGE, "room": gone.room_id}).content.decode()
+    assert kept.conf_num in filtered and elsewhere.conf_num not in filtered
