@@ -219,6 +219,23 @@ def test_an_upload_is_streamed_into_the_bucket_with_its_sha256(client, world, bu
     assert files_on_disk(settings) == []  # the temporary upload is gone too
 
 
+def start_slowed_put(proxy: CountingProxy, work, results: dict) -> threading.Thread:
+    """Run ``work`` (a put through the slowed ``proxy``) in a thread; return once
+    its first 256 KB went through, i.e. while the put is under way."""
+    proxy.reset()
+    thread = threading.Thread(target=work)
+    thread.start()
+    deadline = time.monotonic() + 30
+    try:
+        while proxy.upstream < 256 * 1024:
+            assert time.monotonic() < deadline and thread.is_alive(), results
+            time.sleep(0.05)
+    except BaseException:
+        thread.join(60)
+        raise
+    return thread
+
+
 @pytest.mark.pg
 @pytest.mark.skipif(
     "sqlite" in django_settings.DATABASES["default"]["ENGINE"],
@@ -249,14 +266,8 @@ def test_a_slow_bucket_put_does_not_hold_the_session_row_lock(world, s3, setting
             finally:
                 connection.close()
 
-        proxy.reset()
-        thread = threading.Thread(target=upload_big)
-        thread.start()
+        thread = start_slowed_put(proxy, upload_big, responses)
         try:
-            deadline = time.monotonic() + 30
-            while proxy.upstream < 256 * 1024:  # the big put is under way
-                assert time.monotonic() < deadline and thread.is_alive(), responses
-                time.sleep(0.05)
             began = time.monotonic()
             small = ingest.upload(
                 conf_num, SimpleUploadedFile("metadata.json", b"[]"), file_type="metadata"
@@ -309,14 +320,8 @@ def test_a_slow_bucket_put_of_the_composite_does_not_hold_the_session_row_lock(
             finally:
                 connection.close()
 
-        proxy.reset()
-        thread = threading.Thread(target=finish)
-        thread.start()
+        thread = start_slowed_put(proxy, finish, finished)
         try:
-            deadline = time.monotonic() + 30
-            while proxy.upstream < 256 * 1024:  # the composite's put is under way
-                assert time.monotonic() < deadline and thread.is_alive(), finished
-                time.sleep(0.05)
             with transaction.atomic():  # without the fix: "could not obtain lock"
                 Session.objects.select_for_update(nowait=True).get(pk=session.pk)
             still_sending = proxy.upstream < 4 * MB

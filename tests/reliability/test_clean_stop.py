@@ -189,7 +189,8 @@ def ctrl_c(runportal: subprocess.Popen, portal: PortalProcesses) -> float:
     """Ctrl-C in runportal's terminal (SIGINT to its process group): seconds
     until runportal exited, after checking that every process it started has
     exited too (the web's and each cluster's run in process groups of their own)."""
-    family = [psutil.Process(runportal.pid), *psutil.Process(runportal.pid).children(True)]
+    main = psutil.Process(runportal.pid)
+    family = [main, *main.children(recursive=True)]
     took = stop(runportal, "group", signal.SIGINT)
     print(f"\nrunportal, Ctrl-C: exited {runportal.returncode} after {took:.1f} s")
     log = (portal.logs / "runportal.log").read_text()[-4000:]

@@ -104,7 +104,7 @@ class SSHDestination(Destination):
         it when the work using it failed."""
         if self.transport is None:
             return
-        if self._reusable and self.transport.is_active():
+        if self._reusable:
             pool.give_back(self._pool_key, self.transport, self._shell)
             self.transport = None
         else:

@@ -64,17 +64,15 @@ def pool_key(config: dict[str, Any]) -> str:
 def take(key: str) -> Idle | None:
     """The most recently returned live connection for ``key``, if any."""
     with _lock:
-        _expire(time.monotonic())
+        _expire(time.monotonic())  # also drops those the server has closed
         for index in range(len(_idle) - 1, -1, -1):
             if _idle[index].key == key:
-                entry = _idle.pop(index)
-                if entry.transport.is_active():
-                    return entry
-                _close(entry)
+                return _idle.pop(index)
     return None
 
 
 def give_back(key: str, transport: paramiko.Transport, shell: bool | None) -> None:
+    """Keep ``transport`` for the next ``take(key)``; one no longer active is closed."""
     if not transport.is_active():
         transport.close()
         return
