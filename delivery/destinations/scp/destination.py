@@ -31,14 +31,13 @@ from ..base import (
     temp_prefix,
 )
 from ..ssh.connection import CHANNEL_TIMEOUT, CONNECT_TIMEOUT
-from ..ssh.destination import SSHDestination
+from ..ssh.destination import VERIFIED_REMOTELY, SSHDestination  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
 SCP_BUFFER = 256 * 1024
 ATOMIC = "atomic (temp name + rename)"
 PLAIN = "plain write (no shell)"
-VERIFIED_REMOTELY = "sha256 verified remotely"
 SIZE_ONLY = "size only (over SFTP; the server allows no shell for sha256sum)"
 READ_BACK = "sha256 verified by reading the file back over scp"
 
@@ -85,15 +84,17 @@ class SCPDestination(SSHDestination):
     ) -> None:
         target = self.full_path(remote_path)
         folder, name = posixpath.split(target)
+        shell = self.shell_available()
+        self.placement_mode = ATOMIC if shell else PLAIN
+        self._makedirs(folder)
+        if self.lanes_for(local) and self._upload_over_lanes(local, target, progress, resume):
+            return
         if resume is not None:
             # The scp protocol has no offset: an interrupted copy starts over. The
             # state only records that an attempt began, so the next one can say so.
             if resume.state:
                 resume.note(f"SCP cannot resume: sending {name} again from byte 0")
             resume.save({"scp": "started"})
-        shell = self.shell_available()
-        self.placement_mode = ATOMIC if shell else PLAIN
-        self._makedirs(folder)
         if not shell:
             self._put(local, target, folder, progress)
             return
@@ -113,6 +114,39 @@ class SCPDestination(SSHDestination):
                     pass
             raise
 
+    def _upload_over_lanes(
+        self, local: LocalFile, target: str, progress: ProgressCallback, resume: ResumePoint | None
+    ) -> bool:
+        """Big files to shell accounts go over OpenSSH lanes (``ssh.lanes``),
+        which can continue a cut copy, unlike scp. False if the lanes could not
+        start (nothing was sent over them)."""
+        folder, name = posixpath.split(target)
+        point = resume if resume is not None else ResumePoint()
+
+        def create(temp: str) -> None:
+            self._run_checked(f"touch -- {shlex.quote(temp)}", folder, f"creating {temp}")
+
+        def clean(keep: str) -> None:
+            self._remove_stale_parts(folder, name, f"cleaning up before uploading {target}", keep=keep)
+
+        try:
+            temp = self.upload_over_lanes(local, folder, name, point, progress, create, clean)
+            if temp is None:
+                return False
+            self._run_checked(
+                f"mv -f -- {shlex.quote(temp)} {shlex.quote(target)}", folder, f"moving {target} into place"
+            )
+        except TransferError as exc:
+            temp = point.state.get("temp")
+            if temp and self.connected and (exc.permanent or resume is None):
+                try:
+                    self.run(f"rm -f -- {shlex.quote(temp)}", timeout=30)
+                    point.save({})
+                except TRANSIENT:
+                    pass
+            raise
+        return True
+
     def discard(self, remote_path: str, state: Mapping[str, Any]) -> None:
         """Remove the temporary files a cut copy of ``remote_path`` left (the
         delivery gave up, or is sent again from scratch). Only accounts with a
@@ -122,9 +156,13 @@ class SCPDestination(SSHDestination):
         folder, name = posixpath.split(self.full_path(remote_path))
         self._remove_stale_parts(folder, name, f"removing the temporary files of {name}")
 
-    def _remove_stale_parts(self, folder: str, name: str, doing: str) -> None:
+    def _remove_stale_parts(self, folder: str, name: str, doing: str, keep: str = "") -> None:
         stale = f"{shlex.quote(folder or '.')}/{shlex.quote(temp_prefix(name))}*"
-        self._run_checked(f"rm -f -- {stale}", folder, doing)
+        if not keep:
+            self._run_checked(f"rm -f -- {stale}", folder, doing)
+            return
+        script = f'for f in {stale}; do [ "$f" = "$1" ] || rm -f -- "$f"; done'
+        self._run_checked(f"sh -c {shlex.quote(script)} sh {shlex.quote(keep)}", folder, doing)
 
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         target = self.full_path(remote_path)
@@ -149,12 +187,11 @@ class SCPDestination(SSHDestination):
             return False
         if int(out.strip() or -1) != local.size:
             return False
-        digest = self.remote_sha256(target)
-        if digest is None:
+        matches = self.content_matches(local, target)
+        if matches is None:
             self.last_verification = "size only (sha256sum failed on the server)"
             return True
-        self.last_verification = VERIFIED_REMOTELY
-        return digest == local.sha256_hex()
+        return matches
 
     def _run_checked(self, command: str, folder: str, doing: str) -> None:
         try:

@@ -21,7 +21,7 @@ from ..base import (
     temp_prefix,
 )
 from ..ssh.connection import CHANNEL_TIMEOUT, MAX_PACKET_SIZE, WINDOW_SIZE
-from ..ssh.destination import SSHDestination
+from ..ssh.destination import VERIFIED_REMOTELY, SSHDestination  # noqa: F401 (re-exported)
 from .put import (
     AHEAD,
     PARALLEL_MIN,
@@ -34,7 +34,6 @@ from .put import (
 
 logger = logging.getLogger(__name__)
 
-VERIFIED_REMOTELY = "sha256 verified remotely"
 SIZE_ONLY = "size only (the server allows no shell for sha256sum)"
 
 
@@ -107,6 +106,15 @@ class SFTPDestination(SSHDestination):
         def send() -> None:
             nonlocal tmp
             self._makedirs(folder)
+            if self.lanes_for(local):
+                sent = self.upload_over_lanes(
+                    local, folder, name, point, progress, create=self._create_empty,
+                    clean=lambda keep: self._remove_stale_parts(folder, name, keep=keep),
+                )  # fmt: skip
+                if sent is not None:
+                    tmp = sent
+                    self._rename(tmp, target)
+                    return
             tmp, offset = self._resume_from(point, folder, name, local)
             self._remove_stale_parts(folder, name, keep=tmp)
             if offset:
@@ -121,6 +129,7 @@ class SFTPDestination(SSHDestination):
         except TransferError as exc:
             # A transient failure keeps the temp file for the next run to continue
             # (when a caller keeps resume state); otherwise it is of no use.
+            tmp = tmp or point.state.get("temp") or ""
             if tmp and self.connected and (exc.permanent or resume is None):
                 self._remove_quietly(tmp)
                 point.save({})
@@ -150,16 +159,14 @@ class SFTPDestination(SSHDestination):
             logger.info("%s: %s has %s bytes, expected %s", self.describe(), target, size, local.size)
             return False
         try:
-            digest = self.remote_sha256(target)
+            matches = self.content_matches(local, target)
         except (paramiko.SSHException, EOFError, OSError):
-            raise self.lost(f"computing the sha256 of {target}") from None
-        if digest is None:
+            raise self.lost(f"checking the content of {target}") from None
+        if matches is None:
             self.last_verification = SIZE_ONLY
-        elif digest != local.sha256_hex():
-            logger.info("%s: sha256 of %s differs", self.describe(), target)
+        elif not matches:
+            logger.info("%s: the content of %s differs", self.describe(), target)
             return False
-        else:
-            self.last_verification = VERIFIED_REMOTELY
         logger.info("%s: %s verified (%s)", self.describe(), target, self.last_verification)
         return True
 
@@ -240,6 +247,10 @@ class SFTPDestination(SSHDestination):
             point.note(f"the partial file {temp} is shorter than recorded: sending {name} from byte 0")
             return fresh, 0
         return temp, offset
+
+    def _create_empty(self, path: str) -> None:
+        with self._client.open(path, "wb"):
+            pass
 
     def _remove_stale_parts(self, folder: str, name: str, keep: str = "") -> None:
         """A cut connection leaves its temporary file behind; the retry removes it

@@ -44,6 +44,20 @@ class InvalidPrivateKey(ValueError):
 
 def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
     """Parse an OpenSSH or PEM private key given as text."""
+    plain, key_class = _decrypted(text, passphrase)
+    try:
+        return key_class.from_private_key(io.StringIO(plain))
+    except paramiko.SSHException:
+        raise InvalidPrivateKey("This key could not be read: export it in OpenSSH or PEM format.") from None
+
+
+def openssh_private_text(text: str, passphrase: str | None = None) -> str:
+    """The key unencrypted in OpenSSH's format, for OpenSSH's own client
+    (``lanes``: handed over in memory, never written to disk)."""
+    return _decrypted(text, passphrase)[0]
+
+
+def _decrypted(text: str, passphrase: str | None) -> tuple[str, type[paramiko.PKey]]:
     data = text.strip().encode() + b"\n"
     password = passphrase.encode() if passphrase else None
     openssh = b"BEGIN OPENSSH PRIVATE KEY" in data
@@ -77,10 +91,7 @@ def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
     plain = loaded.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     ).decode()
-    try:
-        return key_class.from_private_key(io.StringIO(plain))
-    except paramiko.SSHException:
-        raise InvalidPrivateKey("This key could not be read: export it in OpenSSH or PEM format.") from None
+    return plain, key_class
 
 
 def connect_transport(config: dict[str, Any]) -> paramiko.Transport:

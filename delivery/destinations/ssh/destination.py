@@ -5,19 +5,39 @@ an SSH login (its key pair)."""
 
 from __future__ import annotations
 
+import logging
+import posixpath
 import shlex
-from collections.abc import Mapping
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paramiko
 
-from ..base import Destination, Panel, TransferError, UntrustedHostKey, package_template
-from . import pool
+from ..base import (
+    Destination,
+    LocalFile,
+    Panel,
+    ProgressCallback,
+    ResumePoint,
+    TransferError,
+    UntrustedHostKey,
+    package_template,
+    temp_name,
+    temp_prefix,
+)
+from . import lanes, pool
 from .connection import CHANNEL_TIMEOUT, CONNECT_TIMEOUT, SHELL_PROBE, connect_transport
 from .form import SSHLoginForm
 
+logger = logging.getLogger(__name__)
+
 # A kept connection must answer a channel open this fast, or a new one is made.
 REUSE_CHECK_TIMEOUT = 5
+VERIFIED_REMOTELY = "sha256 verified remotely"
+CRC_VERIFIED = "length and CRC-32 verified remotely (cksum); SSH authenticated every byte on the way"
 
 
 class SSHDestination(Destination):
@@ -52,6 +72,7 @@ class SSHDestination(Destination):
         self._pool_key = ""
         self.reused = False
         self.last_verification = ""
+        self.lanes_used = 0  # connections of OpenSSH lanes the last upload used (0: none)
 
     @property
     def where(self) -> str:
@@ -170,6 +191,127 @@ class SSHDestination(Destination):
         if status != 0 or len(digest) != 64:
             return None
         return digest
+
+    def content_matches(self, local: LocalFile, path: str) -> bool | None:
+        """Whether the server's copy of ``path`` has our content (its size is
+        already checked), or None if the server cannot tell (no shell). Sets
+        ``last_verification``.
+
+        Big files (``lanes.MIN_SIZE`` and over) are compared by POSIX
+        ``cksum`` (CRC-32 and length) on both sides, run at once: a fifth of
+        the server's CPU of a SHA-256 (0.09 against 0.46 s for 512 MiB). The
+        check is there to prove the file on disk whole and in order (a lane
+        writing at the wrong offset, a short or doubled block); the bytes
+        themselves were authenticated by SSH's MAC on the way. Smaller files,
+        and servers without cksum, get the SHA-256."""
+        if local.size >= lanes.MIN_SIZE:
+            matches = self._cksum_matches(local, path)
+            if matches is not None:
+                self.last_verification = CRC_VERIFIED
+                return matches
+        digest = self.remote_sha256(path)
+        if digest is None:
+            return None
+        self.last_verification = VERIFIED_REMOTELY
+        return digest == local.sha256_hex()
+
+    def _cksum_matches(self, local: LocalFile, path: str) -> bool | None:
+        client = shutil.which("cksum")
+        if client is None or not self.shell_available():
+            return None
+        ours: list[bytes] = []
+        # Ours on the local disk while the server reads its copy.
+        thread = threading.Thread(
+            target=lambda: ours.append(
+                subprocess.run([client, "--", str(local.path)], capture_output=True).stdout
+            ),
+            daemon=True,
+        )
+        thread.start()
+        try:
+            status, out, _err = self.run(f"cksum < {lanes.remote_path(path)}", timeout=3600)
+        finally:
+            thread.join()
+        theirs, mine = out.split()[:2], (ours[0].decode().split()[:2] if ours else [])
+        if status != 0 or len(theirs) != 2 or len(mine) != 2 or not all(v.isdigit() for v in theirs + mine):
+            return None
+        return theirs == mine
+
+    # -- big files over OpenSSH lanes ---------------------------------------------------
+    def lanes_for(self, local: LocalFile) -> bool:
+        """Whether ``local`` goes over OpenSSH lanes (``lanes``): a big file, a
+        shell account, OpenSSH's client here, and lanes did not just fail to
+        start for this server."""
+        if local.size < lanes.MIN_SIZE or lanes.LANES < 2 or self.transport is None:
+            return False
+        if lanes.ssh_client() is None or lanes.cooling(self._pool_key):
+            return False
+        return self.shell_available()
+
+    def upload_over_lanes(
+        self,
+        local: LocalFile,
+        folder: str,
+        name: str,
+        point: ResumePoint,
+        progress: ProgressCallback,
+        create: Callable[[str], None],
+        clean: Callable[[str], None],
+    ) -> str | None:
+        """Send ``local`` to a temporary file beside ``name`` over lanes and
+        return its path, or None if the lanes could not start (nothing was
+        sent over them; the caller sends the file its own way). A cut upload
+        saved in ``point`` is continued where the server's copy of each lane
+        stops matching ours. ``create`` makes the empty temporary file over
+        the control connection (a refusal is the kind's own "permission
+        denied"); ``clean`` removes other temporary files of ``name``."""
+        temp, todo = "", []
+        self.lanes_used = 0
+        saved = lanes.valid_ranges(point.state.get("lanes"), local.size)
+        old = point.state.get("temp")
+        if (
+            saved
+            and isinstance(old, str)
+            and posixpath.dirname(old) == folder
+            and posixpath.basename(old).startswith(temp_prefix(name))
+        ):
+            temp = old
+            todo = self._lanes_left(local, temp, saved)
+            there = local.size - sum(end - start for start, end in todo)
+            point.note(
+                f"resuming {posixpath.join(folder, name)} over {len(saved)} connections: "
+                f"{there} of {local.size} bytes are already there"
+            )
+        else:
+            temp = posixpath.join(folder, temp_name(name))
+            create(temp)
+            todo = lanes.split(0, local.size)
+        clean(temp)
+        point.save({"temp": temp, "lanes": [list(lane) for lane in todo]})
+        if not todo:
+            return temp
+        assert self.transport is not None
+        with lanes.Lanes(self.transport, self.config, self.where) as running:
+            try:
+                self.lanes_used = len(todo)
+                running.send(local, temp, todo, progress)
+            except lanes.LanesUnavailable as exc:
+                lanes.cool_off(self._pool_key)
+                self.lanes_used = 0
+                logger.warning("%s: big files go over one connection for now: %s", self.describe(), exc)
+                return None
+        return temp
+
+    def _lanes_left(self, local: LocalFile, temp: str, saved: list[lanes.Range]) -> list[lanes.Range]:
+        """What each saved lane still has to send: from its first scan block
+        the server's copy does not match (its SHA-256)."""
+        try:
+            status, out, _err = self.run(lanes.scan_command(temp, saved), timeout=3600)
+        except (paramiko.SSHException, EOFError, OSError):
+            raise self.lost(f"checking the partial file {temp}") from None
+        digests = [line.split()[0] if line.split() else "" for line in out.splitlines()]
+        positions = lanes.written_prefixes(local, saved, digests if status == 0 else [])
+        return [(at, end) for at, (_start, end) in zip(positions, saved, strict=True) if at < end]
 
     def lost(self, doing: str) -> TransferError:
         return TransferError(f"Connection to {self.where} was lost while {doing}")

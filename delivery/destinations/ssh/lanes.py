@@ -1,0 +1,428 @@
+"""Big files to shell accounts through OpenSSH's own client, over several
+connections at once ("lanes").
+
+One SSH connection is served by one sshd process on the other side, and our
+Python client (paramiko) spends a core on its own per-packet work; on the
+2-CPU machine of bench/README.md neither side can go past ~rclone's speed on
+one connection. OpenSSH's C client over two connections can (sshd then works
+on both CPUs): "SFTP and SCP: OpenSSH lanes" in bench/README.md.
+
+How a file goes:
+
+- The destination's paramiko connection stays the control connection: login,
+  pinning, the shell probe, folders, the temporary file, the rename and the
+  verify happen there as before.
+- Each lane is one ``ssh`` process running ``dd of=<temp> bs=1MiB seek=<k>
+  conv=notrunc`` (POSIX dd) on the server, fed one contiguous range of the
+  file through a pipe (``os.splice``: the bytes never enter Python).
+- ``ssh`` gets nothing from the worker's environment or files: ``-F
+  /dev/null``, a known_hosts holding only the host key the paramiko connection
+  already checked against the pin, the peer address that connection was
+  vetted for by the egress guard (a literal IP: no second DNS answer), the
+  private key through an in-memory file (``memfd``, never on disk) or the
+  password through an askpass script that prints it from the environment of
+  that one ssh process. Its stderr (which can quote the server) is dropped.
+- Every lane must log in and say ``ready`` before any byte is sent; if one
+  cannot (an old or missing ``ssh``, a server without our ciphers, a noexec
+  temp folder), nothing was written and the upload goes over the paramiko
+  connection instead, and lanes are not tried again for that server for a
+  while (``COOL_OFF``).
+
+Resume: the resume state names the temp file and the lanes' ranges. A lane
+writes its range in order, so after a cut the next run asks the server for
+the SHA-256 of each ``SCAN_BLOCK`` of every lane (``dd | openssl dgst``) and
+continues each lane at its first block that differs from ours. What is sent
+again is at most what was in flight (an SSH window, a pipe, dd's block) plus
+a scan block per lane: under one 16 MiB part for two lanes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import select
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..base import LocalFile, ProgressCallback, TransferError
+
+if TYPE_CHECKING:
+    import paramiko
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+# Files this big or bigger go over lanes (below it, a second login costs more
+# than it gains).
+MIN_SIZE = 64 * MiB
+LANES = 2
+# dd's seek and skip count blocks of BLOCK bytes; lanes start and end (but
+# the last) on whole SCAN_BLOCKs, so a scan block never spans two lanes.
+BLOCK = MiB
+SCAN_BLOCK = 2 * MiB
+FEED = 4 * MiB  # bytes spliced into a lane's pipe per call
+READY = "portal-lane-ready"
+READY_TIMEOUT = 30
+# A server where lanes could not start is not asked again for this long.
+COOL_OFF = 600.0
+HOST_ALIAS = "portal-destination"
+CIPHERS = (
+    "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr"
+)
+# Host key algorithms OpenSSH accepts for each key type paramiko reports.
+HOST_KEY_ALGORITHMS = {
+    "ssh-ed25519": "ssh-ed25519",
+    "ecdsa-sha2-nistp256": "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384": "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521": "ecdsa-sha2-nistp521",
+    "ssh-rsa": "rsa-sha2-512,rsa-sha2-256",
+}
+ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$PORTAL_SSH_SECRET"\n'
+
+_cooling: dict[str, float] = {}
+_cooling_lock = threading.Lock()
+
+Range = tuple[int, int]  # [start, end) of the file
+
+
+class LanesUnavailable(Exception):
+    """Lanes could not start; nothing was sent over them. The message is ours."""
+
+
+def ssh_client() -> str | None:
+    return shutil.which("ssh")
+
+
+def cooling(key: str) -> bool:
+    with _cooling_lock:
+        until = _cooling.get(key, 0.0)
+    return time.monotonic() < until
+
+
+def cool_off(key: str) -> None:
+    with _cooling_lock:
+        _cooling[key] = time.monotonic() + COOL_OFF
+
+
+def split(start: int, end: int, lanes: int = LANES) -> list[Range]:
+    """[start, end) cut into at most ``lanes`` ranges on whole SCAN_BLOCKs."""
+    length = end - start
+    per = -(-length // lanes)
+    per += -per % SCAN_BLOCK
+    cuts = [start]
+    while cuts[-1] + per < end:
+        cuts.append(cuts[-1] + per)
+    return [(a, b) for a, b in zip(cuts, cuts[1:] + [end], strict=True) if b > a]
+
+
+def valid_ranges(value: Any, size: int) -> list[Range] | None:
+    """The ranges of a saved resume state, or None if they are not ours."""
+    if not isinstance(value, list) or not value:
+        return None
+    ranges = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(n, int) for n in item)):
+            return None
+        start, end = item
+        if not (0 <= start < end <= size and start % SCAN_BLOCK == 0):
+            return None
+        ranges.append((start, end))
+    return ranges
+
+
+def remote_path(path: str) -> str:
+    return shlex.quote(path if path.startswith("/") else f"./{path}")
+
+
+def scan_command(path: str, ranges: Sequence[Range]) -> str:
+    """A POSIX sh command printing one SHA-256 per SCAN_BLOCK of each range,
+    in order (empty blocks past the file's end hash as the empty string)."""
+    safe = remote_path(path)
+    blocks = SCAN_BLOCK // BLOCK
+    loops = []
+    for start, end in ranges:
+        first, last = start // BLOCK, -(-end // BLOCK)
+        loops.append(
+            f"i={first}; while [ $i -lt {last} ]; do "
+            f"dd if={safe} bs={BLOCK} skip=$i count={blocks} 2>/dev/null | $h; i=$((i+{blocks})); done"
+        )
+    script = (
+        "if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; else h=sha256sum; fi; "
+        + "; ".join(loops)
+    )
+    return "sh -c " + shlex.quote(script)
+
+
+def written_prefixes(local: LocalFile, ranges: Sequence[Range], digests: list[str]) -> list[int]:
+    """For each range, where its first SCAN_BLOCK that differs from ours starts
+    (its end if none does). ``digests`` is the server's answer to scan_command."""
+    positions = []
+    index = 0
+    with open(local.path, "rb") as fh:
+        for start, end in ranges:
+            position, matching, offset = start, True, start
+            while offset < end:
+                length = min(SCAN_BLOCK, end - offset)
+                fh.seek(offset)
+                ours = hashlib.sha256(fh.read(length)).hexdigest()
+                theirs = digests[index] if index < len(digests) else ""
+                index += 1
+                if matching and theirs == ours:
+                    position = offset + length
+                else:
+                    matching = False
+                offset += SCAN_BLOCK
+            positions.append(max(start, min(position, end)))
+    return positions
+
+
+class Lanes:
+    """The ssh processes of one upload, and what they need on disk for the
+    time they run (a private folder: known_hosts, the askpass script)."""
+
+    def __init__(self, transport: paramiko.Transport, config: dict[str, Any], where: str):
+        self.transport, self.config, self.where = transport, config, where
+        self.folder = ""
+        self.key_fd: int | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    # -- set-up -------------------------------------------------------------------
+    def __enter__(self) -> Lanes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self.key_fd is not None:
+            os.close(self.key_fd)
+            self.key_fd = None
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = ""
+
+    def _prepare(self) -> tuple[list[str], dict[str, str]]:
+        from .connection import InvalidPrivateKey, openssh_private_text
+
+        client = ssh_client()
+        if client is None:
+            raise LanesUnavailable("OpenSSH's client (ssh) is not installed")
+        key = self.transport.get_remote_server_key()
+        algorithms = HOST_KEY_ALGORITHMS.get(key.get_name())
+        if algorithms is None:
+            raise LanesUnavailable(f"host key type {key.get_name()} is not one OpenSSH is given")
+        peer = self.transport.getpeername()
+        address, port = str(peer[0]), int(peer[1])
+        self.folder = tempfile.mkdtemp(prefix="portal-lanes-")
+        known_hosts = Path(self.folder) / "known_hosts"
+        known_hosts.write_text(f"{HOST_ALIAS} {key.get_name()} {key.get_base64()}\n")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.folder, "LC_ALL": "C"}
+        methods = []
+        identity = "none"
+        if self.config.get("private_key"):
+            try:
+                text = openssh_private_text(self.config["private_key"], self.config.get("passphrase") or None)
+            except InvalidPrivateKey as exc:
+                raise LanesUnavailable(f"the stored key cannot be handed over ({exc})") from None
+            try:
+                self.key_fd = os.memfd_create("portal-ssh-key")
+            except (AttributeError, OSError):
+                raise LanesUnavailable("this system cannot hold a key in memory (memfd)") from None
+            os.fchmod(self.key_fd, 0o600)
+            os.write(self.key_fd, text.encode())
+            # ssh closes every inherited descriptor when it starts: it opens
+            # the key through ours (same user) instead.
+            identity = f"/proc/{os.getpid()}/fd/{self.key_fd}"
+            if not os.path.exists(identity):
+                raise LanesUnavailable("/proc is not mounted")
+            methods.append("publickey")
+        if self.config.get("password"):
+            askpass = Path(self.folder) / "askpass"
+            askpass.write_text(ASKPASS)
+            askpass.chmod(0o700)
+            env.update(
+                SSH_ASKPASS=str(askpass),
+                SSH_ASKPASS_REQUIRE="force",
+                DISPLAY="portal:0",
+                PORTAL_SSH_SECRET=self.config["password"],
+            )
+            methods.append("password")
+        if not methods:
+            raise LanesUnavailable("no password or key configured")
+        options = {
+            "HostKeyAlias": HOST_ALIAS,
+            "UserKnownHostsFile": str(known_hosts),
+            "GlobalKnownHostsFile": "/dev/null",
+            "StrictHostKeyChecking": "yes",
+            "HostKeyAlgorithms": algorithms,
+            "CheckHostIP": "no",
+            "UpdateHostKeys": "no",
+            "PreferredAuthentications": ",".join(methods),
+            "NumberOfPasswordPrompts": "1",
+            "IdentitiesOnly": "yes",
+            "IdentityAgent": "none",
+            "IdentityFile": identity,
+            "KbdInteractiveAuthentication": "no",
+            "GSSAPIAuthentication": "no",
+            "HostbasedAuthentication": "no",
+            "ControlMaster": "no",
+            "ControlPath": "none",
+            "ProxyCommand": "none",
+            "ProxyJump": "none",
+            "ForwardAgent": "no",
+            "ForwardX11": "no",
+            "ClearAllForwardings": "yes",
+            "PermitLocalCommand": "no",
+            "ConnectTimeout": "20",
+            "ConnectionAttempts": "1",
+            "ServerAliveInterval": "15",
+            "ServerAliveCountMax": "8",
+            "Ciphers": CIPHERS,
+            "Compression": "no",
+            "LogLevel": "ERROR",
+            "EscapeChar": "none",
+            "RequestTTY": "no",
+            "AddKeysToAgent": "no",
+            "CanonicalizeHostname": "no",
+        }
+        argv = [client, "-F", "/dev/null", "-T", "-p", str(port), "-l", self.config["username"]]
+        for name, value in options.items():
+            argv += ["-o", f"{name}={value}"]
+        argv += ["--", address]
+        return argv, env
+
+    # -- the upload ---------------------------------------------------------------
+    def send(
+        self,
+        local: LocalFile,
+        temp: str,
+        ranges: Sequence[Range],
+        progress: ProgressCallback,
+    ) -> None:
+        """Write ``ranges`` of ``local`` into the existing remote file ``temp``.
+        Raises LanesUnavailable if a lane could not start (nothing sent), a
+        TransferError if one failed on the way (the file holds a prefix of
+        each range; the next run scans for it)."""
+        argv, env = self._prepare()
+        safe = remote_path(temp)
+        for start, _end in ranges:
+            command = f"echo {READY}; dd of={safe} bs={BLOCK} seek={start // BLOCK} conv=notrunc"
+            self.procs.append(
+                subprocess.Popen(
+                    [*argv, command],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+        self._wait_ready()
+        self._feed(local, ranges, progress)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        for proc in self.procs:
+            assert proc.stdout is not None
+            out = proc.stdout.fileno()  # unbuffered: select() must see what is left
+            line = b""
+            while not line.endswith(b"\n") and len(line) < 256:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([out], [], [], left)[0]:
+                    raise LanesUnavailable(f"OpenSSH's client did not log in to {self.where} in time")
+                byte = os.read(out, 1)
+                if not byte:
+                    status = proc.wait()
+                    raise LanesUnavailable(
+                        f"OpenSSH's client could not log in to {self.where} (exit status {status})"
+                    )
+                line += byte
+            if line.strip() != READY.encode():
+                raise LanesUnavailable(f"the shell on {self.where} did not start the lane")
+
+    def _feed(self, local: LocalFile, ranges: Sequence[Range], progress: ProgressCallback) -> None:
+        events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        stop = threading.Event()
+        fd = os.open(local.path, os.O_RDONLY)
+
+        def lane(proc: subprocess.Popen[bytes], start: int, end: int) -> None:
+            assert proc.stdin is not None
+            pipe = proc.stdin.fileno()
+            offset = start
+            try:
+                while offset < end and not stop.is_set():
+                    sent = _splice(fd, pipe, min(FEED, end - offset), offset)
+                    if not sent:
+                        raise TransferError(f"{local.path} shrank while being uploaded")
+                    offset += sent
+                    events.put(("sent", sent))
+                proc.stdin.close()
+                status = proc.wait()
+                if status and not stop.is_set():
+                    raise TransferError(
+                        f"Connection to {self.where} was lost while uploading (lane exit status {status})"
+                        if status == 255
+                        else f"The server {self.where} stopped writing the file (dd exit status {status})"
+                    )
+            except OSError:  # EPIPE: the ssh process is gone
+                if not stop.is_set():
+                    events.put(("error", TransferError(f"Connection to {self.where} was lost while uploading")))
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+                events.put(("error", exc))
+            finally:
+                events.put(("done", None))
+
+        threads = [
+            threading.Thread(target=lane, args=(proc, start, end), daemon=True)
+            for proc, (start, end) in zip(self.procs, ranges, strict=True)
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            running = len(threads)
+            while running:
+                what, value = events.get()
+                if what == "sent":
+                    progress(value)
+                elif what == "error":
+                    raise value
+                else:
+                    running -= 1
+        finally:
+            stop.set()
+            self.stop()
+            for thread in threads:
+                thread.join()
+            os.close(fd)
+
+    def stop(self) -> None:
+        """Kill lanes still running (an error, a lost lease) and reap them."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+        self.procs = []
+
+
+def _splice(src: int, pipe: int, count: int, offset: int) -> int:
+    try:
+        return os.splice(src, pipe, count, offset_src=offset)
+    except (AttributeError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (22, 38):  # EINVAL, ENOSYS: no splice here
+            raise
+    data = os.pread(src, min(count, MiB), offset)
+    return os.write(pipe, data) if data else 0
+
