@@ -55,7 +55,8 @@ class SCPDestination(SSHDestination):
         self.placement_mode = ""
 
     def log_notes(self) -> list[tuple[str, str]]:
-        return [("placement", f"SCP placement: {self.placement_mode}")] if self.placement_mode else []
+        placement = [("placement", f"SCP placement: {self.placement_mode}")] if self.placement_mode else []
+        return placement + super().log_notes()
 
     # -- the interface ------------------------------------------------------------
     def check(self) -> str:

@@ -73,6 +73,7 @@ class SSHDestination(Destination):
         self.reused = False
         self.last_verification = ""
         self.lanes_used = 0  # connections of OpenSSH lanes the last upload used (0: none)
+        self.lanes_files = 0  # files sent over lanes through this instance
 
     @property
     def where(self) -> str:
@@ -87,6 +88,12 @@ class SSHDestination(Destination):
 
     def final_path(self, remote_path: str) -> str:
         return self.full_path(remote_path)
+
+    def log_notes(self) -> list[tuple[str, str]]:
+        if not self.lanes_files:
+            return []
+        many = "file" if self.lanes_files == 1 else "files"
+        return [("lanes", f"{self.lanes_files} big {many} went over {lanes.LANES} connections of OpenSSH's client")]
 
     def open(self) -> None:
         # Made now: it names the egress rule this connection is vetted under.
@@ -295,6 +302,7 @@ class SSHDestination(Destination):
             try:
                 self.lanes_used = len(todo)
                 running.send(local, temp, todo, progress)
+                self.lanes_files += 1
             except lanes.LanesUnavailable as exc:
                 lanes.cool_off(self._pool_key)
                 self.lanes_used = 0
