@@ -88,7 +88,7 @@ clean:
 BENCH_SIZE_MB ?= 1024
 BENCH_KINDS ?= s3,azure,sftp,scp,ftp,ftps
 BENCH_E2E_SIZE_MB ?= 512
-BENCH_E2E_KINDS ?= sftp
+BENCH_E2E_KINDS ?= sftp,scp
 .PHONY: bench
 bench: install-test-deps
 	@mkdir -p "$(DATA_DIR)"
