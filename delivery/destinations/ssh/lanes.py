@@ -74,6 +74,7 @@ FEED = 4 * MiB  # bytes spliced into a lane's pipe per call
 PIPE_SIZE = MiB
 READY = "portal-lane-ready"
 READY_TIMEOUT = 30
+READY_WINDOW = 4096
 # A server where lanes could not start is not asked again for this long.
 COOL_OFF = 600.0
 HOST_ALIAS = "portal-destination"
@@ -336,12 +337,13 @@ class Lanes:
         self._feed(local, ranges, progress)
 
     def _wait_ready(self) -> None:
+        """Every lane's READY line, skipping what a chatty login script
+        printed before it (read unbuffered: select() must see what is left)."""
         deadline = time.monotonic() + READY_TIMEOUT
         for proc in self.procs:
             assert proc.stdout is not None
-            out = proc.stdout.fileno()  # unbuffered: select() must see what is left
-            line = b""
-            while not line.endswith(b"\n") and len(line) < 256:
+            out, seen = proc.stdout.fileno(), b""
+            while not (b"\n" + seen).endswith(b"\n" + READY.encode() + b"\n"):
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([out], [], [], left)[0]:
                     raise LanesUnavailable(f"OpenSSH's client did not log in to {self.where} in time")
@@ -351,9 +353,7 @@ class Lanes:
                     raise LanesUnavailable(
                         f"OpenSSH's client could not log in to {self.where} (exit status {status})"
                     )
-                line += byte
-            if line.strip() != READY.encode():
-                raise LanesUnavailable(f"the shell on {self.where} did not start the lane")
+                seen = (seen + byte)[-READY_WINDOW:]
 
     def _feed(self, local: LocalFile, ranges: Sequence[Range], progress: ProgressCallback) -> None:
         events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
