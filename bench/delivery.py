@@ -241,10 +241,24 @@ def child(kind: str, tuning: dict[str, int]) -> None:
         sent += count
 
     baseline = HighWaterMark.read_pid("self")
+    lanes_peak = [0]  # the largest OpenSSH lane's (ssh process) peak RSS, kB
+    watching = threading.Event()
+
+    def watch_lanes() -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not watching.wait(0.05):
+            for lane in me.children():
+                lanes_peak[0] = max(lanes_peak[0], HighWaterMark.read_pid(lane.pid) or 0)
+
+    watcher = threading.Thread(target=watch_lanes, daemon=True)
+    watcher.start()
     with dest:
         started = time.perf_counter()
         dest.upload(local, "room/conf/bench.bin", progress)
         uploaded = time.perf_counter()
+        watching.set()
         verified = dest.verify(local, "room/conf/bench.bin")
         done = time.perf_counter()
     print(
@@ -255,6 +269,8 @@ def child(kind: str, tuning: dict[str, int]) -> None:
                 "verified": verified,
                 "progress_bytes": sent,
                 "baseline_rss_kb": baseline,
+                "lanes": getattr(dest, "lanes_used", 0),
+                "lane_peak_rss_kb": lanes_peak[0],
             }
         )
     )
@@ -495,6 +511,9 @@ def main() -> None:
                         f"peak RSS {rss[-1]:.0f} MB (after imports {ours['baseline_rss_kb'] / 1024:.0f} MB), "
                         f"CPU {ours['cpu_s']:.1f} s"
                     )
+                    if ours.get("lanes"):
+                        line += (f", over {ours['lanes']} OpenSSH lanes "
+                                 f"(each ssh's peak RSS {ours['lane_peak_rss_kb'] / 1024:.0f} MB)")  # fmt: skip
                     if ours["progress_bytes"] != total:
                         line += f" progress reported {ours['progress_bytes']} bytes!"
                     print(line, flush=True)

@@ -86,6 +86,7 @@ print(json.dumps({{
     "connected+uploaded+verified": t(f.verified_at),
     "processing_failed": t(s.processed_at) if s.state == "failed" else None,
     "delivered": t(d.finished_at), "webhook_sent": t(a.at if a else None), "runs": d.attempts,
+    "openssh_lanes": any(e.get("event") == "lanes" for e in d.log),
 }}))
 """
 
