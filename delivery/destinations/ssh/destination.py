@@ -274,39 +274,55 @@ class SSHDestination(Destination):
         denied"); ``clean`` removes other temporary files of ``name``."""
         temp, todo = "", []
         self.lanes_used = 0
+        whole = lanes.split(0, local.size)
         saved = lanes.valid_ranges(point.state.get("lanes"), local.size)
         old = point.state.get("temp")
-        if (
+        resumed = bool(
             saved
             and isinstance(old, str)
             and posixpath.dirname(old) == folder
             and posixpath.basename(old).startswith(temp_prefix(name))
-        ):
-            temp = old
+        )
+        if resumed:
+            assert saved is not None and isinstance(old, str)
+            temp, whole = old, saved
             todo = self._lanes_left(local, temp, saved)
-            there = local.size - sum(end - start for start, end in todo)
-            point.note(
-                f"resuming {posixpath.join(folder, name)} over {len(saved)} connections: "
-                f"{there} of {local.size} bytes are already there"
-            )
         else:
             temp = posixpath.join(folder, temp_name(name))
             create(temp)
-            todo = lanes.split(0, local.size)
+            todo = whole
         clean(temp)
-        point.save({"temp": temp, "lanes": [list(lane) for lane in todo]})
+        # Always the whole file's lanes: the next run's scan then covers every
+        # byte, whatever became of the temporary file meanwhile.
+        point.save({"temp": temp, "lanes": [list(lane) for lane in whole]})
+        target = posixpath.join(folder, name)
+
+        def started() -> None:
+            if resumed:
+                there = local.size - sum(end - start for start, end in todo)
+                point.note(
+                    f"resuming {target} over {len(todo)} connections: "
+                    f"{there} of {local.size} bytes are already there"
+                )
+
         if not todo:
+            started()
             return temp
         assert self.transport is not None
         with lanes.Lanes(self.transport, self.config, self.where) as running:
             try:
                 self.lanes_used = len(todo)
-                running.send(local, temp, todo, progress)
+                running.send(local, temp, todo, progress, started)
                 self.lanes_files += 1
             except lanes.LanesUnavailable as exc:
                 lanes.cool_off(self._pool_key)
                 self.lanes_used = 0
                 logger.warning("%s: big files go over one connection for now: %s", self.describe(), exc)
+                # Nothing went over the lanes; what the caller does next is its own
+                # (the caller's clean-up removes this temporary file).
+                point.save({})
+                if resumed:
+                    point.note(f"OpenSSH's client could not start: sending {name} again from byte 0")
                 return None
         return temp
 

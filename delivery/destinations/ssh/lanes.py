@@ -50,7 +50,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,18 +128,20 @@ def split(start: int, end: int, lanes: int = LANES) -> list[Range]:
 
 
 def valid_ranges(value: Any, size: int) -> list[Range] | None:
-    """The ranges of a saved resume state, or None if they are not ours."""
+    """The lanes of a saved resume state, or None if they are not ours: they
+    must be what ``split`` makes, whole ranges that together cover the file
+    (a scan of them then covers every byte, whatever became of the file)."""
     if not isinstance(value, list) or not value:
         return None
-    ranges = []
+    ranges: list[Range] = []
     for item in value:
-        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(n, int) for n in item)):
+        if not (isinstance(item, list) and len(item) == 2 and all(type(n) is int for n in item)):
             return None
         start, end = item
-        if not (0 <= start < end <= size and start % SCAN_BLOCK == 0):
+        if start != (ranges[-1][1] if ranges else 0) or end <= start or start % SCAN_BLOCK:
             return None
         ranges.append((start, end))
-    return ranges
+    return ranges if ranges[-1][1] == size else None
 
 
 def remote_path(path: str) -> str:
@@ -308,11 +310,13 @@ class Lanes:
         temp: str,
         ranges: Sequence[Range],
         progress: ProgressCallback,
+        started: Callable[[], None] = lambda: None,
     ) -> None:
         """Write ``ranges`` of ``local`` into the existing remote file ``temp``.
         Raises LanesUnavailable if a lane could not start (nothing sent), a
         TransferError if one failed on the way (the file holds a prefix of
-        each range; the next run scans for it)."""
+        each range; the next run scans for it). ``started`` is called once
+        every lane is logged in, before the first byte."""
         argv, env = self._prepare()
         safe = remote_path(temp)
         for start, _end in ranges:
@@ -334,6 +338,7 @@ class Lanes:
             except (AttributeError, OSError):
                 pass
         self._wait_ready()
+        started()
         self._feed(local, ranges, progress)
 
     def _wait_ready(self) -> None:
@@ -374,14 +379,14 @@ class Lanes:
                 proc.stdin.close()
                 status = proc.wait()
                 if status and not stop.is_set():
-                    raise TransferError(
-                        f"Connection to {self.where} was lost while uploading (lane exit status {status})"
-                        if status == 255
-                        else f"The server {self.where} stopped writing the file (dd exit status {status})"
-                    )
-            except OSError:  # EPIPE: the ssh process is gone
+                    raise self._failure(status)
+            except OSError:  # EPIPE: the lane's ssh, or the dd behind it, is gone
                 if not stop.is_set():
-                    events.put(("error", TransferError(f"Connection to {self.where} was lost while uploading")))
+                    try:
+                        status = proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        status = 255
+                    events.put(("error", self._failure(status or 255)))
             except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
                 events.put(("error", exc))
             finally:
@@ -405,16 +410,26 @@ class Lanes:
                     running -= 1
         finally:
             stop.set()
-            self.stop()
+            self._kill()  # wakes a lane blocked on its full pipe (EPIPE)
             for thread in threads:
                 thread.join()
+            self.stop()  # only now: a lane thread may still have been using its pipe
             os.close(fd)
 
-    def stop(self) -> None:
-        """Kill lanes still running (an error, a lost lease) and reap them."""
+    def _failure(self, status: int) -> TransferError:
+        if status == 255:
+            return TransferError(f"Connection to {self.where} was lost while uploading (lane exit status 255)")
+        return TransferError(f"The server {self.where} stopped writing the file (dd exit status {status})")
+
+    def _kill(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
+
+    def stop(self) -> None:
+        """Kill lanes still running (an error, a lost lease) and reap them."""
+        self._kill()
+        for proc in self.procs:
             proc.wait()
             for stream in (proc.stdin, proc.stdout):
                 if stream is not None:
