@@ -3,7 +3,9 @@ way through a large upload, and the next worker finishing it. Every byte the
 workers send goes through a byte-counting TCP proxy in front of the server
 (tests/servers/counting_proxy.py), so the test sees what was really sent
 again: at most one part's worth (16 MiB, parts.IN_FLIGHT) per file in flight.
-FTP is seen through proxies on 127.0.0.2 for its control and passive ports.
+FTP is seen through proxies on 127.0.0.2 for its control and passive ports;
+SFTP and SCP through one proxy in front of OpenSSH, which carries the control
+connection and both OpenSSH lanes of the big file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tests.servers.counting_proxy import CountingProxy, ProxiedFTP
 from tests.servers.ftp import _start_server
 from tests.servers.moto_s3 import MotoS3Server
 from tests.servers.portal import PortalProcesses
+from tests.servers.sshd import SHELL_USER, sshd_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -163,6 +166,41 @@ def test_an_ftp_upload_killed_halfway_is_continued_from_the_temporary_files_size
     finally:
         proxy.close()
         server.kill()
+
+
+@pytest.mark.parametrize("kind", ["sftp", "scp"])
+def test_an_ssh_upload_killed_halfway_is_continued_lane_by_lane(portal, sshd_server, tmp_path, kind):  # noqa: F811
+    """The file (112 MiB) goes over two OpenSSH lanes; the killed worker's
+    ``ssh`` processes see the end of their input, the next worker scans the
+    temporary file and sends each lane's rest. SCP too: over lanes it resumes."""
+    root = sshd_server.upload_dir(SHELL_USER) / f"resume-{kind}"
+    with CountingProxy(sshd_server.port, rate=RATE) as proxy:
+        app_id = portal.create_project(f"Resume {kind}")["APP_ID"]
+        config = sshd_server.config(port=proxy.port, root=str(root))
+        del config["pinned_fingerprint"]  # pinned the way an operator does it
+        configure(portal, app_id, kind, config, tmp_path)
+        portal.manage("delivery", "test", app_id, "--name", kind, "--trust-host-key")
+        for earlier in portal.workers:  # the last test's worker would claim the session first
+            if earlier.poll() is None:
+                portal.kill(earlier)
+        made = one_session(portal, app_id, SIZE)
+        result = kill_halfway_then_finish(portal, proxy, made)
+
+        # Besides the file: three logins per run (key exchange, auth), the
+        # scan's and verify's commands, manifest.json.
+        assert result["total"] <= SIZE + IN_FLIGHT + OVERHEAD
+        assert result["attempts"] == 2, "\n".join(f"{e['event']}: {e['message']}" for e in result["log"])
+        resumed = [e["message"] for e in result["log"] if e["event"] == "resume"]
+        assert len(resumed) == 1 and "over 2 connections" in resumed[0], result["log"]
+        assert "bytes are already there" in resumed[0] and "cannot resume" not in resumed[0]
+        assert [e for e in result["log"] if e["event"] == "lanes"]
+    folder = root / made["room_id"] / made["conf_num"]
+    digest = hashlib.sha256()
+    with open(folder / made["name"], "rb") as fh:
+        while chunk := fh.read(MB):
+            digest.update(chunk)
+    assert digest.hexdigest() == made["sha256"]
+    assert not [p.name for p in folder.iterdir() if ".part-" in p.name]
 
 
 def test_the_proxy_counts_what_goes_through_each_way():
