@@ -187,6 +187,19 @@ def test_lanes_refuse_a_server_whose_key_is_not_the_checked_one(sshd, tmp_path, 
     os.unlink(temp)
 
 
+def test_a_lane_never_makes_a_temporary_file_that_is_gone(sshd, tmp_path):
+    """A lane still starting when its upload failed (and the temp file was
+    removed) must not make the file again: GNU dd's nocreat."""
+    local = make_file(tmp_path, 6 * MB)
+    temp = sshd.upload_dir() / ".gone.part-00000000"  # never made
+    with SFTPDestination(sshd.config()) as dest:
+        with lanes.Lanes(dest.transport, dest.config, dest.where) as running, pytest.raises(
+            TransferError, match=r"stopped writing the file \(dd exit status 1\)"
+        ):
+            running.send(local, str(temp), lanes.split(0, local.size), lambda _n: None)
+    assert not temp.exists()
+
+
 @pytest.mark.parametrize("cls", KINDS, ids=KIND_IDS)
 def test_an_upload_whose_lanes_meet_another_key_goes_over_paramiko_and_cools_off(
     cls, sshd, tmp_path, monkeypatch, caplog
@@ -246,7 +259,7 @@ def test_no_secret_is_on_disk_or_in_a_command_line(login, sshd, tmp_path, scratc
 
     assert len(seen["cmdlines"]) == 2
     for argv in seen["cmdlines"]:
-        assert argv[-1].startswith("echo portal-lane-ready; dd of=")
+        assert argv[-1].startswith("sh -c ")
         for secret in secrets:
             assert not any(secret in arg for arg in argv)
     assert len(seen["folders"]) == 1

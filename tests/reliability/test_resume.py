@@ -73,6 +73,12 @@ def configure(portal: PortalProcesses, app_id: str, kind: str, settings: dict, f
 
 
 def one_session(portal: PortalProcesses, app_id: str, size: int) -> dict:
+    # No worker runs while the session is made: the last test's worker would
+    # claim it at once, be killed below with its run unrecorded, and leave the
+    # next worker less than half the file to send.
+    for earlier in portal.workers:
+        if earlier.poll() is None:
+            portal.kill(earlier)
     code = f"from tests.reliability.faults_support import create_sessions as c; c({app_id!r}, 1, {size})"
     return json.loads(shell_call(portal, code).strip().splitlines()[-1])[0]
 
@@ -180,9 +186,6 @@ def test_an_ssh_upload_killed_halfway_is_continued_lane_by_lane(portal, sshd_ser
         del config["pinned_fingerprint"]  # pinned the way an operator does it
         configure(portal, app_id, kind, config, tmp_path)
         portal.manage("delivery", "test", app_id, "--name", kind, "--trust-host-key")
-        for earlier in portal.workers:  # the last test's worker would claim the session first
-            if earlier.poll() is None:
-                portal.kill(earlier)
         made = one_session(portal, app_id, SIZE)
         result = kill_halfway_then_finish(portal, proxy, made)
 

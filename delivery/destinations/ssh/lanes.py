@@ -320,7 +320,14 @@ class Lanes:
         argv, env = self._prepare()
         safe = remote_path(temp)
         for start, _end in ranges:
-            command = f"echo {READY}; dd of={safe} bs={BLOCK} seek={start // BLOCK} conv=notrunc"
+            # GNU dd's nocreat where it has it: a lane still starting when the
+            # upload failed and its temporary file was removed must not make it
+            # again. POSIX sh whatever the login shell; dd's stderr is dropped.
+            script = (
+                "if dd if=/dev/null of=/dev/null conv=nocreat 2>/dev/null; then c=notrunc,nocreat; "
+                f"else c=notrunc; fi; echo {READY}; exec dd of={safe} bs={BLOCK} seek={start // BLOCK} conv=$c"
+            )
+            command = "sh -c " + shlex.quote(script)
             self.procs.append(
                 subprocess.Popen(
                     [*argv, command],
