@@ -309,6 +309,9 @@ class SSHDestination(Destination):
             started()
             return temp
         assert self.transport is not None
+        # The control connection idles while the lanes work (hours for a big
+        # file over a slow link): keep NATs and firewalls from dropping it.
+        self.transport.set_keepalive(lanes.CONTROL_KEEPALIVE)
         with lanes.Lanes(self.transport, self.config, self.where) as running:
             try:
                 self.lanes_used = len(todo)

@@ -75,6 +75,7 @@ PIPE_SIZE = MiB
 READY = "portal-lane-ready"
 READY_TIMEOUT = 30
 READY_WINDOW = 4096
+CONTROL_KEEPALIVE = 15  # seconds between keepalives on the idle control connection
 # A server where lanes could not start is not asked again for this long.
 COOL_OFF = 600.0
 HOST_ALIAS = "portal-destination"
