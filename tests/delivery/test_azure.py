@@ -42,6 +42,29 @@ def test_it_verifies_a_file_sent_in_many_blocks(azurite, dest, tmp_path):  # noq
     assert dest.verify(local, "room1/42/transcoded.mp4") is True
 
 
+def test_the_md5_is_computed_while_the_blocks_go_out_not_before(azurite, dest, tmp_path):  # noqa: F811
+    """The blob's Content-MD5 costs 1.6 s of CPU per GiB: the first block must
+    not wait for it. Here the MD5 can only finish once a block went out."""
+    local = random_file(tmp_path / "transcoded.mp4", 4 * BLOCK + 7)
+    local.sha256_hex()
+    a_block_went = threading.Event()
+    digest = local._digest
+
+    def md5_after_a_block(algorithm: str) -> str:
+        if algorithm == "md5" and not a_block_went.wait(10):
+            raise AssertionError("no block was sent before the MD5 was done")
+        return digest(algorithm)
+
+    local._digest = md5_after_a_block  # type: ignore[method-assign]
+
+    def progress(count: int) -> None:
+        a_block_went.set()
+
+    dest.upload(local, "room1/43/transcoded.mp4", progress)
+    assert dest.verify(local, "room1/43/transcoded.mp4") is True
+    assert content(azurite, f"{dest.root}/room1/43/transcoded.mp4") == local.path.read_bytes()
+
+
 def test_verify_is_false_for_a_blob_without_content_md5(azurite, dest, tmp_path):  # noqa: F811
     """Missing and different blobs are in the contract; a blob written by
     someone else carries no Content-MD5 to compare, so it is not ours."""

@@ -207,7 +207,6 @@ class AzureBlobDestination(Destination):
         from azure.storage.blob import ContentSettings
 
         name = self.full_path(remote_path)
-        content_md5 = bytearray(bytes.fromhex(local.md5))
         lock = threading.Lock()
         reported = 0
 
@@ -227,7 +226,7 @@ class AzureBlobDestination(Destination):
                         fh,
                         length=local.size,
                         overwrite=True,
-                        content_settings=ContentSettings(content_md5=content_md5),
+                        content_settings=ContentSettings(content_md5=bytearray(bytes.fromhex(local.md5))),
                         progress_hook=hook,
                     )
             else:
@@ -238,7 +237,6 @@ class AzureBlobDestination(Destination):
                     most_at_once=self.max_concurrency,
                     progress=progress,
                     resume=resume,
-                    content_settings=ContentSettings(content_md5=content_md5),
                 )
         except Exception as exc:
             if _is_azure_error(exc) or egress.refused_in(exc):
