@@ -39,24 +39,6 @@ def upload_blocks(
     background = ThreadPoolExecutor(1, thread_name_prefix="portal-md5")
     md5 = background.submit(lambda: local.md5)
     background.shutdown(wait=False)  # its one job still runs; a failure below does not wait for it
-    _stage(blob, local, block_size, most_at_once, progress, resume)
-    content_settings = ContentSettings(content_md5=bytearray(bytes.fromhex(md5.result())))
-    parts = split(local.size, block_size)
-    blob.commit_block_list(
-        [BlobBlock(block_id=block_id(local, block_size, part.number)) for part in parts],
-        content_settings=content_settings,
-    )
-
-
-def _stage(
-    blob: Any,
-    local: LocalFile,
-    block_size: int,
-    most_at_once: int,
-    progress: ProgressCallback,
-    resume: ResumePoint,
-) -> None:
-
     parts = split(local.size, block_size)
     ids = {part.number: block_id(local, block_size, part.number) for part in parts}
     state = {"blob": blob.blob_name, "block_size": block_size}
@@ -74,6 +56,10 @@ def _stage(
         blob.stage_block(ids[part.number], part.read(local.path), length=part.size)
 
     send_parts(todo, send, progress, concurrency_for(block_size, most_at_once))
+    blob.commit_block_list(
+        [BlobBlock(block_id=ids[part.number]) for part in parts],
+        content_settings=ContentSettings(content_md5=bytearray(bytes.fromhex(md5.result()))),
+    )
 
 
 def uncommitted_blocks(blob: Any) -> dict[str, int]:
