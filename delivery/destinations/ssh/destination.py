@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import shlex
 import shutil
 import subprocess
 import threading
@@ -191,7 +190,7 @@ class SSHDestination(Destination):
         # was a third of SFTP's end-to-end time, bench/README.md). Same digest;
         # sha256sum where openssl is missing. No `2>` (csh has none); the exec
         # channel keeps stderr apart anyway.
-        safe = shlex.quote(path if path.startswith("/") else f"./{path}")
+        safe = lanes.remote_path(path)
         command = f"openssl dgst -sha256 -r {safe} || sha256sum -- {safe}"
         status, out, _err = self.run(command, timeout=3600)
         digest = out.split(" ", 1)[0].strip().lower()

@@ -5,7 +5,7 @@ One SSH connection is served by one sshd process on the other side, and our
 Python client (paramiko) spends a core on its own per-packet work; on the
 2-CPU machine of bench/README.md neither side can go past ~rclone's speed on
 one connection. OpenSSH's C client over two connections can (sshd then works
-on both CPUs): "SFTP and SCP: OpenSSH lanes" in bench/README.md.
+on both CPUs): "OpenSSH lanes: how they were chosen" in bench/README.md.
 
 How a file goes:
 
@@ -13,8 +13,9 @@ How a file goes:
   pinning, the shell probe, folders, the temporary file, the rename and the
   verify happen there as before.
 - Each lane is one ``ssh`` process running ``dd of=<temp> bs=1MiB seek=<k>
-  conv=notrunc`` (POSIX dd) on the server, fed one contiguous range of the
-  file through a pipe (``os.splice``: the bytes never enter Python).
+  conv=notrunc`` (POSIX dd; with GNU dd's ``nocreat`` where the server has
+  it) on the server, fed one contiguous range of the file through a pipe
+  (``os.splice``: the bytes never enter Python).
 - ``ssh`` gets nothing from the worker's environment or files: ``-F
   /dev/null``, a known_hosts holding only the host key the paramiko connection
   already checked against the pin, the peer address that connection was
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import logging
 import os
 import queue
 import select
@@ -58,8 +58,6 @@ from ..base import LocalFile, ProgressCallback, TransferError
 
 if TYPE_CHECKING:
     import paramiko
-
-logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 # Files this big or bigger go over lanes (below it, a second login costs more
@@ -146,6 +144,7 @@ def valid_ranges(value: Any, size: int) -> list[Range] | None:
 
 
 def remote_path(path: str) -> str:
+    """``path`` quoted for a remote POSIX shell, never read as an option."""
     return shlex.quote(path if path.startswith("/") else f"./{path}")
 
 
