@@ -13,6 +13,15 @@ and prints MB/s of both, their ratio and the peak RSS of the delivering
 process. Both clients talk to the same single-process test server, so the
 figures compare clients, not clouds.
 
+Method: ours and rclone alternate (``--repeat``) and each timed run starts from
+the same server state: both upload folders are emptied just before it, outside
+the timing. Without that, rclone's run overwrote its own previous file (the
+server reuses the pages it frees at once) while ours wrote a new temporary file
+beside the previous copy (the server's page cache grows into memory this
+virtual machine has not touched for a while, which its host backs only on first
+touch: up to 2x the kernel time per byte in the server's writer, measured with
+``perf``; bench/README.md, "Each run from an empty folder").
+
 Small files (``--files N``, e.g. ``--size-mb 1 --files 50``): the child makes
 N deliveries of one file each, one after the other as one worker thread does
 (connect, upload, verify, close), timed from the first connect to the last
@@ -30,6 +39,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,6 +65,32 @@ class Target:
     rclone_path: str
     stop: Callable[[], None]
     rclone_flags: list[str] = field(default_factory=list)
+    # Empties both upload folders on the server before each timed run (see
+    # "Method" in the module's doc); None: `rclone delete` of their parent.
+    clear_folders: Callable[[], None] | None = None
+
+    def clear(self) -> None:
+        if self.clear_folders is not None:
+            self.clear_folders()
+            return
+        parent = self.rclone_path.rsplit("/", 1)[0]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+        env.update(self.rclone_env, RCLONE_CONFIG="/dev/null")
+        subprocess.run([RCLONE, "delete", parent], env=env, capture_output=True, check=True)
+
+
+def emptier(*folders: Path) -> Callable[[], None]:
+    """Removes what is inside ``folders`` (they stay: a server may need them)."""
+
+    def clear() -> None:
+        for folder in folders:
+            for entry in folder.iterdir() if folder.is_dir() else ():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+
+    return clear
 
 
 def s3_target() -> Target:
@@ -109,8 +145,6 @@ def _obscure(secret: str) -> str:
 
 
 def sftp_target(kind: str = "sftp") -> Target:
-    import shutil
-
     from tests.servers.sshd import SHELL_USER, _prepare
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sshd-"))
@@ -138,12 +172,11 @@ def sftp_target(kind: str = "sftp") -> Target:
         rclone_env=env,
         rclone_path=f"benchsftp:{uploads}/rclone",
         stop=stop,
+        clear_folders=emptier(uploads / "ours", uploads / "rclone"),
     )
 
 
 def _ftp_target(tls: bool) -> Target:
-    import shutil
-
     from tests.servers.ftp import _start_server
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ftp-"))
@@ -177,6 +210,7 @@ def _ftp_target(tls: bool) -> Target:
         rclone_env=env,
         rclone_path=f"{name.lower()}:bench/rclone",
         stop=stop,
+        clear_folders=emptier(server.home / "bench" / "ours", server.home / "bench" / "rclone"),
     )
 
 
@@ -498,6 +532,7 @@ def main() -> None:
                 ours_rates, their_rates, rss = [], [], []
                 # Alternate ours and rclone so a busy machine hurts both alike.
                 for _ in range(args.repeat):
+                    target.clear()
                     ours = run_ours(target, path, size, sha256, tuning, small)
                     ours_rates.append(total / MiB / ours["upload_s"])
                     rss.append(ours["peak_rss_kb"] / 1024)
@@ -518,6 +553,7 @@ def main() -> None:
                         line += f" progress reported {ours['progress_bytes']} bytes!"
                     print(line, flush=True)
                     if not args.skip_rclone:
+                        target.clear()
                         theirs = run_rclone(target, path)
                         their_rates.append(total / MiB / theirs["seconds"])
                         print(
