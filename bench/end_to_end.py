@@ -166,11 +166,15 @@ def bench_kind(args, kind: str, workdir: Path, path: Path, sha256: str, warm: tu
         print(f"{kind:5} sha256 of the file on this machine: {time.perf_counter() - started:.2f} s "
               "(the server's verify does the same work)", flush=True)  # fmt: skip
         for _ in range(args.repeat):
+            # Each timed run from empty upload folders, as in bench/delivery.py.
+            target.clear()
             ours.append(run_portal(latency, portal, path, size, sha256))
             print(f"{kind:5} portal: {size / MiB / ours[-1]:6.1f} MB/s ({ours[-1]:.2f} s, session end "
                   f"→ file_transfer), load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
             if not args.skip_rclone:
+                target.clear()
                 theirs.append(delivery.run_rclone(target, path)["seconds"])
+                target.clear()
                 checked.append(delivery.run_rclone(hashing, path)["seconds"])
                 print(f"{kind:5} rclone: {size / MiB / theirs[-1]:6.1f} MB/s ({theirs[-1]:.2f} s); "
                       f"with its hash check {size / MiB / checked[-1]:6.1f} MB/s ({checked[-1]:.2f} s)",

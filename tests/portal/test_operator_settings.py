@@ -106,3 +106,11 @@ def test_an_unreachable_redis_leaves_the_api_working(client, world, settings):
 
     assert rooms("wrong-key") == 401
     assert rooms(world.created.app_key) == 200
+
+
+def test_an_idle_cluster_polls_the_orm_broker_every_100_ms_unless_q_poll_says_otherwise():
+    # Half the poll is added, on average, to each hop of a delivery (session
+    # end → delivery, delivery → file_transfer): bench/end_to_end.py.
+    show = "from django.conf import settings; print(settings.Q_CLUSTER['poll'])"
+    assert manage("shell", "-c", show).stdout.split()[-1] == "0.1"
+    assert manage("shell", "-c", show, Q_POLL="0.5").stdout.split()[-1] == "0.5"
