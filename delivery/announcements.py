@@ -3,17 +3,26 @@ the destination's types that the session will have is verified (processing
 finished or failed), ``delivery_failed`` when the engine gives up. Each is
 queued under a dedupe key with the delivery's generation, so running a
 delivery twice never announces it twice, and a person's Redeliver (a new
-generation) is announced once more."""
+generation) is announced once more.
+
+The worker that completes a delivery sends its ``file_transfer`` itself, at
+once (``send_now``), rather than waiting for the queued send task to come
+round the broker: the outbox's claim lets only one of them send it."""
 
 from __future__ import annotations
 
+import logging
+
 from django.utils import timezone
 
+from webhooks.models import WebhookMessage
 from webhooks.outbox import queue_event
 
 from .destinations import destination_for
 from .destinations.base import Destination
 from .models import DeliveredFile, Delivery
+
+logger = logging.getLogger(__name__)
 
 
 def _common(delivery: Delivery, event_type: str, dest: Destination) -> dict:
@@ -41,7 +50,7 @@ def _destination(delivery: Delivery) -> Destination:
     return destination_for(destination.kind, destination.merged_config())
 
 
-def announce_file_transfer(delivery: Delivery) -> None:
+def announce_file_transfer(delivery: Delivery) -> WebhookMessage | None:
     """Queue ``file_transfer`` with the final location of every file: ``url``
     (e.g. s3://bucket/key, sftp://host/path) and ``path`` as the destination
     reports it, and ``missing``: the files of its types the session will never
@@ -66,7 +75,21 @@ def announce_file_transfer(delivery: Delivery) -> None:
     key = f"delivery:{delivery.pk}:file_transfer"
     if delivery.generation > 1:
         key += f":{delivery.generation}"
-    queue_event(delivery.session.project, "file_transfer", payload, dedupe_key=key)
+    return queue_event(delivery.session.project, "file_transfer", payload, dedupe_key=key)
+
+
+def send_now(message_pk: int) -> None:
+    """Send a queued announcement from this process now (call it after the
+    commit that queued it). Whoever claims the message first sends it: the
+    queued task then finds it sent; a failed attempt is retried on the
+    outbox's schedule, and an error here leaves the message to the task and
+    the sweep."""
+    from webhooks import sending
+
+    try:
+        sending.attempt(message_pk)
+    except Exception:
+        logger.warning("webhook message %s: not sent at once; the queue sends it", message_pk, exc_info=True)
 
 
 def announce_failure(delivery: Delivery, reason: str, attempts: int) -> None:

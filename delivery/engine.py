@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from portal import workers
 
-from .announcements import announce_failure, announce_file_transfer
+from .announcements import announce_failure, announce_file_transfer, send_now
 from .delivery_log import Scrubber, capped_log, log_entry, unexpected_error
 from .destinations import destination_for
 from .destinations.base import TransferError
@@ -75,6 +75,7 @@ class DeliveryRun(FileSteps):
         self.sent_this_run = 0
         self.started = time.monotonic()
         self.abort = threading.Event()
+        self.announced: int | None = None  # the file_transfer message queued on completion
 
     # -- bookkeeping shared with the heartbeat ----------------------------------
     def note(self, event: str, message: str) -> None:
@@ -288,7 +289,8 @@ class DeliveryRun(FileSteps):
             # The locked row knows the current generation; session and
             # destination are the ones already loaded.
             row.session, row.destination = self.session, self.destination
-            announce_file_transfer(row)
+            message = announce_file_transfer(row)
+            self.announced = message.pk if message is not None else None
         return True
 
     def _failed(self, reason: str, *, permanent: bool) -> str:
@@ -347,6 +349,8 @@ def run_delivery(delivery_id: int) -> str:
         logger.exception("delivery %s cannot be loaded", delivery_id)
         return _unloadable(delivery_id, owner, f"{type(exc).__name__}: {exc}"[:500])
     outcome = run.run()
+    if outcome == "delivered" and run.announced is not None and not workers.stopping.is_set():
+        send_now(run.announced)  # committed: no broker hop before the consumer hears
     if outcome == "lease lost" and workers.stopping.is_set() and hand_back(delivery_id, owner):
         logger.info("delivery %s: worker stopping; lease handed back", delivery_id)
         _wake(delivery_id)

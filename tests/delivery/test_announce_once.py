@@ -305,3 +305,47 @@ def test_a_real_processing_failure_is_announced_once_with_what_is_missing(
         "alice.webm", "bob.webm", "chat.json", "metadata.log",
     ]  # fmt: skip
     assert body["missing"] == [{"type": "transcoded", "reason": lifecycle.TRANSCODE_FAILED}]
+
+
+def ended_and_processed(project, folder) -> Delivery:
+    """A local-folder delivery of a session whose processing is done, its
+    tasks queued on the ORM broker (no cluster runs them here)."""
+    local_destination(project, folder, types=EVERY_TYPE)
+    session = a_session_ending(project)
+    processing_done(session)
+    return Delivery.objects.get()
+
+
+def test_the_worker_that_completes_a_delivery_sends_its_file_transfer_before_it_returns(
+    world, hook, tmp_path
+):
+    from webhooks.models import WebhookMessage
+    from webhooks.tasks import send_message_task
+
+    delivery = ended_and_processed(world.project, tmp_path / "nas")
+    assert hook.requests == []
+    assert tasks.run_delivery(delivery.pk) == "delivered"
+    # No broker hop: the consumer has heard by the time the worker is done.
+    [request] = hook.requests
+    assert request.json()["type"] == "file_transfer" and len(request.json()["files"]) == 5
+    message = WebhookMessage.objects.get(event_type="file_transfer")
+    assert message.state == WebhookMessage.State.DELIVERED
+    # The send task queued with the message comes round later and finds it sent.
+    assert send_message_task(message.pk) == "not due"
+    assert len(hook.requests) == 1
+
+
+def test_a_file_transfer_refused_by_its_consumer_keeps_its_retries_and_the_delivery_stays_done(
+    world, hook, tmp_path
+):
+    from webhooks.models import WebhookMessage
+    from webhooks.tasks import send_message_task
+
+    delivery = ended_and_processed(world.project, tmp_path / "nas")
+    hook.fail_next(1, status=503)
+    assert tasks.run_delivery(delivery.pk) == "delivered"
+    assert len(hook.requests) == 1
+    message = WebhookMessage.objects.get(event_type="file_transfer")
+    assert message.state == WebhookMessage.State.RETRY and message.attempts == 1
+    assert send_message_task(message.pk) == "not due"  # its retry is not due yet
+    assert Delivery.objects.get().state == State.DELIVERED
