@@ -82,6 +82,7 @@ a = WebhookAttempt.objects.filter(message__event_type="file_transfer",
                                   message__payload__conf_num=s.conf_num).order_by("at").first()
 t = lambda when: round((when - s.ended_at).total_seconds(), 2) if when else None
 print(json.dumps({{
+    "claimed": t(d.started_at),
     "upload_s": round(f.seconds, 2) if f.seconds else None,
     "connected+uploaded+verified": t(f.verified_at),
     "processing_failed": t(s.processed_at) if s.state == "failed" else None,
