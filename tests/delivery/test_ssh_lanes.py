@@ -303,6 +303,72 @@ def test_an_ssh_client_that_cannot_start_leaves_the_upload_to_paramiko(
     assert not list(scratch.glob("portal-lanes-*"))
 
 
+@pytest.fixture
+def noexec(tmp_path):
+    """Mounts a small tmpfs with noexec (as hardened hosts mount /tmp) at a path."""
+    mounted: list[Path] = []
+
+    def mount(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "noexec,size=16m,mode=0755", "tmpfs", str(path)], check=True
+        )
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_noexec_temp_folder_puts_the_password_helper_in_data_dir_tmp(
+    sshd, tmp_path, monkeypatch, settings, noexec
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(noexec(tmp_path / "noexec-tmp")))
+    settings.DATA_DIR = tmp_path / "data"
+    local = make_file(tmp_path, BIG)
+    seen: list[str] = []
+
+    def inspect(_n: int) -> None:
+        if not seen:
+            seen.extend(str(p) for p in (tmp_path / "data" / "tmp").glob("portal-lanes-*/askpass"))
+
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "lanes/noexec/big.mp4", inspect)
+        # Without another folder ssh could not run the helper, so no lane could log in.
+        assert dest.lanes_used == 2
+    assert len(seen) == 1
+    assert sha256_of(sshd.upload_dir() / "lanes/noexec/big.mp4") == local.sha256_hex()
+    assert not list((tmp_path / "data" / "tmp").glob("portal-lanes-*"))
+
+
+def test_a_key_login_keeps_its_folder_in_a_noexec_temp_folder(sshd, tmp_path, monkeypatch, settings, noexec):
+    scratch = noexec(tmp_path / "noexec-tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    settings.DATA_DIR = tmp_path / "data"
+    seen: list[Path] = []
+    with SFTPDestination(key_only(sshd, sshd.client_key.read_text())) as dest:
+        dest.upload(make_file(tmp_path, BIG), "lanes/noexec-key/big.mp4", lambda _n: seen.extend(scratch.glob("p*")))
+        assert dest.lanes_used == 2  # nothing to run: known_hosts only
+    assert seen and not (tmp_path / "data" / "tmp").exists()
+
+
+def test_with_no_folder_that_may_run_the_helper_the_upload_says_why_and_goes_over_paramiko(
+    sshd, tmp_path, monkeypatch, settings, noexec, caplog
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(noexec(tmp_path / "noexec-tmp")))
+    settings.DATA_DIR = noexec(tmp_path / "noexec-data")
+    caplog.set_level(logging.WARNING)
+    local = make_file(tmp_path, BIG)
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "lanes/noexec-both/big.mp4", lambda _n: None)
+        assert dest.lanes_used == 0
+        assert dest.verify(local, "lanes/noexec-both/big.mp4")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("mounted noexec" in w and "big files go over one connection" in w for w in warnings)
+    assert sha256_of(sshd.upload_dir() / "lanes/noexec-both/big.mp4") == local.sha256_hex()
+
+
 def test_a_first_scp_upload_that_falls_back_says_nothing_about_resuming(sshd, tmp_path, monkeypatch):
     monkeypatch.setattr(lanes, "ssh_client", lambda: "/bin/false")
     local = make_file(tmp_path, BIG)

@@ -143,6 +143,31 @@ def valid_ranges(value: Any, size: int) -> list[Range] | None:
     return ranges if ranges[-1][1] == size else None
 
 
+def private_folder(*, runs_helper: bool) -> str:
+    """A new private folder (0700) for the lanes' known_hosts and, with a
+    password, the askpass script ssh runs. The system's temp folder first; where
+    it is mounted noexec (a common hardening) ssh could not run the script, so
+    the worker's DATA_DIR/tmp is tried next."""
+    from django.conf import settings
+
+    bases = [Path(tempfile.gettempdir())]
+    if runs_helper:
+        bases.append(Path(settings.DATA_DIR) / "tmp")
+    for base in bases:
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            noexec = bool(os.statvfs(base).f_flag & os.ST_NOEXEC)
+        except OSError:
+            continue
+        if runs_helper and noexec:
+            continue
+        return tempfile.mkdtemp(prefix="portal-lanes-", dir=base)
+    raise LanesUnavailable(
+        "OpenSSH's client needs a folder where its password helper may run, and both the "
+        "temp folder and DATA_DIR/tmp are mounted noexec (or cannot be written)"
+    )
+
+
 def remote_path(path: str) -> str:
     """``path`` quoted for a remote POSIX shell, never read as an option."""
     return shlex.quote(path if path.startswith("/") else f"./{path}")
@@ -225,7 +250,7 @@ class Lanes:
             raise LanesUnavailable(f"host key type {key.get_name()} is not one OpenSSH is given")
         peer = self.transport.getpeername()
         address, port = str(peer[0]), int(peer[1])
-        self.folder = tempfile.mkdtemp(prefix="portal-lanes-")
+        self.folder = private_folder(runs_helper=bool(self.config.get("password")))
         known_hosts = Path(self.folder) / "known_hosts"
         known_hosts.write_text(f"{HOST_ALIAS} {key.get_name()} {key.get_base64()}\n")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.folder, "LC_ALL": "C"}
