@@ -69,14 +69,20 @@ class Target:
     # "Method" in the module's doc); None: `rclone delete` of their parent.
     clear_folders: Callable[[], None] | None = None
 
+    def rclone_environment(self) -> dict[str, str]:
+        """The environment rclone runs with: this target's remote and nothing of
+        ours (AWS_CA_BUNDLE, set on some machines, makes its S3 backend refuse
+        to start)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+        env.update(self.rclone_env, RCLONE_CONFIG="/dev/null")
+        return env
+
     def clear(self) -> None:
         if self.clear_folders is not None:
             self.clear_folders()
             return
         parent = self.rclone_path.rsplit("/", 1)[0]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
-        env.update(self.rclone_env, RCLONE_CONFIG="/dev/null")
-        subprocess.run([RCLONE, "delete", parent], env=env, capture_output=True, check=True)
+        subprocess.run([RCLONE, "delete", parent], env=self.rclone_environment(), capture_output=True, check=True)
 
 
 def emptier(*folders: Path) -> Callable[[], None]:
@@ -399,9 +405,7 @@ def run_ours(
 
 
 def run_rclone(target: Target, path: Path) -> dict:
-    # AWS_CA_BUNDLE (set on some machines) makes rclone's S3 backend refuse to start.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
-    env.update(target.rclone_env, RCLONE_CONFIG="/dev/null")
+    env = target.rclone_environment()
     if path.is_dir():  # small files: the folder's files in one run, 4 transfers at once
         argv = [RCLONE, "copy", "--ignore-times", str(path), f"{target.rclone_path}/{path.name}"]
     else:

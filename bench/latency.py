@@ -238,8 +238,7 @@ def load(args, workdir: Path, kind: str) -> dict:
         listing = workdir / f"{kind}-files.txt"
         listing.write_text("".join(f"{f[1]}\n" for f in files))
         store_root = files[0][0][: -len(files[0][1])]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
-        env.update(target.rclone_env, RCLONE_CONFIG="/dev/null")
+        env = target.rclone_environment()
         argv = [bench.RCLONE, "copy", "--transfers", "4", "--files-from-raw", str(listing),
                 "--ignore-times", store_root, f"{target.rclone_path}/load", *target.rclone_flags]  # fmt: skip
         t0 = time.perf_counter()

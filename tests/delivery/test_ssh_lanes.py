@@ -321,7 +321,7 @@ def noexec(tmp_path):
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def test_a_noexec_temp_folder_puts_the_password_helper_in_data_dir_tmp(
+def test_a_noexec_temp_folder_puts_the_password_helper_in_data_dir_tmp_lanes(
     sshd, tmp_path, monkeypatch, settings, noexec
 ):
     monkeypatch.setattr(tempfile, "tempdir", str(noexec(tmp_path / "noexec-tmp")))
@@ -331,7 +331,7 @@ def test_a_noexec_temp_folder_puts_the_password_helper_in_data_dir_tmp(
 
     def inspect(_n: int) -> None:
         if not seen:
-            seen.extend(str(p) for p in (tmp_path / "data" / "tmp").glob("portal-lanes-*/askpass"))
+            seen.extend(str(p) for p in (tmp_path / "data" / "tmp" / "lanes").glob("portal-lanes-*/askpass"))
 
     with SFTPDestination(sshd.config()) as dest:
         dest.upload(local, "lanes/noexec/big.mp4", inspect)
@@ -339,7 +339,7 @@ def test_a_noexec_temp_folder_puts_the_password_helper_in_data_dir_tmp(
         assert dest.lanes_used == 2
     assert len(seen) == 1
     assert sha256_of(sshd.upload_dir() / "lanes/noexec/big.mp4") == local.sha256_hex()
-    assert not list((tmp_path / "data" / "tmp").glob("portal-lanes-*"))
+    assert not list((tmp_path / "data" / "tmp" / "lanes").glob("portal-lanes-*"))
 
 
 def test_a_key_login_keeps_its_folder_in_a_noexec_temp_folder(sshd, tmp_path, monkeypatch, settings, noexec):

@@ -147,15 +147,15 @@ def private_folder(*, runs_helper: bool) -> str:
     """A new private folder (0700) for the lanes' known_hosts and, with a
     password, the askpass script ssh runs. The system's temp folder first; where
     it is mounted noexec (a common hardening) ssh could not run the script, so
-    the worker's DATA_DIR/tmp is tried next."""
-    from django.conf import settings
+    the worker's DATA_DIR/tmp/lanes is tried next (made only then)."""
+    from recordings.store import scratch_dir
 
-    bases = [Path(tempfile.gettempdir())]
+    places: list[Callable[[], Path]] = [lambda: Path(tempfile.gettempdir())]
     if runs_helper:
-        bases.append(Path(settings.DATA_DIR) / "tmp")
-    for base in bases:
+        places.append(lambda: scratch_dir("lanes"))
+    for place in places:
         try:
-            base.mkdir(parents=True, exist_ok=True)
+            base = place()
             noexec = bool(os.statvfs(base).f_flag & os.ST_NOEXEC)
         except OSError:
             continue
