@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -278,6 +279,10 @@ def test_no_secret_is_on_disk_or_in_a_command_line(login, sshd, tmp_path, scratc
         assert target.startswith("/memfd:")
     else:
         assert set(seen["identities"]) == {"none"}
+    # The lanes stay logged in with the kept connection, and go with it.
+    assert len(list(scratch.glob("portal-lanes-*"))) == 1
+    assert len(ssh_children()) == 2
+    pool.close_all()
     assert not list(scratch.glob("portal-lanes-*"))
     assert no_ssh_child_within(0)
 
@@ -339,6 +344,7 @@ def test_a_noexec_temp_folder_puts_the_password_helper_in_data_dir_tmp_lanes(
         assert dest.lanes_used == 2
     assert len(seen) == 1
     assert sha256_of(sshd.upload_dir() / "lanes/noexec/big.mp4") == local.sha256_hex()
+    pool.close_all()  # the lanes were kept with the connection
     assert not list((tmp_path / "data" / "tmp" / "lanes").glob("portal-lanes-*"))
 
 
@@ -402,7 +408,7 @@ def test_a_cut_upload_continues_each_lane_where_the_server_stopped(cls, sshd, tm
     assert not err.value.permanent
     state = saved.point.state
     assert set(state) == {"temp", "lanes"}
-    assert state["lanes"] == [list(r) for r in lanes.split(0, size)]
+    assert state["lanes"] == [list(r) for r in lanes.segments(0, size)]
     [partial] = leftovers(folder)
     assert state["temp"] == str(folder / partial)
     assert first[0] < size
@@ -800,6 +806,7 @@ def test_an_encrypted_pem_key_is_handed_to_the_lanes_decrypted_in_memory(sshd, t
         assert dest.lanes_used == 2
         assert dest.verify(local, "lanes/pem/big.mp4")
     assert settled_logins(sshd, before + 3) == before + 3
+    pool.close_all()  # the lanes were kept with the connection
     assert not list(scratch.glob("portal-lanes-*"))
 
 
@@ -820,3 +827,147 @@ def test_a_resume_that_falls_back_does_not_claim_what_it_then_sends_again(sshd, 
     assert sha256_of(folder / "big.mp4") == local.sha256_hex()
     assert sum(sent) == size  # everything went again over paramiko ...
     assert not any("already there" in n for n in saved.notes)  # ... so the log must not say otherwise
+
+
+# -- 9. the lanes share the file in segments and stay logged in ---------------------------
+def _segments_by_lane(monkeypatch) -> dict[int, list[int]]:
+    """Which ranges (by their first byte) each lane thread sent."""
+    taken: dict[int, list[int]] = {}
+    ends: dict[int, int] = {}
+    real = lanes._splice
+
+    def splice(src: int, pipe: int, count: int, offset: int) -> int:
+        lane = threading.get_ident()
+        if ends.get(lane) != offset or offset % lanes.SEGMENT == 0:
+            taken.setdefault(lane, []).append(offset)
+        sent = real(src, pipe, count, offset)
+        ends[lane] = offset + sent
+        return sent
+
+    monkeypatch.setattr(lanes, "_splice", splice)
+    return taken
+
+
+def test_a_lane_that_stalls_leaves_the_segments_to_the_other(sshd, tmp_path, monkeypatch):
+    monkeypatch.setattr(lanes, "SEGMENT", 2 * MB)
+    taken = _segments_by_lane(monkeypatch)
+    local = make_file(tmp_path, 24 * MB + 5)
+    stalled: list[int] = []
+
+    def stall_one(_n: int) -> None:
+        if not stalled:  # both lanes are logged in: stop one ssh for a while
+            proc = ssh_children()[0]
+            stalled.append(proc.pid)
+            proc.suspend()
+            threading.Timer(1.5, proc.resume).start()
+
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "lanes/stall/big.mp4", stall_one)
+        assert dest.lanes_used == 2
+        assert dest.verify(local, "lanes/stall/big.mp4")
+    counts = sorted(len(offsets) for offsets in taken.values())
+    assert sum(counts) == 13  # every segment once
+    assert counts[0] <= 2 < 11 <= counts[1], taken  # the running lane took the rest
+    assert sorted(o for offsets in taken.values() for o in offsets) == list(range(0, 26 * MB, 2 * MB))
+    assert sha256_of(sshd.upload_dir() / "lanes/stall/big.mp4") == local.sha256_hex()
+
+
+@pytest.mark.parametrize("cls", KINDS, ids=KIND_IDS)
+def test_the_next_big_file_rides_the_kept_lanes_without_logging_in(cls, sshd, tmp_path, scratch):
+    local = make_file(tmp_path, BIG)
+    other = make_file(tmp_path, 9 * MB + 7, name="other.mp4")
+    before = logins(sshd)
+    with cls(sshd.config()) as dest:
+        dest.upload(local, f"lanes/kept-{cls.__name__}/a.mp4", lambda _n: None)
+    assert settled_logins(sshd, before + 3) == before + 3
+    assert pool.idle_count() == 1 and len(ssh_children()) == 2
+    with cls(sshd.config()) as dest:  # another delivery in the same worker
+        assert dest.reused
+        dest.upload(other, f"lanes/kept-{cls.__name__}/b.mp4", lambda _n: None)
+        assert dest.lanes_used == 2
+        assert dest.verify(other, f"lanes/kept-{cls.__name__}/b.mp4")
+    assert settled_logins(sshd, before + 3) == before + 3  # no login at all
+    for path, source in (("a.mp4", local), ("b.mp4", other)):
+        assert sha256_of(sshd.upload_dir() / f"lanes/kept-{cls.__name__}" / path) == source.sha256_hex()
+    pool.close_all()
+    assert no_ssh_child_within(2)
+    assert not list(scratch.glob("portal-lanes-*"))
+
+
+def test_kept_lanes_that_died_are_replaced_by_new_logins(sshd, tmp_path):
+    local = make_file(tmp_path, BIG)
+    before = logins(sshd)
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "lanes/died/a.mp4", lambda _n: None)
+        kept = dest._lanes
+        assert kept is not None and kept.reusable
+        # The server ends the lanes' sessions (not the control connection's).
+        for proc in psutil.Process(sshd.proc.pid).children(recursive=True):
+            if any(f"{lanes.READY}" in part for part in proc.cmdline()):
+                proc.kill()
+        deadline = time.monotonic() + 5
+        while any(p.poll() is None for p in kept.procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not kept.reusable
+        dest.upload(local, "lanes/died/b.mp4", lambda _n: None)
+        assert dest.lanes_used == 2 and dest._lanes is not kept
+        assert dest.verify(local, "lanes/died/b.mp4")
+    assert settled_logins(sshd, before + 5) == before + 5
+
+
+def test_a_server_without_gnu_dd_gets_one_range_per_lane(sshd, tmp_path, monkeypatch, scratch):
+    """POSIX dd cannot stop after a byte count on a pipe: each lane writes one
+    range until its input ends, and the lanes end with the file."""
+    gnu_check = "if dd if=/dev/null of=/dev/null iflag="
+    assert gnu_check in lanes.LANE_SCRIPT
+    monkeypatch.setattr(lanes, "LANE_SCRIPT", lanes.LANE_SCRIPT.replace(gnu_check, "if false && dd iflag=", 1))
+    monkeypatch.setattr(lanes, "SEGMENT", 1024 * MB)  # a range is counted once
+    taken = _segments_by_lane(monkeypatch)
+    local = make_file(tmp_path, BIG)
+    saved = Saved()
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "lanes/posix/big.mp4", lambda _n: None, saved.point)
+        assert dest.lanes_used == 2 and dest._lanes is None
+        assert dest.verify(local, "lanes/posix/big.mp4")
+    assert saved.saves[0]["lanes"] == [list(r) for r in lanes.split(0, local.size)]
+    assert sorted(len(offsets) for offsets in taken.values()) == [1, 1]
+    assert sha256_of(sshd.upload_dir() / "lanes/posix/big.mp4") == local.sha256_hex()
+    assert no_ssh_child_within(2)
+    assert not list(scratch.glob("portal-lanes-*"))
+
+
+def test_lane_logins_leave_out_the_slow_ntru_prime_key_exchange(sshd, tmp_path):
+    with SFTPDestination(sshd.config()) as dest, lanes.Lanes(dest.transport, dest.config, dest.where) as running:
+        argv, env = running._prepare()
+        option = next(arg for arg in argv if arg.startswith("KexAlgorithms="))
+        assert option == "KexAlgorithms=-sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com"
+        # what this ssh then offers (it expands the "-" list itself)
+        offered = subprocess.run([*argv[:-2], "-G", "x"], env=env, capture_output=True, text=True).stdout
+        [line] = [line for line in offered.splitlines() if line.startswith("kexalgorithms ")]
+        assert "sntrup" not in line and "curve25519-sha256" in line
+
+
+def test_kept_lanes_that_do_not_answer_are_replaced(sshd, tmp_path, monkeypatch):
+    monkeypatch.setattr(lanes, "REUSE_TIMEOUT", 0.5)
+    local = make_file(tmp_path, BIG)
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "lanes/mute/a.mp4", lambda _n: None)
+        kept = dest._lanes
+        assert kept is not None and kept.reusable
+        # Alive on our side, but the server's end of each lane is stuck.
+        stuck = [
+            proc
+            for proc in psutil.Process(sshd.proc.pid).children(recursive=True)
+            if any(lanes.READY in part for part in proc.cmdline())
+        ]
+        for proc in stuck:
+            proc.suspend()
+        try:
+            dest.upload(local, "lanes/mute/b.mp4", lambda _n: None)
+        finally:
+            for proc in stuck:
+                if proc.is_running():
+                    proc.resume()
+        assert dest.lanes_used == 2 and dest._lanes is not kept
+        assert not kept.procs  # stopped
+        assert dest.verify(local, "lanes/mute/b.mp4")

@@ -73,6 +73,7 @@ class SSHDestination(Destination):
         self.last_verification = ""
         self.lanes_used = 0  # connections of OpenSSH lanes the last upload used (0: none)
         self.lanes_files = 0  # files sent over lanes through this instance
+        self._lanes: lanes.Lanes | None = None  # logged-in lanes, kept with the connection
 
     @property
     def where(self) -> str:
@@ -100,11 +101,13 @@ class SSHDestination(Destination):
         kept = pool.take(self._pool_key)
         if kept is not None:
             self.transport, self._shell, self.reused = kept.transport, kept.shell, True
+            self._lanes = kept.lanes
             self.presented_fingerprint = kept.transport.get_remote_server_key().fingerprint
             try:
                 self.start(REUSE_CHECK_TIMEOUT)
             except (paramiko.SSHException, EOFError, OSError, TransferError):
                 # The server dropped it while it was idle: log in afresh.
+                self._drop_lanes()
                 self._drop_transport()
                 self._shell, self.reused = None, False
             else:
@@ -132,9 +135,10 @@ class SSHDestination(Destination):
         if self.transport is None:
             return
         if self._reusable:
-            pool.give_back(self._pool_key, self.transport, self._shell)
-            self.transport = None
+            pool.give_back(self._pool_key, self.transport, self._shell, self._lanes)
+            self.transport, self._lanes = None, None
         else:
+            self._drop_lanes()
             self._drop_transport()
         self._reusable = False
 
@@ -271,9 +275,7 @@ class SSHDestination(Destination):
         stops matching ours. ``create`` makes the empty temporary file over
         the control connection (a refusal is the kind's own "permission
         denied"); ``clean`` removes other temporary files of ``name``."""
-        temp, todo = "", []
         self.lanes_used = 0
-        whole = lanes.split(0, local.size)
         saved = lanes.valid_ranges(point.state.get("lanes"), local.size)
         old = point.state.get("temp")
         resumed = bool(
@@ -282,25 +284,56 @@ class SSHDestination(Destination):
             and posixpath.dirname(old) == folder
             and posixpath.basename(old).startswith(temp_prefix(name))
         )
-        if resumed:
-            assert saved is not None and isinstance(old, str)
-            temp, whole = old, saved
-            todo = self._lanes_left(local, temp, saved)
+        try:
+            temp = self._over_lanes(
+                local, folder, name, point, progress, create, clean,
+                (old, saved) if resumed else None,
+            )  # fmt: skip
+        except lanes.LanesUnavailable as exc:
+            self._lanes_failed(exc, point, name, resumed)
+            return None
+        except BaseException:
+            self._drop_lanes()
+            raise
+        if self._lanes is not None and not self._lanes.reusable:
+            self._drop_lanes()
+        return temp
+
+    def _over_lanes(
+        self,
+        local: LocalFile,
+        folder: str,
+        name: str,
+        point: ResumePoint,
+        progress: ProgressCallback,
+        create: Callable[[str], None],
+        clean: Callable[[str], None],
+        resuming: tuple[Any, Any] | None,
+    ) -> str:
+        # The lanes log in (or a kept set answers) while the control
+        # connection prepares the temporary file.
+        running = self._take_lanes()
+        if resuming is not None:
+            temp, whole = resuming
+            todo = self._lanes_left(local, temp, whole)
         else:
             temp = posixpath.join(folder, temp_name(name))
             create(temp)
-            todo = whole
         clean(temp)
-        # Always the whole file's lanes: the next run's scan then covers every
+        if resuming is None:
+            mode = running.wait_ready()
+            whole = lanes.segments(0, local.size) if mode == lanes.SEGMENTS else lanes.split(0, local.size)
+            todo = whole
+        # Always the whole file's ranges: the next run's scan then covers every
         # byte, whatever became of the temporary file meanwhile.
         point.save({"temp": temp, "lanes": [list(lane) for lane in whole]})
         target = posixpath.join(folder, name)
 
         def started() -> None:
-            if resumed:
+            if resuming is not None:
                 there = local.size - sum(end - start for start, end in todo)
                 point.note(
-                    f"resuming {target} over {len(todo)} connections: "
+                    f"resuming {target} over {len(running.procs)} connections: "
                     f"{there} of {local.size} bytes are already there"
                 )
 
@@ -311,22 +344,37 @@ class SSHDestination(Destination):
         # The control connection idles while the lanes work (hours for a big
         # file over a slow link): keep NATs and firewalls from dropping it.
         self.transport.set_keepalive(lanes.CONTROL_KEEPALIVE)
-        with lanes.Lanes(self.transport, self.config, self.where) as running:
-            try:
-                self.lanes_used = len(todo)
-                running.send(local, temp, todo, progress, started)
-                self.lanes_files += 1
-            except lanes.LanesUnavailable as exc:
-                lanes.cool_off(self._pool_key)
-                self.lanes_used = 0
-                logger.warning("%s: big files go over one connection for now: %s", self.describe(), exc)
-                # Nothing went over the lanes; what the caller does next is its own
-                # (the caller's clean-up removes this temporary file).
-                point.save({})
-                if resumed:
-                    point.note(f"OpenSSH's client could not start: sending {name} again from byte 0")
-                return None
+        self.lanes_used = len(running.procs)
+        running.send(local, temp, todo, progress, started)
+        self.lanes_files += 1
         return temp
+
+    def _take_lanes(self) -> lanes.Lanes:
+        """The lanes kept with this connection if they still answer, else a
+        new set, logging in (not waited for)."""
+        if self._lanes is not None and not self._lanes.alive():
+            self._drop_lanes()
+        if self._lanes is None:
+            assert self.transport is not None
+            self._lanes = lanes.Lanes(self.transport, self.config, self.where)
+        self._lanes.start()
+        return self._lanes
+
+    def _drop_lanes(self) -> None:
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
+
+    def _lanes_failed(self, exc: lanes.LanesUnavailable, point: ResumePoint, name: str, resumed: bool) -> None:
+        """Nothing went over the lanes; what the caller does next is its own
+        (the caller's clean-up removes the temporary file)."""
+        self._drop_lanes()
+        lanes.cool_off(self._pool_key)
+        self.lanes_used = 0
+        logger.warning("%s: big files go over one connection for now: %s", self.describe(), exc)
+        point.save({})
+        if resumed:
+            point.note(f"OpenSSH's client could not start: sending {name} again from byte 0")
 
     def _lanes_left(self, local: LocalFile, temp: str, saved: list[lanes.Range]) -> list[lanes.Range]:
         """What each saved lane still has to send: from its first scan block

@@ -12,10 +12,18 @@ How a file goes:
 - The destination's paramiko connection stays the control connection: login,
   pinning, the shell probe, folders, the temporary file, the rename and the
   verify happen there as before.
-- Each lane is one ``ssh`` process running ``dd of=<temp> bs=1MiB seek=<k>
-  conv=notrunc`` (POSIX dd; with GNU dd's ``nocreat`` where the server has
-  it) on the server, fed one contiguous range of the file through a pipe
-  (``os.splice``: the bytes never enter Python).
+- Each lane is one ``ssh`` process running a small POSIX sh loop on the
+  server (``LANE_SCRIPT``): it reads ``<offset> <length> <path>`` and has GNU
+  dd write exactly that many of the following bytes there. The file is cut
+  in SEGMENTs that the lanes take in turn, fed through a pipe (``os.splice``:
+  the bytes never enter Python); a lane that runs faster takes more, so the
+  two end together. A server whose dd is not GNU's gets one range per lane
+  and a plain dd until the lane's input ends.
+- A lane stays logged in after its file (it waits for the next line): the
+  set goes back to the connection pool with the control connection and the
+  next big file to that server starts without logging in again (``ping``
+  checks a kept set first). Logins leave out the Streamlined NTRU Prime key
+  exchange, a tenth of a second of CPU each (``KEX_ALGORITHMS``).
 - ``ssh`` gets nothing from the worker's environment or files: ``-F
   /dev/null``, a known_hosts holding only the host key the paramiko connection
   already checked against the pin, the peer address that connection was
@@ -29,12 +37,12 @@ How a file goes:
   connection instead, and lanes are not tried again for that server for a
   while (``COOL_OFF``).
 
-Resume: the resume state names the temp file and the lanes' ranges. A lane
-writes its range in order, so after a cut the next run asks the server for
-the SHA-256 of each ``SCAN_BLOCK`` of every lane (``dd | openssl dgst``) and
-continues each lane at its first block that differs from ours. What is sent
-again is at most what was in flight (an SSH window, a pipe, dd's block) plus
-a scan block per lane: under one 16 MiB part for two lanes.
+Resume: the resume state names the temp file and the ranges (segments) of
+the whole file. Each is written in order by one dd, so after a cut the next
+run asks the server for the SHA-256 of every ``SCAN_BLOCK`` (``dd | openssl
+dgst``) and continues each range at its first block that differs from ours.
+What is sent again is at most what was in flight (an SSH window, a pipe,
+dd's block) plus a scan block per lane: under one 16 MiB part for two lanes.
 """
 
 from __future__ import annotations
@@ -68,10 +76,16 @@ LANES = 2
 # the last) on whole SCAN_BLOCKs, so a scan block never spans two lanes.
 BLOCK = MiB
 SCAN_BLOCK = 2 * MiB
+# What a lane takes at a time (a whole number of SCAN_BLOCKs). Smaller evens
+# out the lanes' ends better (two lanes' speeds differ by up to a half here)
+# but costs a dd start on the server each.
+SEGMENT = 16 * MiB
 FEED = 4 * MiB  # bytes spliced into a lane's pipe per call
 PIPE_SIZE = MiB
 READY = "portal-lane-ready"
 READY_TIMEOUT = 30
+REUSE_TIMEOUT = 5  # a kept lane must answer a ping this fast
+CONFIRM_TIMEOUT = 600  # for the last segment's dd to finish writing
 READY_WINDOW = 4096
 CONTROL_KEEPALIVE = 15  # seconds between keepalives on the idle control connection
 # A server where lanes could not start is not asked again for this long.
@@ -80,6 +94,13 @@ HOST_ALIAS = "portal-destination"
 CIPHERS = (
     "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr"
 )
+# OpenSSH's defaults but the Streamlined NTRU Prime hybrids: their key pair
+# takes the client ~0.1 s of CPU per login (85 + 34 ms measured with OpenSSH
+# 9.2 here, a third of a lane's login), where ML-KEM's hybrid (the default from
+# OpenSSH 9.9) and X25519 take well under a millisecond. The control
+# connection (paramiko) negotiates X25519 anyway. A "-" list removes names
+# from the defaults and is not checked against what this ssh knows.
+KEX_ALGORITHMS = "-sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com"
 # Host key algorithms OpenSSH accepts for each key type paramiko reports.
 HOST_KEY_ALGORITHMS = {
     "ssh-ed25519": "ssh-ed25519",
@@ -88,6 +109,29 @@ HOST_KEY_ALGORITHMS = {
     "ecdsa-sha2-nistp521": "ecdsa-sha2-nistp521",
     "ssh-rsa": "rsa-sha2-512,rsa-sha2-256",
 }
+SEGMENTS, WHOLE = "segments", "whole"
+# What each lane runs on the server, in POSIX sh whatever the login shell.
+# GNU dd (coreutils 8.16+) copies exactly <length> bytes of the pipe to
+# <offset> and leaves the rest for the next line; nocreat: a lane still busy
+# after its upload failed and the temporary file was removed must not make
+# it again. Without those flags, one dd per lane until its input ends. The
+# path comes in a line, not in the command: it is only ever "$path". dd's
+# messages are dropped (ssh's stderr is dropped too).
+LANE_SCRIPT = (
+    "if dd if=/dev/null of=/dev/null iflag=fullblock,count_bytes oflag=seek_bytes "
+    "conv=notrunc,nocreat 2>/dev/null; then "
+    f"echo {READY} {SEGMENTS}; "
+    "while IFS=' ' read -r at n path; do "
+    'case $at in ping) echo "pong $n ."; continue;; esac; '
+    f'dd of="$path" bs={BLOCK} iflag=fullblock,count_bytes count="$n" oflag=seek_bytes seek="$at" '
+    "conv=notrunc,nocreat 2>/dev/null || exit 1; "
+    "done; "
+    f"else echo {READY} {WHOLE}; "
+    "if dd if=/dev/null of=/dev/null conv=nocreat 2>/dev/null; then c=notrunc,nocreat; else c=notrunc; fi; "
+    "IFS=' ' read -r at n path || exit 0; "
+    f'exec dd of="$path" bs={BLOCK} seek=$((at / {BLOCK})) conv=$c 2>/dev/null; '
+    "fi"
+)
 ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$PORTAL_SSH_SECRET"\n'
 
 _cooling: dict[str, float] = {}
@@ -124,6 +168,12 @@ def split(start: int, end: int, lanes: int = LANES) -> list[Range]:
     while cuts[-1] + per < end:
         cuts.append(cuts[-1] + per)
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [end], strict=True) if b > a]
+
+
+def segments(start: int, end: int, size: int = 0) -> list[Range]:
+    """[start, end) cut into SEGMENTs (the last one shorter)."""
+    step = size or SEGMENT
+    return [(at, min(at + step, end)) for at in range(start, end, step)]
 
 
 def valid_ranges(value: Any, size: int) -> list[Range] | None:
@@ -175,19 +225,16 @@ def remote_path(path: str) -> str:
 
 def scan_command(path: str, ranges: Sequence[Range]) -> str:
     """A POSIX sh command printing one SHA-256 per SCAN_BLOCK of each range,
-    in order (empty blocks past the file's end hash as the empty string)."""
+    in order (empty blocks past the file's end hash as the empty string).
+    The ranges follow each other and start on whole SCAN_BLOCKs (as
+    ``valid_ranges`` makes sure), so one pass over them all does."""
     safe = remote_path(path)
     blocks = SCAN_BLOCK // BLOCK
-    loops = []
-    for start, end in ranges:
-        first, last = start // BLOCK, -(-end // BLOCK)
-        loops.append(
-            f"i={first}; while [ $i -lt {last} ]; do "
-            f"dd if={safe} bs={BLOCK} skip=$i count={blocks} 2>/dev/null | $h; i=$((i+{blocks})); done"
-        )
+    first, last = ranges[0][0] // BLOCK, -(-ranges[-1][1] // BLOCK)
     script = (
         "if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; else h=sha256sum; fi; "
-        + "; ".join(loops)
+        f"i={first}; while [ $i -lt {last} ]; do "
+        f"dd if={safe} bs={BLOCK} skip=$i count={blocks} 2>/dev/null | $h; i=$((i+{blocks})); done"
     )
     return "sh -c " + shlex.quote(script)
 
@@ -216,20 +263,40 @@ def written_prefixes(local: LocalFile, ranges: Sequence[Range], digests: list[st
 
 
 class Lanes:
-    """The ssh processes of one upload, and what they need on disk for the
-    time they run (a private folder: known_hosts, the askpass script)."""
+    """The ssh processes of one or more uploads to one server, and what they
+    need on disk while they run (a private folder: known_hosts, the askpass
+    script).
+
+    Each lane logs in once and then waits for work: a line ``<offset>
+    <length> <path>`` followed by exactly ``length`` bytes, which GNU dd
+    (``iflag=fullblock,count_bytes oflag=seek_bytes``) writes at ``offset``;
+    ``ping <n>`` is answered ``pong <n>`` once everything before it is
+    written. The file goes in SEGMENTs that each lane takes in turn, so a
+    lane that runs faster takes more of them and both end together. Such
+    lanes stay logged in after an upload, to go back to the connection pool
+    with the control connection (``reusable``).
+
+    A server without those dd flags (not GNU coreutils) gets one range per
+    lane instead, written by a plain ``dd`` until the lane's input ends: the
+    lane ends with its range (mode ``WHOLE``)."""
 
     def __init__(self, transport: paramiko.Transport, config: dict[str, Any], where: str):
         self.transport, self.config, self.where = transport, config, where
         self.folder = ""
         self.key_fd: int | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.mode = ""  # SEGMENTS or WHOLE once every lane is ready
+        self._pings = 0
 
     # -- set-up -------------------------------------------------------------------
     def __enter__(self) -> Lanes:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the lanes and remove what they needed on disk."""
         self.stop()
         if self.key_fd is not None:
             os.close(self.key_fd)
@@ -237,6 +304,22 @@ class Lanes:
         if self.folder:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = ""
+
+    @property
+    def reusable(self) -> bool:
+        """Logged in, waiting for work, and able to take another file."""
+        return self.mode == SEGMENTS and bool(self.procs) and all(p.poll() is None for p in self.procs)
+
+    def alive(self, timeout: float = REUSE_TIMEOUT) -> bool:
+        """Whether every lane of a kept set still answers (one round trip)."""
+        if not self.reusable:
+            return False
+        try:
+            for proc in self.procs:
+                self._ping(proc, timeout)
+        except (OSError, TransferError):
+            return False
+        return True
 
     def _prepare(self) -> tuple[list[str], dict[str, str]]:
         from .connection import InvalidPrivateKey, openssh_private_text
@@ -315,6 +398,7 @@ class Lanes:
             "ServerAliveInterval": "15",
             "ServerAliveCountMax": "8",
             "Ciphers": CIPHERS,
+            "KexAlgorithms": KEX_ALGORITHMS,
             "Compression": "no",
             "LogLevel": "ERROR",
             "EscapeChar": "none",
@@ -329,30 +413,13 @@ class Lanes:
         return argv, env
 
     # -- the upload ---------------------------------------------------------------
-    def send(
-        self,
-        local: LocalFile,
-        temp: str,
-        ranges: Sequence[Range],
-        progress: ProgressCallback,
-        started: Callable[[], None] = lambda: None,
-    ) -> None:
-        """Write ``ranges`` of ``local`` into the existing remote file ``temp``.
-        Raises LanesUnavailable if a lane could not start (nothing sent), a
-        TransferError if one failed on the way (the file holds a prefix of
-        each range; the next run scans for it). ``started`` is called once
-        every lane is logged in, before the first byte."""
+    def start(self) -> None:
+        """Start every lane's login (not waited for: ``wait_ready``)."""
+        if self.procs:
+            return
         argv, env = self._prepare()
-        safe = remote_path(temp)
-        for start, _end in ranges:
-            # GNU dd's nocreat where it has it: a lane still starting when the
-            # upload failed and its temporary file was removed must not make it
-            # again. POSIX sh whatever the login shell; dd's stderr is dropped.
-            script = (
-                "if dd if=/dev/null of=/dev/null conv=nocreat 2>/dev/null; then c=notrunc,nocreat; "
-                f"else c=notrunc; fi; echo {READY}; exec dd of={safe} bs={BLOCK} seek={start // BLOCK} conv=$c"
-            )
-            command = "sh -c " + shlex.quote(script)
+        command = "sh -c " + shlex.quote(LANE_SCRIPT)
+        for _ in range(LANES):
             self.procs.append(
                 subprocess.Popen(
                     [*argv, command],
@@ -369,49 +436,123 @@ class Lanes:
                 fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             except (AttributeError, OSError):
                 pass
-        self._wait_ready()
-        started()
-        self._feed(local, ranges, progress)
 
-    def _wait_ready(self) -> None:
-        """Every lane's READY line, skipping what a chatty login script
-        printed before it (read unbuffered: select() must see what is left)."""
+    def wait_ready(self) -> str:
+        """Every lane's READY line, skipping what a chatty login script printed
+        before it; returns the lanes' mode. Raises LanesUnavailable."""
+        if self.mode:
+            return self.mode
+        self.start()
         deadline = time.monotonic() + READY_TIMEOUT
+        modes = set()
         for proc in self.procs:
-            assert proc.stdout is not None
-            out, seen = proc.stdout.fileno(), b""
-            while not (b"\n" + seen).endswith(b"\n" + READY.encode() + b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([out], [], [], left)[0]:
+            line = self._line(proc, deadline, READY + " ", "log in")
+            modes.add(line[len(READY) + 1 :])
+        if len(modes) != 1 or not modes <= {SEGMENTS, WHOLE}:
+            raise LanesUnavailable(f"the lanes on {self.where} answered {sorted(modes)!r}")
+        self.mode = modes.pop()
+        return self.mode
+
+    def send(
+        self,
+        local: LocalFile,
+        temp: str,
+        ranges: Sequence[Range],
+        progress: ProgressCallback,
+        started: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Write ``ranges`` of ``local`` into the existing remote file ``temp``
+        (each range in order; the ranges themselves in any order). Raises
+        LanesUnavailable if a lane could not start (nothing sent), a
+        TransferError if one failed on the way (each range then holds a
+        prefix of its bytes; the next run scans for it). ``started`` is called
+        once every lane is logged in, before the first byte."""
+        if "\n" in temp or "\0" in temp or temp != temp.strip():
+            raise LanesUnavailable("the file's path cannot be handed to the lanes")
+        mode = self.wait_ready()
+        if mode == WHOLE and len(ranges) > len(self.procs):
+            raise LanesUnavailable(f"the server's dd writes one range per connection, {len(ranges)} are left")
+        started()
+        self._feed(local, temp, ranges, progress)
+
+    def _line(self, proc: subprocess.Popen[bytes], deadline: float, prefix: str, doing: str) -> str:
+        """The next line of ``proc``'s output that starts with ``prefix``
+        (read unbuffered: select() must see what is left)."""
+        assert proc.stdout is not None
+        out, seen = proc.stdout.fileno(), b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([out], [], [], left)[0]:
+                if doing == "log in":
                     raise LanesUnavailable(f"OpenSSH's client did not log in to {self.where} in time")
-                byte = os.read(out, 1)
-                if not byte:
-                    status = proc.wait()
+                raise TransferError(f"The server {self.where} did not answer while {doing}")
+            byte = os.read(out, 1)
+            if not byte:
+                status = proc.wait()
+                if doing == "log in":
                     raise LanesUnavailable(
                         f"OpenSSH's client could not log in to {self.where} (exit status {status})"
                     )
+                raise self._failure(status or 255)
+            if byte != b"\n":
                 seen = (seen + byte)[-READY_WINDOW:]
+                continue
+            line = seen.decode(errors="replace")
+            seen = b""
+            if line.startswith(prefix):
+                return line
 
-    def _feed(self, local: LocalFile, ranges: Sequence[Range], progress: ProgressCallback) -> None:
+    def _ping(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        """A round trip through the lane's shell: every segment before it is
+        written (dd exits 0) when the answer comes."""
+        assert proc.stdin is not None
+        self._pings += 1
+        token = f"pong {self._pings} ."
+        os.write(proc.stdin.fileno(), f"ping {self._pings} -\n".encode())
+        self._line(proc, time.monotonic() + timeout, token, "confirming the upload")
+
+    def _feed(self, local: LocalFile, temp: str, ranges: Sequence[Range], progress: ProgressCallback) -> None:
         events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         stop = threading.Event()
+        work: queue.SimpleQueue[Range] = queue.SimpleQueue()
+        for item in ranges:
+            work.put(item)
         fd = os.open(local.path, os.O_RDONLY)
+        path = temp if temp.startswith("/") else f"./{temp}"
 
-        def lane(proc: subprocess.Popen[bytes], start: int, end: int) -> None:
+        def send_range(pipe: int, start: int, end: int) -> None:
+            os.write(pipe, f"{start} {end - start} {path}\n".encode())
+            offset = start
+            while offset < end and not stop.is_set():
+                sent = _splice(fd, pipe, min(FEED, end - offset), offset)
+                if not sent:
+                    raise TransferError(f"{local.path} shrank while being uploaded")
+                offset += sent
+                events.put(("sent", sent))
+
+        def lane(proc: subprocess.Popen[bytes]) -> None:
             assert proc.stdin is not None
             pipe = proc.stdin.fileno()
-            offset = start
             try:
-                while offset < end and not stop.is_set():
-                    sent = _splice(fd, pipe, min(FEED, end - offset), offset)
-                    if not sent:
-                        raise TransferError(f"{local.path} shrank while being uploaded")
-                    offset += sent
-                    events.put(("sent", sent))
-                proc.stdin.close()
-                status = proc.wait()
-                if status and not stop.is_set():
-                    raise self._failure(status)
+                if self.mode == WHOLE:
+                    start, end = work.get_nowait()
+                    send_range(pipe, start, end)
+                    proc.stdin.close()
+                    status = proc.wait()
+                    if status and not stop.is_set():
+                        raise self._failure(status)
+                    return
+                while not stop.is_set():
+                    try:
+                        start, end = work.get_nowait()
+                    except queue.Empty:
+                        break
+                    send_range(pipe, start, end)
+                if not stop.is_set():
+                    self._ping(proc, CONFIRM_TIMEOUT)
+            except queue.Empty:
+                proc.stdin.close()  # more lanes than ranges left
+                proc.wait()
             except OSError:  # EPIPE: the lane's ssh, or the dd behind it, is gone
                 if not stop.is_set():
                     try:
@@ -424,10 +565,8 @@ class Lanes:
             finally:
                 events.put(("done", None))
 
-        threads = [
-            threading.Thread(target=lane, args=(proc, start, end), daemon=True)
-            for proc, (start, end) in zip(self.procs, ranges, strict=True)
-        ]
+        threads = [threading.Thread(target=lane, args=(proc,), daemon=True) for proc in self.procs]
+        ok = False
         try:
             for thread in threads:
                 thread.start()
@@ -440,12 +579,15 @@ class Lanes:
                     raise value
                 else:
                     running -= 1
+            ok = True
         finally:
             stop.set()
-            self._kill()  # wakes a lane blocked on its full pipe (EPIPE)
+            if not ok:
+                self._kill()  # wakes a lane blocked on its full pipe (EPIPE)
             for thread in threads:
                 thread.join()
-            self.stop()  # only now: a lane thread may still have been using its pipe
+            if not ok or self.mode == WHOLE:
+                self.stop()  # only now: a lane thread may still have been using its pipe
             os.close(fd)
 
     def _failure(self, status: int) -> TransferError:
@@ -459,7 +601,7 @@ class Lanes:
                 proc.kill()
 
     def stop(self) -> None:
-        """Kill lanes still running (an error, a lost lease) and reap them."""
+        """Kill lanes still running (an error, a lost lease, the end) and reap them."""
         self._kill()
         for proc in self.procs:
             proc.wait()
@@ -470,6 +612,7 @@ class Lanes:
                     except OSError:
                         pass
         self.procs = []
+        self.mode = ""
 
 
 def _splice(src: int, pipe: int, count: int, offset: int) -> int:

@@ -35,6 +35,8 @@ from ..clients import client_key
 if TYPE_CHECKING:
     import paramiko
 
+    from .lanes import Lanes
+
 IDLE_SECONDS = 30.0
 MAX_IDLE = 8
 LOGIN_FIELDS = ("host", "port", "username", "password", "private_key", "passphrase", "pinned_fingerprint")
@@ -46,6 +48,7 @@ class Idle:
     transport: paramiko.Transport
     shell: bool | None
     since: float
+    lanes: Lanes | None = None  # OpenSSH lanes logged in beside it (``lanes``)
 
 
 _lock = threading.Lock()
@@ -71,14 +74,19 @@ def take(key: str) -> Idle | None:
     return None
 
 
-def give_back(key: str, transport: paramiko.Transport, shell: bool | None) -> None:
-    """Keep ``transport`` for the next ``take(key)``; one no longer active is closed."""
+def give_back(key: str, transport: paramiko.Transport, shell: bool | None, lanes: Lanes | None = None) -> None:
+    """Keep ``transport`` (and the lanes logged in beside it) for the next
+    ``take(key)``; one no longer active is closed."""
+    if lanes is not None and not lanes.reusable:
+        lanes.close()
+        lanes = None
+    entry = Idle(key, transport, shell, time.monotonic(), lanes)
     if not transport.is_active():
-        transport.close()
+        _close(entry)
         return
     global _sweeper
     with _lock:
-        _idle.append(Idle(key, transport, shell, time.monotonic()))
+        _idle.append(entry)
         while len(_idle) > MAX_IDLE:
             _close(_idle.pop(0))
         if _sweeper is None:
@@ -119,6 +127,8 @@ def _expire(now: float) -> None:
 
 
 def _close(entry: Idle) -> None:
+    if entry.lanes is not None:
+        entry.lanes.close()
     try:
         entry.transport.close()
     except Exception:  # noqa: BLE001 - closing must not raise
