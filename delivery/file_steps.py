@@ -112,6 +112,7 @@ class FileSteps:
         one file does not stop the others, so a retry has less to do; a
         permanent error or a lost lease stops everything not yet started."""
         self.abort = threading.Event()
+        dest.expect([df.recording_file.size for df in files])
         workers = max(1, min(int(getattr(dest, "parallel_files", 1) or 1), len(files)))
         with ThreadPoolExecutor(workers, thread_name_prefix=f"delivery-{self.delivery.pk}") as pool:
             futures = [pool.submit(self._guarded, dest, df) for df in files]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import import_module
@@ -326,6 +326,11 @@ class Destination:
 
     def close(self) -> None:
         """Release connections. Must not raise."""
+
+    def expect(self, sizes: Sequence[int]) -> None:
+        """A hint before a pass over files of these sizes: a kind that needs
+        something more for big files (the SSH kinds: their lanes' logins)
+        may start it now, while the files are checked. Must not raise."""
 
     def __enter__(self) -> Destination:
         self.open()

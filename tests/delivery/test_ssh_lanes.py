@@ -971,3 +971,27 @@ def test_kept_lanes_that_do_not_answer_are_replaced(sshd, tmp_path, monkeypatch)
         assert dest.lanes_used == 2 and dest._lanes is not kept
         assert not kept.procs  # stopped
         assert dest.verify(local, "lanes/mute/b.mp4")
+
+
+def test_lanes_log_in_when_big_files_are_expected_and_the_upload_takes_them(sshd, tmp_path):
+    local = make_file(tmp_path, BIG)
+    before = logins(sshd)
+    with SFTPDestination(sshd.config()) as dest:
+        dest.expect([1000, local.size])
+        assert len(ssh_children()) == 2  # logging in before the upload asks
+        starting = dest._lanes
+        assert settled_logins(sshd, before + 3) == before + 3
+        dest.upload(local, "lanes/expect/big.mp4", lambda _n: None)
+        assert dest._lanes is starting and dest.lanes_used == 2
+        assert dest.verify(local, "lanes/expect/big.mp4")
+    assert settled_logins(sshd, before + 3) == before + 3
+    assert sha256_of(sshd.upload_dir() / "lanes/expect/big.mp4") == local.sha256_hex()
+
+
+def test_no_lanes_are_started_for_small_files_or_an_account_without_a_shell(sshd, tmp_path):
+    with SFTPDestination(sshd.config()) as dest:
+        dest.expect([lanes.MIN_SIZE - 1, 10])
+        assert dest._lanes is None and not ssh_children()
+    with SFTPDestination(sshd.config(NOSHELL_USER)) as dest:
+        dest.expect([lanes.MIN_SIZE])
+        assert dest._lanes is None and not ssh_children()

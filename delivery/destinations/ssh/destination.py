@@ -10,7 +10,7 @@ import posixpath
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import paramiko
@@ -249,10 +249,14 @@ class SSHDestination(Destination):
 
     # -- big files over OpenSSH lanes ---------------------------------------------------
     def lanes_for(self, local: LocalFile) -> bool:
-        """Whether ``local`` goes over OpenSSH lanes (``lanes``): a big file, a
+        """Whether ``local`` goes over OpenSSH lanes (``lanes``)."""
+        return self.lanes_for_size(local.size)
+
+    def lanes_for_size(self, size: int) -> bool:
+        """Whether a file of ``size`` bytes goes over lanes: a big file, a
         shell account, OpenSSH's client here, and lanes did not just fail to
         start for this server."""
-        if local.size < lanes.MIN_SIZE or lanes.LANES < 2 or self.transport is None:
+        if size < lanes.MIN_SIZE or lanes.LANES < 2 or self.transport is None:
             return False
         if lanes.ssh_client() is None or lanes.cooling(self._pool_key):
             return False
@@ -348,6 +352,18 @@ class SSHDestination(Destination):
         running.send(local, temp, todo, progress, started)
         self.lanes_files += 1
         return temp
+
+    def expect(self, sizes: Sequence[int]) -> None:
+        """Big files coming: the lanes start logging in (or a kept set is
+        checked) while the engine checks the files. A failure here is left
+        for the upload to meet and report."""
+        if not sizes:
+            return
+        try:
+            if self.lanes_for_size(max(sizes)):
+                self._take_lanes()
+        except (lanes.LanesUnavailable, TransferError, paramiko.SSHException, EOFError, OSError):
+            self._drop_lanes()
 
     def _take_lanes(self) -> lanes.Lanes:
         """The lanes kept with this connection if they still answer, else a

@@ -311,7 +311,10 @@ class Lanes:
         return self.mode == SEGMENTS and bool(self.procs) and all(p.poll() is None for p in self.procs)
 
     def alive(self, timeout: float = REUSE_TIMEOUT) -> bool:
-        """Whether every lane of a kept set still answers (one round trip)."""
+        """Whether every lane of a kept set still answers (one round trip);
+        a set still logging in is taken as it is (``wait_ready`` tells)."""
+        if not self.mode and self.procs and all(p.poll() is None for p in self.procs):
+            return True
         if not self.reusable:
             return False
         try:
