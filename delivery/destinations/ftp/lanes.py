@@ -35,8 +35,11 @@ Resume: the state saved in the file's ResumePoint is ``{"temp", "lanes":
 up to which lane i handed bytes to its data socket, saved every
 ``SAVE_EVERY`` bytes of a lane or ``SAVE_SECONDS``. The next run reads the
 server's copy around each ``sent`` (``window``) and continues each lane at
-the first byte that differs from ours: what is sent again is what was in
-flight, far under one 16 MiB part per file (tests/reliability/test_resume.py).
+the first byte that differs from ours: what a killed worker's lanes had sent
+is kept, far under one 16 MiB part per file is sent again
+(tests/reliability/test_resume.py). A lane whose window the server lost even
+the start of starts over; lane 1 restarting at byte 0 would truncate the
+file, so then every lane does.
 """
 
 from __future__ import annotations
@@ -66,12 +69,17 @@ MiB = 1024 * 1024
 MIN_SIZE = 64 * MiB
 LANES = 2
 BLOCK = MiB  # bytes handed to a data socket per call (and per progress report)
-# Resume state is written this often: two lanes x 8 MiB is one 16 MiB part,
-# and the read-back window reaches past it, so a cut loses no saved work.
-SAVE_EVERY = 8 * MiB
+# The resume state is written when a lane has sent this much since the last
+# time (as often as SFTP's checkpoints), or after SAVE_SECONDS; a lane never
+# gets more than LEAD past its saved position, and the next run reads back
+# that far (WINDOW_AHEAD), so a killed worker's lanes lose nothing they sent.
+SAVE_EVERY = 4 * MiB
 SAVE_SECONDS = 2.0
-WINDOW_BACK = 8 * MiB  # what a server may have lost of what we handed it
-WINDOW_AHEAD = SAVE_EVERY + BLOCK  # what a lane may have sent since its last save
+LEAD = 8 * MiB
+WINDOW_AHEAD = LEAD
+# What a server may have lost of what it was handed (a crash): a window of
+# 16 MiB in all per lane.
+WINDOW_BACK = 8 * MiB
 # A server where lanes could not start is not asked again for this long.
 COOL_OFF = 600.0
 
@@ -255,7 +263,7 @@ def send(dest: FTPDestination, local: LocalFile, temp: str, point: ResumePoint, 
         if note:
             point.note(note)
         if lanes:
-            _pump(dest, local, temp, lanes, ranges, positions, point, progress)
+            _Pump(dest, local, temp, lanes).run(ranges, positions, point, progress)
     finally:
         _close(lanes)
 
@@ -288,91 +296,102 @@ def _start(dest: FTPDestination, lanes: list[Lane], temp: str) -> None:
             raise LanesUnavailable(f"the server refused the STOR of part {lane.number} ({code})") from None
 
 
-def _pump(
-    dest: FTPDestination,
-    local: LocalFile,
-    temp: str,
-    lanes: list[Lane],
-    ranges: Sequence[Range],
-    positions: list[int],
-    point: ResumePoint,
-    progress: ProgressCallback,
-) -> None:
-    """Send every lane's bytes from its own thread; this thread reports
-    progress, saves the resume point now and then, and on the first failure
-    stops every lane."""
-    events: Events = queue.SimpleQueue()
-    stop = threading.Event()
+class _Pump:
+    """Every lane's bytes sent from its own thread; the calling thread
+    reports progress, saves the resume point now and then, and on the first
+    failure stops every lane. A lane waits while it is more than ``LEAD``
+    bytes past its last saved position: however slowly the row is written,
+    the next run's window reaches where the lane got."""
 
-    def run(lane: Lane) -> None:
-        try:
-            with dest._errors(f"uploading {temp}", drop=False):
-                _send_range(lane, local, stop, events)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
-            events.put((lane, exc))
-        finally:
-            events.put((lane, None))
+    def __init__(self, dest: FTPDestination, local: LocalFile, temp: str, lanes: list[Lane]):
+        self.dest, self.local, self.temp, self.lanes = dest, local, temp, lanes
+        self.events: Events = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.room = threading.Condition()
+        self.allowed = {lane.number: lane.position + LEAD for lane in lanes}
 
-    threads = [threading.Thread(target=run, args=(lane,), name=f"ftp-lane-{lane.number}", daemon=True) for lane in lanes]
-    for thread in threads:
-        thread.start()
-    sent = list(positions)
-    saved, saved_at = list(positions), time.monotonic()
-    try:
-        running = len(threads)
-        while running:
-            lane, what = events.get()
-            if what is None:
-                running -= 1
-                continue
-            if isinstance(what, BaseException):
-                raise what
-            sent[lane.number - 1] += what
-            progress(what)
-            ahead = max(n - s for n, s in zip(sent, saved, strict=True))
-            if ahead >= SAVE_EVERY or time.monotonic() - saved_at >= SAVE_SECONDS:
-                point.save(state(temp, ranges, sent))
-                saved, saved_at = list(sent), time.monotonic()
-    finally:
-        stop.set()
-        for lane in lanes:  # wakes a lane blocked on its full socket or on its reply
-            for sock in (lane.conn, lane.ftp.sock if lane.ftp else None):
-                if sock is not None:
-                    try:
-                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+    def run(self, ranges: Sequence[Range], positions: list[int], point: ResumePoint, progress: ProgressCallback) -> None:
+        threads = [
+            threading.Thread(target=self._lane, args=(lane,), name=f"ftp-lane-{lane.number}", daemon=True)
+            for lane in self.lanes
+        ]
         for thread in threads:
-            thread.join()
+            thread.start()
+        sent, saved, saved_at = list(positions), list(positions), time.monotonic()
+        try:
+            running = len(threads)
+            while running:
+                lane, what = self.events.get()
+                if what is None:
+                    running -= 1
+                    continue
+                if isinstance(what, BaseException):
+                    raise what
+                sent[lane.number - 1] += what
+                progress(what)
+                ahead = max(n - s for n, s in zip(sent, saved, strict=True))
+                if ahead >= SAVE_EVERY or time.monotonic() - saved_at >= SAVE_SECONDS:
+                    point.save(state(self.temp, ranges, sent))
+                    saved, saved_at = list(sent), time.monotonic()
+                    with self.room:
+                        self.allowed = {n: at + LEAD for n, at in enumerate(saved, 1)}
+                        self.room.notify_all()
+        finally:
+            with self.room:
+                self.stop.set()
+                self.room.notify_all()
+            for lane in self.lanes:  # wakes a lane blocked on its full socket or on its reply
+                for sock in (lane.conn, lane.ftp.sock if lane.ftp else None):
+                    if sock is not None:
+                        try:
+                            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+            for thread in threads:
+                thread.join()
 
+    def _lane(self, lane: Lane) -> None:
+        try:
+            with self.dest._errors(f"uploading {self.temp}", drop=False):
+                self._send(lane)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            self.events.put((lane, exc))
+        finally:
+            self.events.put((lane, None))
 
-def _send_range(lane: Lane, local: LocalFile, stop: threading.Event, events: Events) -> None:
-    conn, ftp = lane.conn, lane.ftp
-    assert conn is not None and ftp is not None
-    position = lane.position
-    with open(local.path, "rb") as fh:
-        while position < lane.end and not stop.is_set():
-            count = min(BLOCK, lane.end - position)
-            if isinstance(conn, ssl.SSLSocket):
-                data = os.pread(fh.fileno(), count, position)
-                conn.sendall(data)
-                count = len(data)
-            else:
-                # The kernel copies from the page cache: no Python buffer per block.
-                count = conn.sendfile(fh, position, count)
-            if not count:
-                raise TransferError(f"{local.path} shrank while being uploaded")
-            position += count
-            events.put((lane, count))
-    if stop.is_set():
-        return
-    if isinstance(conn, ssl.SSLSocket):
-        # A TLS shutdown before the close, as ftplib's storbinary does: pyftpdlib
-        # truncates uploads whose client closes without one (giampaolo/pyftpdlib#602).
-        conn.unwrap()
-    conn.close()
-    lane.conn = None
-    ftp.voidresp()  # 226: the server has the lane's bytes
+    def _room_for(self, number: int, upto: int) -> bool:
+        """Wait until lane ``number`` may send up to byte ``upto``; False: stop."""
+        with self.room:
+            self.room.wait_for(lambda: self.stop.is_set() or upto <= self.allowed[number])
+            return not self.stop.is_set()
+
+    def _send(self, lane: Lane) -> None:
+        conn, ftp = lane.conn, lane.ftp
+        assert conn is not None and ftp is not None
+        position = lane.position
+        with open(self.local.path, "rb") as fh:
+            while position < lane.end:
+                count = min(BLOCK, lane.end - position)
+                if not self._room_for(lane.number, position + count):
+                    return
+                if isinstance(conn, ssl.SSLSocket):
+                    data = os.pread(fh.fileno(), count, position)
+                    conn.sendall(data)
+                    count = len(data)
+                else:
+                    # The kernel copies from the page cache: no Python buffer per block.
+                    count = conn.sendfile(fh, position, count)
+                if not count:
+                    raise TransferError(f"{self.local.path} shrank while being uploaded")
+                position += count
+                self.events.put((lane, count))
+        if isinstance(conn, ssl.SSLSocket):
+            # A TLS shutdown before the close, as ftplib's storbinary does: pyftpdlib
+            # truncates uploads whose client closes without one (giampaolo/pyftpdlib#602).
+            conn.unwrap()
+        conn.close()
+        lane.conn = None
+        ftp.voidresp()  # 226: the server has the lane's bytes
 
 
 def _close(lanes: list[Lane]) -> None:
