@@ -64,8 +64,8 @@ if TYPE_CHECKING:
     from .destination import FTPDestination
 
 MiB = 1024 * 1024
-# Files this big or bigger go over lanes (below it two more logins cost more
-# than they gain; the SSH lanes' threshold, bench/README.md).
+# Files this big or bigger go over lanes: below it, two more logins and the
+# probe cost more than they gain on a distant server (as for the SSH lanes).
 MIN_SIZE = 64 * MiB
 LANES = 2
 BLOCK = MiB  # bytes handed to a data socket per call (and per progress report)
@@ -111,7 +111,9 @@ def split(size: int) -> list[Range]:
     return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
-def state(temp: str, ranges: Sequence[Range], sent: Sequence[int]) -> dict[str, Any]:
+def lanes_state(temp: str, ranges: Sequence[Range], sent: Sequence[int]) -> dict[str, Any]:
+    """The resume state: ``sent[i]`` is the position in the file up to which
+    lane i has handed bytes to its data socket."""
     return {"temp": temp, "lanes": [list(r) for r in ranges], "sent": list(sent)}
 
 
@@ -156,8 +158,8 @@ def writes_past_the_end(dest: FTPDestination, folder: str) -> bool:
     probe = posixpath.join(folder, probe_name())
     try:
         with dest._errors(f"writing a probe file in folder {folder}"):
+            ftp.storbinary(f"STOR {probe}", io.BytesIO(b""))  # refused: the upload's own error
             try:
-                ftp.storbinary(f"STOR {probe}", io.BytesIO(b""))
                 ftp.storbinary(f"STOR {probe}", io.BytesIO(b"x"), rest=1)
             except (ftplib.error_perm, ftplib.error_temp):
                 return False
@@ -259,7 +261,7 @@ def send(dest: FTPDestination, local: LocalFile, temp: str, point: ResumePoint, 
     try:
         if lanes:
             _start(dest, lanes, temp)
-        point.save(state(temp, ranges, positions))  # what discard() removes, before any byte
+        point.save(lanes_state(temp, ranges, positions))  # what discard() removes, before any byte
         if note:
             point.note(note)
         if lanes:
@@ -331,7 +333,7 @@ class _Pump:
                 progress(what)
                 ahead = max(n - s for n, s in zip(sent, saved, strict=True))
                 if ahead >= SAVE_EVERY or time.monotonic() - saved_at >= SAVE_SECONDS:
-                    point.save(state(self.temp, ranges, sent))
+                    point.save(lanes_state(self.temp, ranges, sent))
                     saved, saved_at = list(sent), time.monotonic()
                     with self.room:
                         self.allowed = {n: at + LEAD for n, at in enumerate(saved, 1)}
