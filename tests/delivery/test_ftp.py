@@ -495,3 +495,24 @@ def test_a_single_session_upload_half_done_is_not_continued_over_lanes(lanes_ser
         assert dest.lanes_used == 0
     assert progress.total == local.size - 5 * MiB
     assert sha256_of(folder / "v.mp4") == local.sha256
+
+
+def test_a_lanes_upload_half_done_goes_on_over_one_session_from_byte_0_if_lanes_cannot_start(
+    ftp_server: FTPServer, tmp_path
+):
+    """Its temporary file's size says nothing of what is there (each lane
+    wrote its part): one session starts it over."""
+    local = make_file(tmp_path / "v.mp4", LANES_FROM + 2 * MiB)
+    folder = ftp_server.read("fallback/r/c")
+    folder.mkdir(parents=True)
+    (folder / ".v.mp4.part").write_bytes(b"\0" * local.size)  # both lanes' ends, holes between
+    saved = {"temp": "/fallback/r/c/.v.mp4.part", "lanes": [[0, 5 * MiB], [5 * MiB, local.size]],
+             "sent": [1 * MiB, local.size]}  # fmt: skip
+    progress = Progress()
+    notes: list[str] = []
+    with destination_for("ftp", ftp_server.config(root="fallback")) as dest:
+        dest.upload(local, "r/c/v.mp4", progress, ResumePoint(saved, note=notes.append))
+        assert dest.lanes_used == 0  # pyftpdlib as it comes: no REST past the end
+    assert notes == ["sending v.mp4 again from byte 0 over one session"]
+    assert progress.total == local.size
+    assert sha256_of(folder / "v.mp4") == local.sha256
