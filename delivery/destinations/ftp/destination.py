@@ -232,7 +232,7 @@ class FTPDestination(Destination):
         progress: ProgressCallback,
         resume: ResumePoint | None = None,
     ) -> None:
-        ftp = self._conn()
+        self._conn()  # the home folder that paths start from
         final = self._abs(remote_path)
         folder, name = posixpath.split(final)
         temp = posixpath.join(folder, f".{name}.part")
