@@ -321,11 +321,17 @@ LANES_FROM = 8 * MiB
 
 
 @pytest.fixture(autouse=True)
+def no_server_cooling_off(monkeypatch):
+    from delivery.destinations.ftp import lanes
+
+    monkeypatch.setattr(lanes, "_cooling", {})  # each test's servers are new
+
+
+@pytest.fixture
 def lanes_from_8_mib(monkeypatch):
     from delivery.destinations.ftp import lanes
 
     monkeypatch.setattr(lanes, "MIN_SIZE", LANES_FROM)
-    monkeypatch.setattr(lanes, "_cooling", {})  # each test's servers are new
 
 
 @pytest.fixture(scope="module", params=["ftp", "ftps"])
@@ -345,6 +351,7 @@ def lanes_config(server: FTPServer, **overrides):
     return server.config(**overrides)
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_a_big_file_goes_over_two_more_sessions_and_arrives_intact(lanes_server: FTPServer, tmp_path):
     local = make_file(tmp_path / "big.mp4", 20 * MiB + 17)
     progress = Progress()
@@ -367,6 +374,7 @@ def test_a_big_file_goes_over_two_more_sessions_and_arrives_intact(lanes_server:
     assert visible_leftovers(lanes_server.read("lanes")) == []
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_files_under_the_lanes_size_go_over_one_session(lanes_server: FTPServer, tmp_path):
     local = make_file(tmp_path / "small.mp4", LANES_FROM - 1)
     with destination_for("ftp", lanes_config(lanes_server, root="small")) as dest:
@@ -376,6 +384,7 @@ def test_files_under_the_lanes_size_go_over_one_session(lanes_server: FTPServer,
     assert sha256_of(lanes_server.read("small/r/c/small.mp4")) == local.sha256
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_a_server_that_refuses_rest_past_the_end_gets_big_files_over_one_session(
     ftp_server: FTPServer, tmp_path, caplog
 ):
@@ -403,6 +412,7 @@ def test_a_server_that_refuses_rest_past_the_end_gets_big_files_over_one_session
     assert visible_leftovers(ftp_server.read("norest")) == []
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_a_server_that_refuses_more_sessions_gets_big_files_over_one_session(tmp_path, caplog):
     server = servers._start_server(tmp_path / "srv", tls=False, rest_past_end=True, max_sessions=1)
     try:
@@ -419,6 +429,7 @@ def test_a_server_that_refuses_more_sessions_gets_big_files_over_one_session(tmp
         server.kill()
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_a_cut_lanes_upload_fails_cleanly_and_the_next_run_continues_each_lane(tmp_path):
     server = servers._start_server(tmp_path / "srv", tls=False, multiprocess=True, rest_past_end=True)
     size = 40 * MiB + 9
@@ -458,6 +469,7 @@ def test_a_cut_lanes_upload_fails_cleanly_and_the_next_run_continues_each_lane(t
         server.kill()
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_a_lane_whose_bytes_the_server_lost_starts_over(lanes_server: FTPServer, tmp_path):
     """The server's copy of the second lane is not what was sent (a disk that
     lost it): that lane starts over at its start, the first continues."""
@@ -483,6 +495,7 @@ def test_a_lane_whose_bytes_the_server_lost_starts_over(lanes_server: FTPServer,
     assert sha256_of(folder / "v.mp4") == local.sha256
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_a_single_session_upload_half_done_is_not_continued_over_lanes(lanes_server: FTPServer, tmp_path):
     local = make_file(tmp_path / "v.mp4", LANES_FROM + 4 * MiB)
     folder = lanes_server.read("single/r/c")
@@ -497,6 +510,7 @@ def test_a_single_session_upload_half_done_is_not_continued_over_lanes(lanes_ser
     assert sha256_of(folder / "v.mp4") == local.sha256
 
 
+@pytest.mark.usefixtures("lanes_from_8_mib")
 def test_a_lanes_upload_half_done_goes_on_over_one_session_from_byte_0_if_lanes_cannot_start(
     ftp_server: FTPServer, tmp_path
 ):
@@ -514,5 +528,24 @@ def test_a_lanes_upload_half_done_goes_on_over_one_session_from_byte_0_if_lanes_
         dest.upload(local, "r/c/v.mp4", progress, ResumePoint(saved, note=notes.append))
         assert dest.lanes_used == 0  # pyftpdlib as it comes: no REST past the end
     assert notes == ["sending v.mp4 again from byte 0 over one session"]
+    assert progress.total == local.size
+    assert sha256_of(folder / "v.mp4") == local.sha256
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_big_partial_file_without_its_resume_state_is_not_trusted_by_its_size(
+    ftp_server: FTPServer, tmp_path
+):
+    """Lanes leave holes: a temporary file as big as the file whose state was
+    lost is sent again, not renamed into place."""
+    local = make_file(tmp_path / "v.mp4", LANES_FROM + MiB)
+    folder = ftp_server.read("nostate/r/c")
+    folder.mkdir(parents=True)
+    with open(local.path, "rb") as fh:
+        ours = fh.read()
+    (folder / ".v.mp4.part").write_bytes(bytes(4 * MiB) + ours[4 * MiB :])  # the first lane never came
+    progress = Progress()
+    with destination_for("ftp", ftp_server.config(root="nostate")) as dest:
+        dest.upload(local, "r/c/v.mp4", progress, ResumePoint())
     assert progress.total == local.size
     assert sha256_of(folder / "v.mp4") == local.sha256

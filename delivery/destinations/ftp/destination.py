@@ -255,6 +255,10 @@ class FTPDestination(Destination):
             # Lanes wrote parts of it: its size says nothing of what is there.
             self._delete_quietly(temp)
             point.note(f"sending {name} again from byte 0 over one session")
+        elif local.size >= lanes.MIN_SIZE and point.state != {"temp": temp}:
+            # Lanes may have left it and their state be lost: only this path's
+            # own state says that the file's size is how much of it is there.
+            self._delete_quietly(temp)
         ftp = self._conn()
         offset = self._resume_offset(local, temp)
         if point.state != {"temp": temp}:
