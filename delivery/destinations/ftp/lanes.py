@@ -31,8 +31,8 @@ How a file goes (``send``):
   ``COOL_OFF``.
 
 Measured (bench/delivery.py, 1 GiB over loopback on 2 CPUs, pyftpdlib with
-one process per session, 30 Nov): FTP 0.96-1.02x, FTPS 1.06-1.13x rclone's
-single session. There, one session already keeps both CPUs busy (vmstat: 0-1 %
+one process per session, 30 Nov, medians of 3): FTP 0.83-1.02x, FTPS
+0.84-1.13x rclone's single session (the lowest while another benchmark ran). There, one session already keeps both CPUs busy (vmstat: 0-1 %
 idle for plain FTP, 20-29 % during rclone's FTPS runs), and the two server
 processes writing one file queue on its inode lock (ext4 buffered writes;
 perf: as many samples in rwsem_spin_on_owner as in the page-cache copy).
