@@ -31,13 +31,15 @@ How a file goes (``send``):
   ``COOL_OFF``.
 
 Measured (bench/delivery.py, 1 GiB over loopback on 2 CPUs, pyftpdlib with
-one process per session, 30 Nov, medians of 3): FTP 0.83-1.02x, FTPS
-0.84-1.13x rclone's single session (the lowest while another benchmark ran). There, one session already keeps both CPUs busy (vmstat: 0-1 %
-idle for plain FTP, 20-29 % during rclone's FTPS runs), and the two server
+one process per session, 30 Nov, medians of 3): on a quiet machine FTPS
+1.46x rclone's single session (323-345 against 211-229 MB/s), FTP 1.04x
+(635-719 against 613-668 MB/s); 0.83-1.13x in three runs beside another
+benchmark. rclone's FTPS leaves ~30 % of the CPUs idle, which the second
+server process uses; plain FTP leaves little (vmstat), and the two server
 processes writing one file queue on its inode lock (ext4 buffered writes;
 perf: as many samples in rwsem_spin_on_owner as in the page-cache copy).
-Lanes pay where one server process or one TCP stream is the limit: a distant
-server, a server with cores to spare.
+Lanes pay most where one server process or one TCP stream is the limit: TLS,
+a distant server.
 
 Resume: the state saved in the file's ResumePoint is ``{"temp", "lanes":
 [[start, end], ...], "sent": [n, ...]}`` where ``sent[i]`` is the position
