@@ -186,7 +186,11 @@ def _ftp_target(tls: bool) -> Target:
     from tests.servers.ftp import _start_server
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ftp-"))
-    server = _start_server(tmp, tls=tls)
+    # One process per session, as vsftpd and ProFTPD run (one pyftpdlib
+    # process receiving every session held both clients to its one core), and
+    # REST past a file's end as vsftpd allows it, which our lanes need
+    # (delivery/destinations/ftp/lanes.py); rclone's uploads never use REST.
+    server = _start_server(tmp, tls=tls, multiprocess=True, rest_past_end=True)
     # rclone 1.60 cannot start on a missing folder here ("501 No such directory").
     (server.home / "bench" / "rclone").mkdir(parents=True)
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -310,3 +311,241 @@ def test_tls_contexts_are_made_once_per_process():
     assert verified_context() is not unverified_context()
     assert verified_context().verify_mode == ssl.CERT_REQUIRED and verified_context().check_hostname
     assert unverified_context().verify_mode == ssl.CERT_NONE
+
+
+# -- big files over lanes (delivery/destinations/ftp/lanes.py) ---------------------------------
+
+MiB = 1024 * 1024
+# Lanes from 8 MiB up here (64 MiB in production): small files, the same code.
+LANES_FROM = 8 * MiB
+
+
+@pytest.fixture(autouse=True)
+def no_server_cooling_off(monkeypatch):
+    from delivery.destinations.ftp import lanes
+
+    monkeypatch.setattr(lanes, "_cooling", {})  # each test's servers are new
+
+
+@pytest.fixture
+def lanes_from_8_mib(monkeypatch):
+    from delivery.destinations.ftp import lanes
+
+    monkeypatch.setattr(lanes, "MIN_SIZE", LANES_FROM)
+
+
+@pytest.fixture(scope="module", params=["ftp", "ftps"])
+def lanes_server(request, tmp_path_factory) -> Iterator[FTPServer]:
+    """One process per session, REST past the end of a file as vsftpd allows."""
+    tls = request.param == "ftps"
+    server = servers._start_server(
+        tmp_path_factory.mktemp(f"{request.param}-lanes"), tls=tls, multiprocess=True, rest_past_end=True
+    )
+    yield server
+    server.kill()
+
+
+def lanes_config(server: FTPServer, **overrides):
+    if server.tls:
+        overrides.setdefault("pinned_fingerprint", server.fingerprint)
+    return server.config(**overrides)
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_big_file_goes_over_two_more_sessions_and_arrives_intact(lanes_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "big.mp4", 20 * MiB + 17)
+    progress = Progress()
+    saves: list[dict] = []
+    with destination_for("ftp", lanes_config(lanes_server, root="lanes")) as dest:
+        before = lanes_server.logins()
+        dest.upload(local, "r/c/big.mp4", progress, ResumePoint(save=saves.append))
+        logins = lanes_server.logins() - before
+        assert dest.verify(local, "r/c/big.mp4")
+        assert dest.lanes_used == 2
+        assert dest.log_notes() == [("lanes", "1 big file went over 2 FTP sessions at once")]
+    assert logins == 2
+    assert progress.total == local.size and progress.calls == 21  # 1 MiB blocks of both lanes
+    assert saves[0] == {
+        "temp": "/lanes/r/c/.big.mp4.part",
+        "lanes": [[0, 11 * MiB], [11 * MiB, local.size]],
+        "sent": [0, 11 * MiB],
+    }
+    assert sha256_of(lanes_server.read("lanes/r/c/big.mp4")) == local.sha256
+    assert visible_leftovers(lanes_server.read("lanes")) == []
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_files_under_the_lanes_size_go_over_one_session(lanes_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "small.mp4", LANES_FROM - 1)
+    with destination_for("ftp", lanes_config(lanes_server, root="small")) as dest:
+        before = lanes_server.logins()
+        dest.upload(local, "r/c/small.mp4", Progress())
+        assert lanes_server.logins() == before and dest.lanes_used == 0
+    assert sha256_of(lanes_server.read("small/r/c/small.mp4")) == local.sha256
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_server_that_refuses_rest_past_the_end_gets_big_files_over_one_session(
+    ftp_server: FTPServer, tmp_path, caplog
+):
+    """pyftpdlib as it comes answers 554 to a STOR after a REST past the end
+    of the file, as ProFTPD does: nothing goes over lanes, one warning, and
+    lanes are not tried again for that server for a while."""
+    first = make_file(tmp_path / "a.mp4", LANES_FROM + 3)
+    second = make_file(tmp_path / "b.mp4", LANES_FROM + 5)
+    progress = Progress()
+    with destination_for("ftp", ftp_server.config(root="norest")) as dest:
+        dest.upload(first, "r/c/a.mp4", progress)
+        assert dest.lanes_used == 0
+        before = ftp_server.logins()
+        dest.upload(second, "r/c/b.mp4", Progress())
+        assert ftp_server.logins() == before  # cooling off: no lane tried
+        assert dest.log_notes() == []
+    assert progress.total == first.size
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"ftp://rec@127.0.0.1:{ftp_server.port}/norest: big files go over one FTP session for now: "
+        "the server does not write at a REST position past the end of a file"
+    ]
+    assert sha256_of(ftp_server.read("norest/r/c/a.mp4")) == first.sha256
+    assert sha256_of(ftp_server.read("norest/r/c/b.mp4")) == second.sha256
+    assert visible_leftovers(ftp_server.read("norest")) == []
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_server_that_refuses_more_sessions_gets_big_files_over_one_session(tmp_path, caplog):
+    server = servers._start_server(tmp_path / "srv", tls=False, rest_past_end=True, max_sessions=1)
+    try:
+        local = make_file(tmp_path / "v.mp4", LANES_FROM + 1)
+        with destination_for("ftp", server.config(root="limit")) as dest:
+            dest.upload(local, "r/c/v.mp4", Progress())
+            assert dest.lanes_used == 0
+        assert sha256_of(server.read("limit/r/c/v.mp4")) == local.sha256
+        assert server.logins() == 1
+        [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert "a second session could not start: 421 while opening the FTP session" in warning
+        assert FTP_PASSWORD not in warning
+    finally:
+        server.kill()
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_cut_lanes_upload_fails_cleanly_and_the_next_run_continues_each_lane(tmp_path):
+    server = servers._start_server(tmp_path / "srv", tls=False, multiprocess=True, rest_past_end=True)
+    size = 40 * MiB + 9
+    local = make_file(tmp_path / "big.mp4", size)
+    dest = destination_for("ftp", server.config(root="cut"))
+    state: dict = {}
+
+    def kill_midway(total: int) -> None:
+        if total >= 24 * MiB and server.proc and server.proc.poll() is None:
+            server.kill()
+
+    try:
+        with pytest.raises(TransferError) as info:
+            dest.upload(local, "r/c/big.mp4", Progress(kill_midway), ResumePoint(save=state.update))
+        assert not info.value.permanent
+        assert info.value.message.startswith(f"Connection to 127.0.0.1:{server.port} lost while uploading /cut/r/c/.big.mp4.part")
+        assert FTP_PASSWORD not in info.value.message
+        server.start()
+        assert state["lanes"] == [[0, 21 * MiB], [21 * MiB, size]]
+        there = server.read("cut/r/c/.big.mp4.part").stat().st_size
+        assert 21 * MiB < there <= size
+
+        progress = Progress()
+        notes: list[str] = []
+        with dest:
+            dest.upload(local, "r/c/big.mp4", progress, ResumePoint(state, save=state.update, note=notes.append))
+            assert dest.verify(local, "r/c/big.mp4")
+        # Only what the server did not keep is sent (a killed server loses
+        # what sat in its sockets' buffers: megabytes on loopback).
+        kept = int(notes[0].split(": ", 1)[1].split(" ", 1)[0])
+        assert kept > 8 * MiB and progress.total == size - kept
+        assert len(notes) == 1 and notes[0].startswith("continuing .big.mp4.part over 2 sessions: ")
+        assert notes[0].endswith(f" of {size} bytes are already there")
+        assert sha256_of(server.read("cut/r/c/big.mp4")) == local.sha256
+        assert visible_leftovers(server.read("cut")) == []
+    finally:
+        server.kill()
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_lane_whose_bytes_the_server_lost_starts_over(lanes_server: FTPServer, tmp_path):
+    """The server's copy of the second lane is not what was sent (a disk that
+    lost it): that lane starts over at its start, the first continues."""
+    size = 20 * MiB
+    local = make_file(tmp_path / "v.mp4", size)
+    folder = lanes_server.read("lost/r/c")
+    folder.mkdir(parents=True)
+    partial = folder / ".v.mp4.part"
+    ours = local.path.read_bytes()
+    # Every byte after the first 6 MiB differs from ours (255 - b is never b).
+    partial.write_bytes(ours[: 6 * MiB] + ours[6 * MiB : 17 * MiB].translate(bytes(range(255, -1, -1))))
+    saved = {"temp": "/lost/r/c/.v.mp4.part", "lanes": [[0, 10 * MiB], [10 * MiB, size]],
+             "sent": [6 * MiB, 19 * MiB]}  # fmt: skip
+    progress = Progress()
+    notes: list[str] = []
+    with destination_for("ftp", lanes_config(lanes_server, root="lost")) as dest:
+        dest.upload(local, "r/c/v.mp4", progress, ResumePoint(saved, note=notes.append))
+    assert progress.total == size - 6 * MiB
+    assert notes == [
+        f"continuing .v.mp4.part over 2 sessions: {6 * MiB} of {size} bytes are already there; "
+        "the server kept less of part 2 than was sent: that part starts over"
+    ]
+    assert sha256_of(folder / "v.mp4") == local.sha256
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_single_session_upload_half_done_is_not_continued_over_lanes(lanes_server: FTPServer, tmp_path):
+    local = make_file(tmp_path / "v.mp4", LANES_FROM + 4 * MiB)
+    folder = lanes_server.read("single/r/c")
+    folder.mkdir(parents=True)
+    with open(local.path, "rb") as fh:
+        (folder / ".v.mp4.part").write_bytes(fh.read(5 * MiB))
+    progress = Progress()
+    with destination_for("ftp", lanes_config(lanes_server, root="single")) as dest:
+        dest.upload(local, "r/c/v.mp4", progress, ResumePoint({"temp": "/single/r/c/.v.mp4.part"}))
+        assert dest.lanes_used == 0
+    assert progress.total == local.size - 5 * MiB
+    assert sha256_of(folder / "v.mp4") == local.sha256
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_lanes_upload_half_done_goes_on_over_one_session_from_byte_0_if_lanes_cannot_start(
+    ftp_server: FTPServer, tmp_path
+):
+    """Its temporary file's size says nothing of what is there (each lane
+    wrote its part): one session starts it over."""
+    local = make_file(tmp_path / "v.mp4", LANES_FROM + 2 * MiB)
+    folder = ftp_server.read("fallback/r/c")
+    folder.mkdir(parents=True)
+    (folder / ".v.mp4.part").write_bytes(b"\0" * local.size)  # both lanes' ends, holes between
+    saved = {"temp": "/fallback/r/c/.v.mp4.part", "lanes": [[0, 5 * MiB], [5 * MiB, local.size]],
+             "sent": [1 * MiB, local.size]}  # fmt: skip
+    progress = Progress()
+    notes: list[str] = []
+    with destination_for("ftp", ftp_server.config(root="fallback")) as dest:
+        dest.upload(local, "r/c/v.mp4", progress, ResumePoint(saved, note=notes.append))
+        assert dest.lanes_used == 0  # pyftpdlib as it comes: no REST past the end
+    assert notes == ["sending v.mp4 again from byte 0 over one session"]
+    assert progress.total == local.size
+    assert sha256_of(folder / "v.mp4") == local.sha256
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_big_partial_file_without_its_resume_state_is_not_trusted_by_its_size(
+    ftp_server: FTPServer, tmp_path
+):
+    """Lanes leave holes: a temporary file as big as the file whose state was
+    lost is sent again, not renamed into place."""
+    local = make_file(tmp_path / "v.mp4", LANES_FROM + MiB)
+    folder = ftp_server.read("nostate/r/c")
+    folder.mkdir(parents=True)
+    with open(local.path, "rb") as fh:
+        ours = fh.read()
+    (folder / ".v.mp4.part").write_bytes(bytes(4 * MiB) + ours[4 * MiB :])  # the first lane never came
+    progress = Progress()
+    with destination_for("ftp", ftp_server.config(root="nostate")) as dest:
+        dest.upload(local, "r/c/v.mp4", progress, ResumePoint())
+    assert progress.total == local.size
+    assert sha256_of(folder / "v.mp4") == local.sha256

@@ -3,7 +3,8 @@ way through a large upload, and the next worker finishing it. Every byte the
 workers send goes through a byte-counting TCP proxy in front of the server
 (tests/servers/counting_proxy.py), so the test sees what was really sent
 again: at most one part's worth (16 MiB, parts.IN_FLIGHT) per file in flight.
-FTP is seen through proxies on 127.0.0.2 for its control and passive ports;
+FTP is seen through proxies on 127.0.0.2 for its control and passive ports
+(over one session, and over lanes: two more sessions, each its own data connection);
 SFTP and SCP through one proxy in front of OpenSSH, which carries the control
 connection and both OpenSSH lanes of the big file.
 """
@@ -145,23 +146,19 @@ def test_an_s3_upload_killed_halfway_is_continued_resending_at_most_one_part(por
         server.stop()
 
 
-def test_an_ftp_upload_killed_halfway_is_continued_from_the_temporary_files_size(
-    portal, tmp_path
-):
-    server = _start_server(tmp_path / "ftp", tls=False)
+def ftp_killed_halfway(portal, tmp_path: Path, name: str, **server_options) -> tuple[dict, dict, Path]:
+    """An FTP delivery of one SIZE file, its worker killed halfway and the
+    next one finishing it; the delivered file is checked."""
+    server = _start_server(tmp_path / "ftp", tls=False, **server_options)
     # At full loopback speed: a slowed proxy keeps feeding the server from
     # its buffers after the client died, which no longer shows the client's cost.
     proxy = ProxiedFTP(server.port, server.passive_ports)
     try:
-        app_id = portal.create_project("Resume FTP")["APP_ID"]
+        app_id = portal.create_project(name)["APP_ID"]
         config = server.config(root="resume", host=ProxiedFTP.HOST, port=proxy.port)
         configure(portal, app_id, "ftp", config, tmp_path)
         made = one_session(portal, app_id, SIZE)
         result = kill_halfway_then_finish(portal, proxy, made)
-
-        assert result["total"] <= SIZE + IN_FLIGHT + OVERHEAD
-        resumed = [e["message"] for e in result["log"] if e["event"] == "resume"]
-        assert len(resumed) == 1 and resumed[0].startswith(f"{made['name']}: continuing ."), result["log"]
         delivered = server.read(f"resume/{made['room_id']}/{made['conf_num']}/{made['name']}")
         digest = hashlib.sha256()
         with open(delivered, "rb") as fh:
@@ -169,9 +166,39 @@ def test_an_ftp_upload_killed_halfway_is_continued_from_the_temporary_files_size
                 digest.update(chunk)
         assert digest.hexdigest() == made["sha256"]
         assert not list(delivered.parent.glob(".*.part"))
+        return made, result, delivered
     finally:
         proxy.close()
         server.kill()
+
+
+def test_an_ftp_upload_killed_halfway_is_continued_from_the_temporary_files_size(
+    portal, tmp_path
+):
+    """pyftpdlib as it comes does not let a REST go past a file's end, so
+    the file goes over one session (no lanes): SIZE, then REST + STOR."""
+    made, result, _delivered = ftp_killed_halfway(portal, tmp_path, "Resume FTP")
+    assert result["total"] <= SIZE + IN_FLIGHT + OVERHEAD
+    resumed = [e["message"] for e in result["log"] if e["event"] == "resume"]
+    assert len(resumed) == 1 and resumed[0].startswith(f"{made['name']}: continuing ."), result["log"]
+    assert " at byte " in resumed[0]
+    assert not [e for e in result["log"] if e["event"] == "lanes"]
+
+
+def test_an_ftp_upload_over_lanes_killed_halfway_is_continued_lane_by_lane(portal, tmp_path):
+    """A server with a process per session that lets REST go past a file's
+    end (as vsftpd): the file goes over two more sessions; the next worker
+    reads back a window around each lane's saved position and sends each
+    lane's rest."""
+    made, result, _delivered = ftp_killed_halfway(
+        portal, tmp_path, "Resume FTP lanes", multiprocess=True, rest_past_end=True
+    )
+    assert result["total"] <= SIZE + IN_FLIGHT + OVERHEAD
+    assert result["attempts"] == 2, "\n".join(f"{e['event']}: {e['message']}" for e in result["log"])
+    resumed = [e["message"] for e in result["log"] if e["event"] == "resume"]
+    assert len(resumed) == 1 and resumed[0].startswith(f"{made['name']}: continuing ."), result["log"]
+    assert "over 2 sessions" in resumed[0] and "starts over" not in resumed[0]
+    assert [e for e in result["log"] if e["event"] == "lanes"]
 
 
 @pytest.mark.parametrize("kind", ["sftp", "scp"])

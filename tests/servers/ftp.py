@@ -5,6 +5,13 @@ it again on the same port. The user ``rec`` owns a home folder in a temp dir;
 ``readonly/`` inside it is list/read only. The FTPS variant requires TLS on
 the control and data channels with a self-signed certificate made here.
 
+Options for the FTP lanes (delivery/destinations/ftp/lanes.py): one process
+per session (``multiprocess``, pyftpdlib's MultiprocessFTPServer, as vsftpd
+and ProFTPD run), REST past the end of a file as vsftpd allows it
+(``rest_past_end``; pyftpdlib itself answers 554), and a limit of sessions
+(``max_sessions``: 421 to the one over it). ``logins()`` counts the sessions
+that logged in.
+
 Run as a script (``python tests/servers/ftp.py --home DIR ...``) this module
 is the server itself.
 """
@@ -17,7 +24,9 @@ import datetime
 import hashlib
 import ipaddress
 import logging
+import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +115,9 @@ class FTPServer:
     passive_ports: range = field(default_factory=_free_port_range)
     # An address the PASV replies name instead of the server's own (a lying server).
     masquerade: str = ""
+    multiprocess: bool = False
+    rest_past_end: bool = False
+    max_sessions: int = 0
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def config(self, **overrides: Any) -> dict[str, Any]:
@@ -133,11 +145,18 @@ class FTPServer:
             args += ["--cert", str(self.certfile), "--key", str(self.keyfile)]
         if self.masquerade:
             args += ["--masquerade", self.masquerade]
+        if self.multiprocess:
+            args.append("--multiprocess")
+        if self.rest_past_end:
+            args.append("--rest-past-end")
+        if self.max_sessions:
+            args += ["--max-sessions", str(self.max_sessions)]
         ready = self.logdir / "ready.txt"
         ready.unlink(missing_ok=True)
         with open(self.logdir / "server.log", "ab") as log:
+            # A group of its own: kill() takes the session processes too.
             self.proc = subprocess.Popen(
-                args + ["--ready-file", str(ready)], stdout=log, stderr=log
+                args + ["--ready-file", str(ready)], stdout=log, stderr=log, start_new_session=True
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -153,9 +172,11 @@ class FTPServer:
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to clients, buffered writes are lost."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
         if self.proc:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait(timeout=10)
 
     def restart(self) -> None:
@@ -165,12 +186,16 @@ class FTPServer:
     def read(self, path: str) -> Path:
         return self.home / path
 
+    def logins(self) -> int:
+        """How many sessions have logged in since the log began."""
+        return (self.logdir / "server.log").read_text(errors="replace").count(" logged in.")
 
-def _start_server(tmp: Path, *, tls: bool, masquerade: str = "") -> FTPServer:
+
+def _start_server(tmp: Path, *, tls: bool, **options: Any) -> FTPServer:
     home, logdir = tmp / "home", tmp / "log"
     (home / READONLY).mkdir(parents=True)
     logdir.mkdir()
-    server = FTPServer(home=home, logdir=logdir, tls=tls, masquerade=masquerade)
+    server = FTPServer(home=home, logdir=logdir, tls=tls, **options)
     if tls:
         server.certfile, server.keyfile, server.fingerprint = make_self_signed_certificate(tmp)
     server.start()
@@ -199,10 +224,28 @@ def lying_pasv_ftp_server(tmp_path: Path) -> Iterator[FTPServer]:
     server.kill()
 
 
+class RestPastTheEnd:
+    """vsftpd lets a REST past the end of a file place the next STOR's bytes
+    there (the gap a hole until written: "allows seek past end of file",
+    postlogin.c); pyftpdlib answers 554. The file is lengthened to the
+    position first, so that pyftpdlib accepts it."""
+
+    _restart_position: int
+
+    def ftp_STOR(self, file: str, mode: str = "w") -> Any:
+        position = self._restart_position
+        if position and "a" not in mode:
+            with open(file, "ab") as fh:  # made if missing, as vsftpd's O_CREAT
+                if fh.tell() < position:
+                    fh.truncate(position)
+        return super().ftp_STOR(file, mode)  # type: ignore[misc]
+
+
 def _serve(argv: list[str]) -> None:
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler
     from pyftpdlib.servers import FTPServer as PyFTPServer
+    from pyftpdlib.servers import MultiprocessFTPServer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", required=True)
@@ -211,6 +254,9 @@ def _serve(argv: list[str]) -> None:
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--masquerade", default="")
+    parser.add_argument("--multiprocess", action="store_true")
+    parser.add_argument("--rest-past-end", action="store_true")
+    parser.add_argument("--max-sessions", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -240,8 +286,11 @@ def _serve(argv: list[str]) -> None:
             tls_control_required=True,
             tls_data_required=True,
         )
-    handler = type("TestHandler", (base,), attrs)
-    server = PyFTPServer(("127.0.0.1", args.port), handler)
+    bases = (RestPastTheEnd, base) if args.rest_past_end else (base,)
+    handler = type("TestHandler", bases, attrs)
+    server_class = MultiprocessFTPServer if args.multiprocess else PyFTPServer
+    server = server_class(("127.0.0.1", args.port), handler)
+    server.max_cons_per_ip = args.max_sessions
     ready = Path(args.ready_file)
     ready.with_suffix(".tmp").write_text(str(server.address[1]))
     ready.with_suffix(".tmp").replace(ready)  # the parent polls: never show half a number

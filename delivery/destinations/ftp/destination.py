@@ -4,7 +4,8 @@ Files go to ``.<name>.part`` in the target folder and are renamed into place
 once their size matches. The temporary name is the same on every attempt so a
 retry after a cut connection or a killed worker continues it from its size
 (SIZE, then REST + STOR) instead of starting over; it is deleted when the
-delivery gives up or is sent again from scratch (discard).
+delivery gives up or is sent again from scratch (discard). Big files go over
+two more sessions at once where the server allows it (lanes.py).
 
 Certificates: a chain that verifies against the system CAs is accepted; any
 other certificate is accepted only if its fingerprint (``SHA256:<base64>``,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import logging
 import posixpath
 import socket
 import ssl
@@ -33,6 +35,7 @@ from ..base import (
     UntrustedHostKey,
     probe_name,
 )
+from . import lanes
 from .connection import (
     GuardedFTP,
     GuardedFTPS,
@@ -44,6 +47,8 @@ from .connection import (
     verified_context,
 )
 from .form import FTPForm
+
+logger = logging.getLogger(__name__)
 
 BLOCK_SIZE = 1024 * 1024
 TAIL_CHECK = 64 * 1024
@@ -84,6 +89,8 @@ class FTPDestination(Destination):
         self._ftp: ftplib.FTP | None = None
         self._home = "/"
         self._folders: set[str] = set()
+        self.lanes_used = 0  # sessions the last upload's lanes used (0: one session)
+        self.lanes_files = 0  # files sent over lanes through this instance
 
     def __repr__(self) -> str:
         return f"<FTPDestination {self.describe()}>"
@@ -95,23 +102,40 @@ class FTPDestination(Destination):
     def final_path(self, remote_path: str) -> str:
         return self._abs(remote_path)
 
+    def log_notes(self) -> list[tuple[str, str]]:
+        if not self.lanes_files:
+            return []
+        many = "file" if self.lanes_files == 1 else "files"
+        return [("lanes", f"{self.lanes_files} big {many} went over {lanes.LANES} FTP sessions at once")]
+
     # -- connection --------------------------------------------------------------
     def open(self) -> None:
         self.close()
+        ftp, self.presented_fingerprint = self._session()
         with self._errors("opening the FTP session"):
-            ftp = self._connect()
             try:
-                self._login(ftp)
-                if isinstance(ftp, ftplib.FTP_TLS):
-                    ftp.prot_p()
-                ftp.set_pasv(self.passive)
-                ftp.voidcmd("TYPE I")
                 self._home = ftp.pwd() or "/"
             except BaseException:
                 ftp.close()
                 raise
         self._ftp = ftp
         self._folders = {self._home}
+
+    def _session(self) -> tuple[ftplib.FTP, str | None]:
+        """A new session, logged in and set for binary transfers, and the
+        fingerprint of the certificate it was shown (TLS)."""
+        with self._errors("opening the FTP session", drop=False):
+            ftp, fingerprint = self._connect()
+            try:
+                self._login(ftp)
+                if isinstance(ftp, ftplib.FTP_TLS):
+                    ftp.prot_p()
+                ftp.set_pasv(self.passive)
+                ftp.voidcmd("TYPE I")
+            except BaseException:
+                ftp.close()
+                raise
+        return ftp, fingerprint
 
     def close(self) -> None:
         ftp, self._ftp = self._ftp, None
@@ -122,19 +146,18 @@ class FTPDestination(Destination):
         with suppress(Exception):
             ftp.close()
 
-    def _connect(self) -> ftplib.FTP:
+    def _connect(self) -> tuple[ftplib.FTP, str | None]:
         if not self.tls:
             ftp = GuardedFTP(timeout=self.timeout)
             ftp.connect(self.host, self.port)
-            return ftp
+            return ftp, None
         try:
             ftps, der = self._start_tls(verified_context())
-            self.presented_fingerprint = certificate_fingerprint(der)
-            return ftps
+            return ftps, certificate_fingerprint(der)
         except ssl.SSLCertVerificationError:
             pass  # self-signed, private CA or another name: the pin decides
         ftps, der = self._start_tls(unverified_context())
-        self.presented_fingerprint = fingerprint = certificate_fingerprint(der)
+        fingerprint = certificate_fingerprint(der)
         pinned = self.pinned_fingerprint
         if not (pinned and same_fingerprint(fingerprint, pinned)):
             ftps.close()
@@ -142,7 +165,7 @@ class FTPDestination(Destination):
                 fingerprint, pinned=pinned or None, what="TLS certificate", check_command=CHECK_COMMAND
             )
         ftps.pinned_der = der
-        return ftps
+        return ftps, fingerprint
 
     def _start_tls(self, context: ssl.SSLContext) -> tuple[GuardedFTPS, bytes]:
         """Connect and send AUTH TLS; return the session and the server's DER certificate."""
@@ -209,17 +232,39 @@ class FTPDestination(Destination):
         progress: ProgressCallback,
         resume: ResumePoint | None = None,
     ) -> None:
-        ftp = self._conn()
+        self._conn()  # the home folder that paths start from
         final = self._abs(remote_path)
         folder, name = posixpath.split(final)
         temp = posixpath.join(folder, f".{name}.part")
+        point = resume if resume is not None else ResumePoint()
         self._make_folders(folder)
+        self.lanes_used = 0
+        if self._lanes_for(local, point):
+            try:
+                self.lanes_used = lanes.LANES
+                lanes.send(self, local, temp, point, progress)
+            except lanes.LanesUnavailable as exc:
+                self.lanes_used = 0
+                lanes.cool_off(self._lanes_key)
+                logger.warning("%s: big files go over one FTP session for now: %s", self.describe(), exc)
+            else:
+                self.lanes_files += 1
+                self._check_size_and_rename(local, temp, final)
+                return
+        if "lanes" in point.state:
+            # Lanes wrote parts of it: its size says nothing of what is there.
+            self._delete_quietly(temp)
+            point.note(f"sending {name} again from byte 0 over one session")
+        elif local.size >= lanes.MIN_SIZE and point.state != {"temp": temp}:
+            # Lanes may have left it and their state be lost: only this path's
+            # own state says that the file's size is how much of it is there.
+            self._delete_quietly(temp)
+        ftp = self._conn()
         offset = self._resume_offset(local, temp)
-        if resume is not None:
-            if resume.state != {"temp": temp}:
-                resume.save({"temp": temp})  # what discard() removes
-            if offset:
-                resume.note(f"continuing {posixpath.basename(temp)} at byte {offset} of {local.size}")
+        if point.state != {"temp": temp}:
+            point.save({"temp": temp})  # what discard() removes
+        if offset:
+            point.note(f"continuing {posixpath.basename(temp)} at byte {offset} of {local.size}")
         if offset < local.size or local.size == 0:
             with open(local.path, "rb") as fh, self._errors(f"uploading {temp}"):
                 fh.seek(offset)
@@ -230,6 +275,9 @@ class FTPDestination(Destination):
                     callback=lambda block: progress(len(block)),
                     rest=offset or None,
                 )
+        self._check_size_and_rename(local, temp, final)
+
+    def _check_size_and_rename(self, local: LocalFile, temp: str, final: str) -> None:
         size = self._size(temp)
         if size != local.size:
             self._delete_quietly(temp)
@@ -248,6 +296,18 @@ class FTPDestination(Destination):
     def verify(self, local: LocalFile, remote_path: str) -> bool:
         self._conn()
         return self._size(self._abs(remote_path)) == local.size
+
+    # -- big files over lanes (lanes.py) ------------------------------------------------
+    @property
+    def _lanes_key(self) -> str:
+        return f"{self.host}:{self.port}:{self.username}"
+
+    def _lanes_for(self, local: LocalFile, point: ResumePoint) -> bool:
+        """A big file, lanes did not just fail to start for this server, and
+        no single-session upload of the file is half done."""
+        if local.size < lanes.MIN_SIZE or lanes.LANES < 2 or lanes.cooling(self._lanes_key):
+            return False
+        return not point.state or "lanes" in point.state
 
     # -- helpers -------------------------------------------------------------------
     def _abs(self, remote_path: str) -> str:
@@ -363,9 +423,11 @@ class FTPDestination(Destination):
         return TransferError(message, permanent=permanent)
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def _errors(self, doing: str, *, drop: bool = True) -> Iterator[None]:
         """Turn ftplib/socket/ssl exceptions into TransferErrors that say what
-        was being done, where, and whether retrying can help."""
+        was being done, where, and whether retrying can help. A lost
+        connection is forgotten (``drop``) unless it was not the destination's
+        own session (a lane's)."""
         where = f"{self.host}:{self.port}"
         try:
             yield
@@ -374,28 +436,28 @@ class FTPDestination(Destination):
         except ftplib.error_perm as exc:  # 5xx: retrying will not help
             self._fail(f"{reply_code(exc)} while {doing} on {where}", permanent=True)
         except ftplib.error_temp as exc:  # 4xx, e.g. 421, 425, 426, 450, 451
-            self._fail(f"{reply_code(exc)} while {doing} on {where}", lost=reply_code(exc) == "421")
+            self._fail(f"{reply_code(exc)} while {doing} on {where}", lost=drop and reply_code(exc) == "421")
         except (ftplib.error_reply, ftplib.error_proto, EOFError):
             # Never the reply itself: a tenant could read another service's banner.
             self._fail(
                 f"The server at {where} did not answer like an FTP server while {doing}",
-                lost=True,
+                lost=drop,
             )
         except egress.OutboundRefused as exc:
-            self._fail(exc.message, permanent=True, lost=True)
+            self._fail(exc.message, permanent=True, lost=drop)
         except socket.gaierror:
-            self._fail(f"Cannot resolve host name {self.host!r}", permanent=True, lost=True)
+            self._fail(f"Cannot resolve host name {self.host!r}", permanent=True, lost=drop)
         except ConnectionRefusedError:
             self._fail(
-                f"Connection refused by {where} while {doing}: is the FTP server up?", lost=True
+                f"Connection refused by {where} while {doing}: is the FTP server up?", lost=drop
             )
         except TimeoutError:
-            self._fail(f"Timed out while {doing} on {where}", lost=True)
+            self._fail(f"Timed out while {doing} on {where}", lost=drop)
         except ssl.SSLError as exc:
-            self._fail(f"TLS error while {doing} on {where}: {exc.reason or exc}", lost=True)
+            self._fail(f"TLS error while {doing} on {where}: {exc.reason or exc}", lost=drop)
         except OSError as exc:
             self._fail(
-                f"Connection to {where} lost while {doing}: {exc.strerror or exc}", lost=True
+                f"Connection to {where} lost while {doing}: {exc.strerror or exc}", lost=drop
             )
 
     def _fail(self, message: str, *, permanent: bool = False, lost: bool = False) -> NoReturn:
