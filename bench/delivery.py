@@ -554,9 +554,11 @@ def main() -> None:
                         f"peak RSS {rss[-1]:.0f} MB (after imports {ours['baseline_rss_kb'] / 1024:.0f} MB), "
                         f"CPU {ours['cpu_s']:.1f} s"
                     )
-                    if ours.get("lanes"):
+                    if ours.get("lanes") and kind in ("sftp", "scp"):
                         line += (f", over {ours['lanes']} OpenSSH lanes "
                                  f"(each ssh's peak RSS {ours['lane_peak_rss_kb'] / 1024:.0f} MB)")  # fmt: skip
+                    elif ours.get("lanes"):
+                        line += f", over {ours['lanes']} more sessions"
                     if ours["progress_bytes"] != total:
                         line += f" progress reported {ours['progress_bytes']} bytes!"
                     print(line, flush=True)
