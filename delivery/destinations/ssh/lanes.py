@@ -80,6 +80,11 @@ SCAN_BLOCK = 2 * MiB
 # out the lanes' ends better (two lanes' speeds differ by up to a half here)
 # but costs a dd start on the server each.
 SEGMENT = 16 * MiB
+# The segments' dd gathers this much from the pipe before each write: 1 MiB
+# (BLOCK) no longer fits the CPU's cache between the read and the write, and
+# took twice as long (512 MiB through a pipe here: 0.92-1.04 s against
+# 0.36-0.49 s with 64-256 KiB).
+WRITE_BLOCK = 128 * 1024
 FEED = 4 * MiB  # bytes spliced into a lane's pipe per call
 PIPE_SIZE = MiB
 READY = "portal-lane-ready"
@@ -123,7 +128,7 @@ LANE_SCRIPT = (
     f"echo {READY} {SEGMENTS}; "
     "while IFS=' ' read -r at n path; do "
     'case $at in ping) echo "pong $n ."; continue;; esac; '
-    f'dd of="$path" bs={BLOCK} iflag=fullblock,count_bytes count="$n" oflag=seek_bytes seek="$at" '
+    f'dd of="$path" bs={WRITE_BLOCK} iflag=fullblock,count_bytes count="$n" oflag=seek_bytes seek="$at" '
     "conv=notrunc,nocreat 2>/dev/null || exit 1; "
     "done; "
     f"else echo {READY} {WHOLE}; "
