@@ -25,7 +25,7 @@ from delivery.destinations.base import ResumePoint, TransferError
 from delivery.destinations.scp import SCPDestination
 from delivery.destinations.sftp import SFTPDestination
 from delivery.destinations.ssh import generate_keypair, lanes, pool
-from delivery.destinations.ssh.destination import CRC_VERIFIED, SEGMENTS_VERIFIED, VERIFIED_REMOTELY
+from delivery.destinations.ssh.destination import CRC_VERIFIED, VERIFIED_REMOTELY
 from tests.delivery.test_sftp import MB, key_only, leftovers, make_file, sha256_of
 from tests.servers import sshd as servers
 from tests.servers.sshd import NOSHELL_USER, SHELL_USER, SSHServer
@@ -119,7 +119,7 @@ def test_a_big_file_goes_over_two_more_logins_and_arrives_whole(cls, login, sshd
         dest.upload(local, remote, sent.append)
         assert dest.lanes_used == 2
         assert dest.verify(local, remote)
-        assert dest.last_verification == SEGMENTS_VERIFIED
+        assert dest.last_verification == CRC_VERIFIED
     assert sum(sent) == local.size
     # the control connection, plus one per lane
     assert settled_logins(sshd, before + 3) == before + 3
@@ -130,7 +130,7 @@ def test_a_big_file_goes_over_two_more_logins_and_arrives_whole(cls, login, sshd
 
 @pytest.mark.parametrize(
     "size,used,logged,verified",
-    [(4 * MB - 1, 0, 1, VERIFIED_REMOTELY), (4 * MB, 2, 3, SEGMENTS_VERIFIED)],
+    [(4 * MB - 1, 0, 1, VERIFIED_REMOTELY), (4 * MB, 2, 3, CRC_VERIFIED)],
     ids=["under", "at"],
 )
 def test_the_threshold_is_min_size(size, used, logged, verified, sshd, tmp_path):
@@ -624,9 +624,7 @@ def test_the_cksum_verify_catches_a_changed_byte_swapped_blocks_and_an_extra_byt
     with cls(sshd.config()) as dest:
         dest.upload(local, remote, lambda _n: None)
         assert dest.verify(local, remote)
-        assert dest.last_verification == SEGMENTS_VERIFIED  # checked as it was written
-        assert dest.verify(local, remote)
-        assert dest.last_verification == CRC_VERIFIED  # from then on, the whole file
+        assert dest.last_verification == CRC_VERIFIED
         original = placed.read_bytes()
 
         flipped = bytearray(original)
@@ -997,56 +995,3 @@ def test_no_lanes_are_started_for_small_files_or_an_account_without_a_shell(sshd
     with SFTPDestination(sshd.config(NOSHELL_USER)) as dest:
         dest.expect([lanes.MIN_SIZE])
         assert dest._lanes is None and not ssh_children()
-
-
-# -- 11. each segment is checked on the server as it is written -----------------------------
-@pytest.mark.parametrize("cls", KINDS, ids=KIND_IDS)
-def test_a_segment_written_in_the_wrong_place_fails_the_verify(cls, sshd, tmp_path, monkeypatch):
-    monkeypatch.setattr(lanes, "SEGMENT", 2 * MB)
-    right = 'oflag=seek_bytes seek="$at"'
-    assert right in lanes.LANE_SCRIPT
-    # Each pair of segments changes places: the file has its size, its bytes
-    # are all there, and dd says nothing is wrong.
-    swapped = 'oflag=seek_bytes seek="$((at ^ 2097152))"'
-    monkeypatch.setattr(lanes, "LANE_SCRIPT", lanes.LANE_SCRIPT.replace(right, swapped))
-    local = make_file(tmp_path, 8 * MB)
-    remote = f"lanes/misplaced-{cls.__name__}/big.mp4"
-    with cls(sshd.config()) as dest:
-        dest.upload(local, remote, lambda _n: None)  # dd said nothing was wrong
-        assert not dest.verify(local, remote)
-        assert dest.last_verification == SEGMENTS_VERIFIED
-
-
-def test_without_our_side_of_the_segment_check_the_verify_reads_the_whole_file(sshd, tmp_path, monkeypatch):
-    monkeypatch.setattr(lanes, "local_dd_counts_bytes", lambda: False)
-    local = make_file(tmp_path, BIG)
-    with SFTPDestination(sshd.config()) as dest:
-        dest.upload(local, "lanes/nolocal/big.mp4", lambda _n: None)
-        assert dest.verify(local, "lanes/nolocal/big.mp4")
-        assert dest.last_verification == CRC_VERIFIED
-
-
-def test_a_resumed_upload_is_verified_over_the_whole_file(sshd, tmp_path):
-    """Segments sent by an earlier run were not summed in this one."""
-    size = 12 * MB
-    local = make_file(tmp_path, size)
-    saved = Saved()
-    folder = user_folder(sshd, "lanes/resumed-check")
-    temp = folder / ".big.mp4.part-0123abcd"
-    data = local.path.read_bytes()
-    temp.write_bytes(data[: 4 * MB] + bytes(size - 4 * MB))
-    os.chown(temp, *_owner(sshd))
-    saved.point.state = {"temp": str(temp), "lanes": [list(r) for r in lanes.segments(0, size)]}
-    with SFTPDestination(sshd.config()) as dest:
-        dest.upload(local, "lanes/resumed-check/big.mp4", lambda _n: None, saved.point)
-        assert dest.verify(local, "lanes/resumed-check/big.mp4")
-        assert dest.last_verification == CRC_VERIFIED
-    assert (folder / "big.mp4").read_bytes() == data
-
-
-def test_the_local_sums_go_when_the_destination_closes_unverified(sshd, tmp_path):
-    local = make_file(tmp_path, BIG)
-    with SFTPDestination(sshd.config()) as dest:
-        dest.upload(local, "lanes/unverified/big.mp4", lambda _n: None)
-        [sums] = dest._sums.values()
-    assert sums.proc is None and not dest._sums

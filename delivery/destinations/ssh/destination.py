@@ -36,10 +36,6 @@ logger = logging.getLogger(__name__)
 # A kept connection must answer a channel open this fast, or a new one is made.
 REUSE_CHECK_TIMEOUT = 5
 VERIFIED_REMOTELY = "sha256 verified remotely"
-SEGMENTS_VERIFIED = (
-    "length and CRC-32 of every 16 MiB segment verified remotely as it was written (cksum); "
-    "SSH authenticated every byte on the way"
-)
 CRC_VERIFIED = "length and CRC-32 verified remotely (cksum); SSH authenticated every byte on the way"
 
 
@@ -78,7 +74,6 @@ class SSHDestination(Destination):
         self.lanes_used = 0  # connections of OpenSSH lanes the last upload used (0: none)
         self.lanes_files = 0  # files sent over lanes through this instance
         self._lanes: lanes.Lanes | None = None  # logged-in lanes, kept with the connection
-        self._sums: dict[str, lanes.SegmentSums] = {}  # per final path: its check from the upload
 
     @property
     def where(self) -> str:
@@ -137,8 +132,6 @@ class SSHDestination(Destination):
     def close(self) -> None:
         """Hand a healthy connection to the pool for the next delivery; close
         it when the work using it failed."""
-        for path in list(self._sums):
-            self._forget_sums(path)
         if self.transport is None:
             return
         if self._reusable:
@@ -220,19 +213,7 @@ class SSHDestination(Destination):
         check is there to prove the file on disk whole and in order (a lane
         writing at the wrong offset, a short or doubled block); the bytes
         themselves were authenticated by SSH's MAC on the way. Smaller files,
-        and servers without cksum, get the SHA-256.
-
-        A file this destination has just sent whole over lanes was checked
-        segment by segment as it was written (``lanes.SegmentSums``): its
-        first verify compares those CRCs instead of reading the file again
-        once the upload is over."""
-        sums = self._sums.pop(path, None)
-        if sums is not None:
-            matches = sums.matches() if sums.size == local.size else None
-            sums.close()
-            if matches is not None:
-                self.last_verification = SEGMENTS_VERIFIED
-                return matches
+        and servers without cksum, get the SHA-256."""
         if local.size >= lanes.MIN_SIZE:
             matches = self._cksum_matches(local, path)
             if matches is not None:
@@ -368,11 +349,8 @@ class SSHDestination(Destination):
         # file over a slow link): keep NATs and firewalls from dropping it.
         self.transport.set_keepalive(lanes.CONTROL_KEEPALIVE)
         self.lanes_used = len(running.procs)
-        sums = running.send(local, temp, todo, progress, started)
+        running.send(local, temp, todo, progress, started)
         self.lanes_files += 1
-        if sums is not None:
-            self._forget_sums(target)
-            self._sums[target] = sums
         return temp
 
     def expect(self, sizes: Sequence[int]) -> None:
@@ -386,11 +364,6 @@ class SSHDestination(Destination):
                 self._take_lanes()
         except (lanes.LanesUnavailable, TransferError, paramiko.SSHException, EOFError, OSError):
             self._drop_lanes()
-
-    def _forget_sums(self, path: str) -> None:
-        sums = self._sums.pop(path, None)
-        if sums is not None:
-            sums.close()
 
     def _take_lanes(self) -> lanes.Lanes:
         """The lanes kept with this connection if they still answer, else a

@@ -19,10 +19,6 @@ How a file goes:
   the bytes never enter Python); a lane that runs faster takes more, so the
   two end together. A server whose dd is not GNU's gets one range per lane
   and a plain dd until the lane's input ends.
-- Each segment is read back through ``cksum`` on the server right after it
-  is written, while the other lane sends, and we compute ours at low
-  priority meanwhile (``SegmentSums``): the verify then compares those
-  instead of reading the whole file once more after the upload.
 - A lane stays logged in after its file (it waits for the next line): the
   set goes back to the connection pool with the control connection and the
   next big file to that server starts without logging in again (``ping``
@@ -52,10 +48,10 @@ dd's block) plus a scan block per lane: under one 16 MiB part for two lanes.
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import os
 import queue
+import select
 import shlex
 import shutil
 import subprocess
@@ -121,9 +117,7 @@ HOST_KEY_ALGORITHMS = {
 SEGMENTS, WHOLE = "segments", "whole"
 # What each lane runs on the server, in POSIX sh whatever the login shell.
 # GNU dd (coreutils 8.16+) copies exactly <length> bytes of the pipe to
-# <offset> and leaves the rest for the next line, then the segment is read
-# back through cksum (in the page cache: a few ms, while the other lane
-# sends) and its CRC printed, "sum <offset> <crc> <length>"; nocreat: a lane still busy
+# <offset> and leaves the rest for the next line; nocreat: a lane still busy
 # after its upload failed and the temporary file was removed must not make
 # it again. Without those flags, one dd per lane until its input ends. The
 # path comes in a line, not in the command: it is only ever "$path". dd's
@@ -136,21 +130,12 @@ LANE_SCRIPT = (
     'case $at in ping) echo "pong $n ."; continue;; esac; '
     f'dd of="$path" bs={WRITE_BLOCK} iflag=fullblock,count_bytes count="$n" oflag=seek_bytes seek="$at" '
     "conv=notrunc,nocreat 2>/dev/null || exit 1; "
-    f'c=$(dd if="$path" bs={WRITE_BLOCK} iflag=skip_bytes,count_bytes skip="$at" count="$n" 2>/dev/null '
-    '| cksum 2>/dev/null); echo "sum $at $c"; '
     "done; "
     f"else echo {READY} {WHOLE}; "
     "if dd if=/dev/null of=/dev/null conv=nocreat 2>/dev/null; then c=notrunc,nocreat; else c=notrunc; fi; "
     "IFS=' ' read -r at n path || exit 0; "
     f'exec dd of="$path" bs={BLOCK} seek=$((at / {BLOCK})) conv=$c 2>/dev/null; '
     "fi"
-)
-# Our side of the same: the CRC and length of each SEGMENT of the file ($1)
-# of $2 bytes each, $3 of them, one line each, in order.
-LOCAL_SUMS = (
-    'i=0; while [ "$i" -lt "$3" ]; do '
-    f'dd if="$1" bs={WRITE_BLOCK} iflag=skip_bytes,count_bytes skip=$((i * $2)) count="$2" 2>/dev/null | cksum; '
-    "i=$((i + 1)); done"
 )
 ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$PORTAL_SSH_SECRET"\n'
 
@@ -305,7 +290,6 @@ class Lanes:
         self.folder = ""
         self.key_fd: int | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.answers: list[queue.SimpleQueue[str | None]] = []  # each lane's lines (None: it ended)
         self.mode = ""  # SEGMENTS or WHOLE once every lane is ready
         self._pings = 0
 
@@ -339,8 +323,8 @@ class Lanes:
         if not self.reusable:
             return False
         try:
-            for index in range(len(self.procs)):
-                self._ping(index, timeout)
+            for proc in self.procs:
+                self._ping(proc, timeout)
         except (OSError, TransferError):
             return False
         return True
@@ -444,25 +428,22 @@ class Lanes:
         argv, env = self._prepare()
         command = "sh -c " + shlex.quote(LANE_SCRIPT)
         for _ in range(LANES):
-            proc = subprocess.Popen(
-                [*argv, command],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
+            self.procs.append(
+                subprocess.Popen(
+                    [*argv, command],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
             )
-            assert proc.stdin is not None and proc.stdout is not None
+        for proc in self.procs:
+            assert proc.stdin is not None
             try:  # fewer, bigger hand-overs to ssh (Linux; the default pipe holds 64 KiB)
                 fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             except (AttributeError, OSError):
                 pass
-            lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-            # Each lane's answers are read as they come (a full pipe would
-            # stop the lane), up to READY_WINDOW bytes a line.
-            threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-            self.procs.append(proc)
-            self.answers.append(lines)
 
     def wait_ready(self) -> str:
         """Every lane's READY line, skipping what a chatty login script printed
@@ -472,8 +453,8 @@ class Lanes:
         self.start()
         deadline = time.monotonic() + READY_TIMEOUT
         modes = set()
-        for index in range(len(self.procs)):
-            line = self._answer(index, deadline, READY + " ", "log in")
+        for proc in self.procs:
+            line = self._line(proc, deadline, READY + " ", "log in")
             modes.add(line[len(READY) + 1 :])
         if len(modes) != 1 or not modes <= {SEGMENTS, WHOLE}:
             raise LanesUnavailable(f"the lanes on {self.where} answered {sorted(modes)!r}")
@@ -487,70 +468,58 @@ class Lanes:
         ranges: Sequence[Range],
         progress: ProgressCallback,
         started: Callable[[], None] = lambda: None,
-    ) -> SegmentSums | None:
+    ) -> None:
         """Write ``ranges`` of ``local`` into the existing remote file ``temp``
         (each range in order; the ranges themselves in any order). Raises
         LanesUnavailable if a lane could not start (nothing sent), a
         TransferError if one failed on the way (each range then holds a
         prefix of its bytes; the next run scans for it). ``started`` is called
-        once every lane is logged in, before the first byte. Returns the
-        server's CRC of every segment as written and ours, when the ranges
-        are the whole file's segments (a first upload)."""
+        once every lane is logged in, before the first byte."""
         if "\n" in temp or "\0" in temp or temp != temp.strip():
             raise LanesUnavailable("the file's path cannot be handed to the lanes")
         mode = self.wait_ready()
         if mode == WHOLE and len(ranges) > len(self.procs):
             raise LanesUnavailable(f"the server's dd writes one range per connection, {len(ranges)} are left")
         started()
-        sums = SegmentSums.start(local) if mode == SEGMENTS and list(ranges) == segments(0, local.size) else None
-        try:
-            self._feed(local, temp, ranges, progress, sums)
-        except BaseException:
-            if sums is not None:
-                sums.close()
-            raise
-        return sums
+        self._feed(local, temp, ranges, progress)
 
-    def _answer(self, index: int, deadline: float, prefix: str, doing: str, other=None) -> str:
-        """The next line lane ``index`` printed that starts with ``prefix``;
-        ``other`` gets the lines before it (by default they are skipped)."""
+    def _line(self, proc: subprocess.Popen[bytes], deadline: float, prefix: str, doing: str) -> str:
+        """The next line of ``proc``'s output that starts with ``prefix``
+        (read unbuffered: select() must see what is left)."""
+        assert proc.stdout is not None
+        out, seen = proc.stdout.fileno(), b""
         while True:
-            try:
-                line = self.answers[index].get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([out], [], [], left)[0]:
                 if doing == "log in":
-                    raise LanesUnavailable(f"OpenSSH's client did not log in to {self.where} in time") from None
-                raise TransferError(f"The server {self.where} did not answer while {doing}") from None
-            if line is None:
-                self.answers[index].put(None)  # and for whoever asks next
-                status = self.procs[index].wait()
+                    raise LanesUnavailable(f"OpenSSH's client did not log in to {self.where} in time")
+                raise TransferError(f"The server {self.where} did not answer while {doing}")
+            byte = os.read(out, 1)
+            if not byte:
+                status = proc.wait()
                 if doing == "log in":
                     raise LanesUnavailable(
                         f"OpenSSH's client could not log in to {self.where} (exit status {status})"
                     )
                 raise self._failure(status or 255)
+            if byte != b"\n":
+                seen = (seen + byte)[-READY_WINDOW:]
+                continue
+            line = seen.decode(errors="replace")
+            seen = b""
             if line.startswith(prefix):
                 return line
-            if other is not None:
-                other(line)
 
-    def _ping(self, index: int, timeout: float, other=None) -> None:
-        """A round trip through lane ``index``'s shell: every segment before
-        it is written (dd exits 0) when the answer comes."""
-        stdin = self.procs[index].stdin
-        assert stdin is not None
+    def _ping(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        """A round trip through the lane's shell: every segment before it is
+        written (dd exits 0) when the answer comes."""
+        assert proc.stdin is not None
         self._pings += 1
-        os.write(stdin.fileno(), f"ping {self._pings} -\n".encode())
-        self._answer(index, time.monotonic() + timeout, f"pong {self._pings} .", "confirming the upload", other)
+        token = f"pong {self._pings} ."
+        os.write(proc.stdin.fileno(), f"ping {self._pings} -\n".encode())
+        self._line(proc, time.monotonic() + timeout, token, "confirming the upload")
 
-    def _feed(
-        self,
-        local: LocalFile,
-        temp: str,
-        ranges: Sequence[Range],
-        progress: ProgressCallback,
-        sums: SegmentSums | None,
-    ) -> None:
+    def _feed(self, local: LocalFile, temp: str, ranges: Sequence[Range], progress: ProgressCallback) -> None:
         events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         stop = threading.Event()
         work: queue.SimpleQueue[Range] = queue.SimpleQueue()
@@ -569,8 +538,7 @@ class Lanes:
                 offset += sent
                 events.put(("sent", sent))
 
-        def lane(index: int) -> None:
-            proc = self.procs[index]
+        def lane(proc: subprocess.Popen[bytes]) -> None:
             assert proc.stdin is not None
             pipe = proc.stdin.fileno()
             try:
@@ -589,7 +557,7 @@ class Lanes:
                         break
                     send_range(pipe, start, end)
                 if not stop.is_set():
-                    self._ping(index, CONFIRM_TIMEOUT, sums.server_said if sums is not None else None)
+                    self._ping(proc, CONFIRM_TIMEOUT)
             except queue.Empty:
                 proc.stdin.close()  # more lanes than ranges left
                 proc.wait()
@@ -605,7 +573,7 @@ class Lanes:
             finally:
                 events.put(("done", None))
 
-        threads = [threading.Thread(target=lane, args=(i,), daemon=True) for i in range(len(self.procs))]
+        threads = [threading.Thread(target=lane, args=(proc,), daemon=True) for proc in self.procs]
         ok = False
         try:
             for thread in threads:
@@ -651,88 +619,8 @@ class Lanes:
                         stream.close()
                     except OSError:
                         pass
-        self.procs, self.answers = [], []
+        self.procs = []
         self.mode = ""
-
-
-def _read_lines(stream: Any, lines: queue.SimpleQueue[str | None]) -> None:
-    try:
-        for raw in iter(lambda: stream.readline(READY_WINDOW), b""):
-            lines.put(raw.decode(errors="replace").rstrip("\n"))
-    except (OSError, ValueError):  # closed under us: the lane was stopped
-        pass
-    lines.put(None)
-
-
-@functools.cache
-def local_dd_counts_bytes() -> bool:
-    """Whether this machine's dd is GNU's (LOCAL_SUMS needs skip_bytes, count_bytes)."""
-    try:
-        done = subprocess.run(
-            ["dd", "if=/dev/null", "of=/dev/null", "iflag=skip_bytes,count_bytes"], capture_output=True
-        )
-    except OSError:
-        return False
-    return done.returncode == 0 and shutil.which("cksum") is not None
-
-
-class SegmentSums:
-    """The check of a file sent whole over lanes: the server's CRC (POSIX
-    cksum) of each SEGMENT, read back just after it was written, against
-    ours, computed at low priority while the upload runs. Every segment
-    checked and equal proves the temporary file whole and in order, as a
-    cksum of the whole file afterwards did, without that extra pass over
-    it once the upload is over."""
-
-    def __init__(self, size: int, proc: subprocess.Popen[bytes] | None):
-        self.size, self.proc = size, proc
-        self.server: dict[int, tuple[str, str]] = {}  # offset: (crc, length)
-        self._lock = threading.Lock()
-
-    @classmethod
-    def start(cls, local: LocalFile) -> SegmentSums | None:
-        if not local_dd_counts_bytes():
-            return None
-        count = len(segments(0, local.size))
-        nice = ["nice", "-n", "10"] if shutil.which("nice") else []
-        proc = subprocess.Popen(
-            [*nice, "sh", "-c", LOCAL_SUMS, "sh", str(local.path), str(SEGMENT), str(count)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        return cls(local.size, proc)
-
-    def server_said(self, line: str) -> None:
-        parts = line.split()
-        if len(parts) == 4 and parts[0] == "sum" and all(p.isdigit() for p in parts[1:]):
-            with self._lock:
-                self.server[int(parts[1])] = (parts[2], parts[3])
-
-    def matches(self) -> bool | None:
-        """Whether every segment's CRC and length agree; None if either side
-        could not tell for every segment (the caller checks another way)."""
-        if self.proc is None:
-            return None
-        out, _err = self.proc.communicate()
-        self.proc = None
-        ours = [line.split() for line in out.decode(errors="replace").splitlines()]
-        expected = segments(0, self.size)
-        if len(ours) != len(expected) or any(len(o) != 2 or not all(v.isdigit() for v in o) for o in ours):
-            return None
-        with self._lock:
-            theirs = [self.server.get(start) for start, _end in expected]
-        if any(t is None for t in theirs):
-            return None
-        return all(
-            tuple(o) == t and int(o[1]) == end - start
-            for o, t, (start, end) in zip(ours, theirs, expected, strict=True)
-        )
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
 
 def _splice(src: int, pipe: int, count: int, offset: int) -> int:
