@@ -2,16 +2,17 @@
 
     .venv/bin/python bench/delivery.py --size-mb 1024 --kinds s3,azure,sftp,ftp,ftps
 
-For each kind it starts the real test server (moto for S3, Azurite for Azure
-Blob, OpenSSH sshd for SFTP (as root), pyftpdlib for FTP/FTPS) on loopback, writes one file of random bytes, then
+For each kind it starts a real server on loopback (moto for S3, Azurite for
+Azure Blob, as root OpenSSH sshd for SFTP and vsftpd for FTP/FTPS,
+bench/vsftpd.py), writes one file of random bytes, then
 
 1. uploads it through the destination class (upload + verify, with the
    progress callback) in a child process, whose peak RSS is read from wait4();
 2. copies the same file to the same server with rclone;
 
 and prints MB/s of both, their ratio and the peak RSS of the delivering
-process. Both clients talk to the same single-process test server, so the
-figures compare clients, not clouds.
+process. Both clients talk to the same server, so the figures compare
+clients, not clouds.
 
 Method: ours and rclone alternate (``--repeat``) and each timed run starts from
 the same server state: both upload folders are emptied just before it, outside
@@ -183,20 +184,18 @@ def sftp_target(kind: str = "sftp") -> Target:
 
 
 def _ftp_target(tls: bool) -> Target:
-    from tests.servers.ftp import _start_server
+    from bench.vsftpd import start_vsftpd
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ftp-"))
-    # One process per session, as vsftpd and ProFTPD run (one pyftpdlib
-    # process receiving every session held both clients to its one core), and
-    # REST past a file's end as vsftpd allows it, which our lanes need
-    # (delivery/destinations/ftp/lanes.py); rclone's uploads never use REST.
-    server = _start_server(tmp, tls=tls, multiprocess=True, rest_past_end=True)
-    # rclone 1.60 cannot start on a missing folder here ("501 No such directory").
-    (server.home / "bench" / "rclone").mkdir(parents=True)
-
-    def stop() -> None:
-        server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+    # vsftpd: one C process per session, and it takes REST past a file's end,
+    # which our lanes need (delivery/destinations/ftp/lanes.py); rclone's
+    # uploads never use REST. Paths are relative to the account's home.
+    server = start_vsftpd(tls)
+    ours, theirs = server.home / "bench" / "ours", server.home / "bench" / "rclone"
+    for folder in (ours, theirs):
+        # rclone 1.60 cannot start on a missing folder ("501 No such directory").
+        folder.mkdir(parents=True)
+        shutil.chown(folder, server.username, server.username)
+        shutil.chown(folder.parent, server.username, server.username)
 
     name = "BENCHFTPS" if tls else "BENCHFTP"
     env = {
@@ -206,21 +205,20 @@ def _ftp_target(tls: bool) -> Target:
         f"RCLONE_CONFIG_{name}_USER": server.username,
         f"RCLONE_CONFIG_{name}_PASS": _obscure(server.password),
     }
-    config = server.config(root="bench/ours")
     if tls:
         env[f"RCLONE_CONFIG_{name}_EXPLICIT_TLS"] = "true"
         env[f"RCLONE_CONFIG_{name}_NO_CHECK_CERTIFICATE"] = "true"
-        # pyftpdlib truncates TLS 1.3 uploads whose client closes without a TLS
-        # shutdown, as rclone does (giampaolo/pyftpdlib#602); ftplib unwraps first.
+        # Over TLS 1.3 rclone 1.60's data connections to vsftpd 3.0.3 fail
+        # ("remote error: tls: illegal parameter"; ftplib's do not), as with
+        # other FTP servers (rclone/rclone#5651, which added this option).
         env[f"RCLONE_CONFIG_{name}_DISABLE_TLS13"] = "true"
-        config["pinned_fingerprint"] = server.fingerprint
     return Target(
         kind="ftp",
-        config=config,
+        config=server.config(root="bench/ours"),
         rclone_env=env,
         rclone_path=f"{name.lower()}:bench/rclone",
-        stop=stop,
-        clear_folders=emptier(server.home / "bench" / "ours", server.home / "bench" / "rclone"),
+        stop=server.stop,
+        clear_folders=emptier(ours, theirs),
     )
 
 
