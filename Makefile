@@ -89,8 +89,20 @@ BENCH_SIZE_MB ?= 1024
 BENCH_KINDS ?= s3,azure,sftp,scp,ftp,ftps
 BENCH_E2E_SIZE_MB ?= 512
 BENCH_E2E_KINDS ?= sftp,scp
-.PHONY: bench
-bench: install-test-deps
+# The server bench/delivery.py's FTP/FTPS run against (bench/vsftpd.py starts
+# its own on a free port). Where systemd runs, installing the package starts
+# Debian's vsftpd on port 21 and at every boot: a fresh install switches it off.
+BENCH_DEBS := vsftpd
+.PHONY: bench install-bench-deps
+install-bench-deps: install-test-deps
+	@if [ ! -x /usr/sbin/vsftpd ]; then \
+	  if [ "$$(id -u)" != "0" ]; then echo "missing Debian packages (run as root to install): $(BENCH_DEBS)"; exit 1; fi; \
+	  echo "installing Debian packages: $(BENCH_DEBS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEBS) >/dev/null || exit 1; \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now vsftpd.service; fi; \
+	fi
+
+bench: install-bench-deps
 	@mkdir -p "$(DATA_DIR)"
 	uptime
 	$(PY) bench/delivery.py --size-mb $(BENCH_SIZE_MB) --kinds $(BENCH_KINDS) --repeat 3

@@ -464,6 +464,11 @@ def missing_tools(kinds: list[str], need_rclone: bool) -> list[str]:
         missing.append("/usr/sbin/sshd (Debian package openssh-server)")
     if ssh and os.geteuid() != 0:
         missing.append("root for the sftp/scp kinds (the test sshd creates its local test users)")
+    ftp = {"ftp", "ftps"} & set(kinds)
+    if ftp and not os.access("/usr/sbin/vsftpd", os.X_OK):
+        missing.append("/usr/sbin/vsftpd (Debian package vsftpd)")
+    if ftp and os.geteuid() != 0:
+        missing.append("root for the ftp/ftps kinds (bench/vsftpd.py creates a local account)")
     return missing
 
 
