@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -425,6 +426,52 @@ def test_a_server_that_refuses_more_sessions_gets_big_files_over_one_session(tmp
         [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert "a second session could not start: 421 while opening the FTP session" in warning
         assert FTP_PASSWORD not in warning
+    finally:
+        server.kill()
+
+
+@pytest.mark.usefixtures("lanes_from_8_mib")
+def test_a_server_that_locks_a_file_while_it_is_written_gets_big_files_over_one_session_after_a_short_wait(
+    tmp_path, caplog
+):
+    """vsftpd's default lock_upload_files=YES: the second lane's STOR gets no
+    reply while the first lane's is open. After LOCK_WAIT (not the 60 s
+    timeout) every lane is closed with no byte sent over it, one warning, the
+    file goes over one session and lanes are not tried again for a while."""
+    from delivery.destinations.ftp import lanes
+
+    server = servers._start_server(
+        tmp_path / "srv", tls=False, multiprocess=True, rest_past_end=True, lock_uploads=True
+    )
+    try:
+        first = make_file(tmp_path / "a.mp4", 20 * MiB + 3)
+        second = make_file(tmp_path / "b.mp4", LANES_FROM + 5)
+        progress = Progress()
+        with destination_for("ftp", server.config(root="locked")) as dest:
+            before = server.logins()
+            started = time.monotonic()
+            dest.upload(first, "r/c/a.mp4", progress)
+            took = time.monotonic() - started
+            assert dest.lanes_used == 0
+            assert server.logins() - before == 2  # the lanes were tried
+            before = server.logins()
+            dest.upload(second, "r/c/b.mp4", Progress())
+            assert server.logins() == before  # cooling off: no lane tried
+            assert dest.log_notes() == []
+        assert lanes.LOCK_WAIT <= took < lanes.LOCK_WAIT + 10
+        # One session's 1 MiB blocks from byte 0; the one upload of the
+        # temporary file that carried bytes carried all of them.
+        assert progress.total == first.size and progress.calls == 21
+        assert [n for n in server.stored("locked/r/c/.a.mp4.part") if n] == [first.size]
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert warnings == [
+            f"ftp://rec@127.0.0.1:{server.port}/locked: big files go over one FTP session for now: "
+            "the server seems to lock a file while it is written (vsftpd's lock_upload_files): "
+            "the STOR of part 2 had no reply in 5 s"
+        ]
+        assert sha256_of(server.read("locked/r/c/a.mp4")) == first.sha256
+        assert sha256_of(server.read("locked/r/c/b.mp4")) == second.sha256
+        assert visible_leftovers(server.read("locked")) == []
     finally:
         server.kill()
 

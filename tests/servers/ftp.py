@@ -8,9 +8,12 @@ the control and data channels with a self-signed certificate made here.
 Options for the FTP lanes (delivery/destinations/ftp/lanes.py): one process
 per session (``multiprocess``, pyftpdlib's MultiprocessFTPServer, as vsftpd
 and ProFTPD run), REST past the end of a file as vsftpd allows it
-(``rest_past_end``; pyftpdlib itself answers 554), and a limit of sessions
-(``max_sessions``: 421 to the one over it). ``logins()`` counts the sessions
-that logged in.
+(``rest_past_end``; pyftpdlib itself answers 554), a write lock on a file for
+the whole of its upload as vsftpd's default ``lock_upload_files=YES`` takes
+(``lock_uploads``, with ``multiprocess``: a second session's STOR of that file
+waits for the first to end), and a limit of sessions (``max_sessions``: 421 to
+the one over it). ``logins()`` counts the sessions that logged in and
+``stored()`` the uploads the server logged.
 
 Run as a script (``python tests/servers/ftp.py --home DIR ...``) this module
 is the server itself.
@@ -21,11 +24,13 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import fcntl
 import hashlib
 import ipaddress
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -117,6 +122,7 @@ class FTPServer:
     masquerade: str = ""
     multiprocess: bool = False
     rest_past_end: bool = False
+    lock_uploads: bool = False
     max_sessions: int = 0
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -149,6 +155,10 @@ class FTPServer:
             args.append("--multiprocess")
         if self.rest_past_end:
             args.append("--rest-past-end")
+        if self.lock_uploads:
+            # One process per session: a process never waits for its own lock.
+            assert self.multiprocess, "lock_uploads needs multiprocess"
+            args.append("--lock-uploads")
         if self.max_sessions:
             args += ["--max-sessions", str(self.max_sessions)]
         ready = self.logdir / "ready.txt"
@@ -189,6 +199,13 @@ class FTPServer:
     def logins(self) -> int:
         """How many sessions have logged in since the log began."""
         return (self.logdir / "server.log").read_text(errors="replace").count(" logged in.")
+
+    def stored(self, path: str) -> list[int]:
+        """The byte counts of the uploads into ``path`` (under the home folder)
+        that the server logged as ended, in the order they ended."""
+        name = str(self.read(path))
+        log = (self.logdir / "server.log").read_text(errors="replace")
+        return [int(m) for m in re.findall(rf"STOR {re.escape(name)} completed=[01] bytes=(\d+) ", log)]
 
 
 def _start_server(tmp: Path, *, tls: bool, **options: Any) -> FTPServer:
@@ -241,6 +258,29 @@ class RestPastTheEnd:
         return super().ftp_STOR(file, mode)  # type: ignore[misc]
 
 
+class LockUploads:
+    """vsftpd's ``lock_upload_files=YES`` (its default): the file a STOR
+    opens is locked for writing (fcntl, blocking) before the 1xx reply and
+    until the upload ends (pyftpdlib closes the file then), so a second
+    session's STOR of it gets no reply until the first ends."""
+
+    fs: Any
+
+    def ftp_STOR(self, file: str, mode: str = "w") -> Any:
+        opener = self.fs.open
+
+        def open_locked(path: str, how: str) -> Any:
+            fh = opener(path, how)
+            fcntl.lockf(fh, fcntl.LOCK_EX)
+            return fh
+
+        self.fs.open = open_locked
+        try:
+            return super().ftp_STOR(file, mode)  # type: ignore[misc]
+        finally:
+            del self.fs.open
+
+
 def _serve(argv: list[str]) -> None:
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler
@@ -256,6 +296,7 @@ def _serve(argv: list[str]) -> None:
     parser.add_argument("--masquerade", default="")
     parser.add_argument("--multiprocess", action="store_true")
     parser.add_argument("--rest-past-end", action="store_true")
+    parser.add_argument("--lock-uploads", action="store_true")
     parser.add_argument("--max-sessions", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)
@@ -287,6 +328,8 @@ def _serve(argv: list[str]) -> None:
             tls_data_required=True,
         )
     bases = (RestPastTheEnd, base) if args.rest_past_end else (base,)
+    if args.lock_uploads:
+        bases = (LockUploads, *bases)
     handler = type("TestHandler", bases, attrs)
     server_class = MultiprocessFTPServer if args.multiprocess else PyFTPServer
     server = server_class(("127.0.0.1", args.port), handler)

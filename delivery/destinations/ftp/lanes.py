@@ -26,13 +26,15 @@ How a file goes (``send``):
   server with a probe file first (``writes_past_the_end``).
 - vsftpd's default ``lock_upload_files=YES`` holds a write lock on the file
   for a whole upload: the second lane's STOR gets no reply until the first
-  ends, so lanes are given up after the session timeout (60 s lost, then
-  the one session; bench/README.md, "FTP and FTPS against vsftpd").
+  ends. So servers that lock a file while it is written (vsftpd's default)
+  get one session after a 5-second try: a later lane's STOR reply is waited
+  for ``LOCK_WAIT`` only, not the session timeout (60 s were lost per big
+  file before; bench/README.md, "FTP and FTPS against vsftpd").
 - Every lane is logged in and has its STOR accepted before any byte is sent.
   If one cannot (the probe fails, a per-user session limit answers 421 or 530,
-  a STOR is refused), nothing went over the lanes: the file goes over the
-  one session as before and lanes are not tried for that server for
-  ``COOL_OFF``.
+  a STOR is refused or not answered in ``LOCK_WAIT``), nothing went over the
+  lanes: their sockets are closed, the file goes over the one session as
+  before and lanes are not tried for that server for ``COOL_OFF``.
 
 Measured (bench/delivery.py, 1 GiB over loopback on 2 CPUs, pyftpdlib with
 one process per session, 30 Nov, medians of 3): on a quiet machine FTPS
@@ -99,6 +101,11 @@ WINDOW_AHEAD = LEAD
 WINDOW_BACK = 8 * MiB
 # A server where lanes could not start is not asked again for this long.
 COOL_OFF = 600.0
+# How long a lane's STOR reply is waited for while an earlier lane's STOR is
+# open (PASV and REST replies too): a server that locks a file while it is
+# written (vsftpd's lock_upload_files, on by default) answers only once the
+# earlier upload ends. A distant server's round trip is well under it.
+LOCK_WAIT = 5.0
 
 Range = tuple[int, int]  # [start, end) of the file
 
@@ -305,11 +312,20 @@ def _start(dest: FTPDestination, lanes: list[Lane], temp: str) -> None:
         raise LanesUnavailable(f"a second session could not start: {failed}")
     if not past_the_end:
         raise LanesUnavailable("the server does not write at a REST position past the end of a file")
-    for lane in sorted(lanes, key=lambda lane: lane.position):  # the STOR at byte 0 first
-        assert lane.ftp is not None
+    for later, lane in enumerate(sorted(lanes, key=lambda lane: lane.position)):  # the STOR at byte 0 first
+        assert lane.ftp is not None and lane.ftp.sock is not None
+        if later:
+            lane.ftp.sock.settimeout(LOCK_WAIT)
         try:
             lane.conn, _size = lane.ftp.ntransfercmd(f"STOR {temp}", lane.position or None)
+            lane.ftp.sock.settimeout(lane.ftp.timeout)
         except (ftplib.Error, OSError, EOFError) as exc:
+            if later and isinstance(exc, TimeoutError):
+                # Nothing was sent over any lane: the caller closes them all.
+                raise LanesUnavailable(
+                    "the server seems to lock a file while it is written (vsftpd's lock_upload_files): "
+                    f"the STOR of part {lane.number} had no reply in {LOCK_WAIT:g} s"
+                ) from None
             # The reply code only: the server's words are not shown.
             code = str(exc)[:3] if isinstance(exc, ftplib.Error) else type(exc).__name__
             raise LanesUnavailable(f"the server refused the STOR of part {lane.number} ({code})") from None
