@@ -88,7 +88,7 @@ def _config(workdir: Path, port: int, tls: bool, cert: Path | None, key: Path | 
         "local_umask=022",
         # By default vsftpd holds a write lock on a file for the whole of its
         # upload, so a lane's STOR waits for the other's to end (our lanes then
-        # give up after the timeout and send the file over one session).
+        # give up after 5 s, lanes.LOCK_WAIT, and send the file over one session).
         "lock_upload_files=NO",
         "pasv_enable=YES",
         "pasv_address=127.0.0.1",
