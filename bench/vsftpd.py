@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.servers import free_port, wait_for_port
-from tests.servers.ftp import _free_port_range, make_self_signed_certificate
+from tests.servers.ftp import _free_port_range, destination_config, make_self_signed_certificate
 
 VSFTPD = "/usr/sbin/vsftpd"
 USER = "portal-ftpbench"
@@ -48,20 +48,9 @@ class Vsftpd:
     username: str = USER
 
     def config(self, **overrides: object) -> dict[str, object]:
-        """Our FTP destination's config for this server."""
-        config: dict[str, object] = {
-            "host": self.host,
-            "port": self.port,
-            "username": self.username,
-            "password": self.password,
-            "passive": True,
-            "tls": "explicit" if self.tls else "none",
-            "root": "",
-        }
-        if self.fingerprint:
-            config["pinned_fingerprint"] = self.fingerprint
-        config.update(overrides)
-        return config
+        """Our FTP destination's config for this server (its certificate pinned)."""
+        pin = {"pinned_fingerprint": self.fingerprint} if self.fingerprint else {}
+        return destination_config(self, **{**pin, **overrides})
 
     def stop(self) -> None:
         # Its own process group (start_new_session): the session processes too.

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import secrets
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -47,6 +49,23 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
 def probe_name() -> str:
     """A fresh name for the file "Test connection" writes and removes."""
     return f".portal-probe-{secrets.token_hex(4)}.txt"
+
+
+class CoolOff:
+    """Servers where something optional (the extra connections of "lanes")
+    just failed to start, each not asked again until its time is up."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def active(self, key: str) -> bool:
+        with self._lock:
+            return time.monotonic() < self._until.get(key, 0.0)
+
+    def start(self, key: str, seconds: float) -> None:
+        with self._lock:
+            self._until[key] = time.monotonic() + seconds
 
 
 def temp_prefix(name: str) -> str:

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from delivery.destinations import destination_for
-from delivery.destinations.base import LocalFile, ResumePoint, TransferError, UntrustedHostKey
+from delivery.destinations.base import (
+    CoolOff,
+    LocalFile,
+    ResumePoint,
+    TransferError,
+    UntrustedHostKey,
+)
 from delivery.destinations.ftp import FTPDestination, FTPForm, tls_certificate_fingerprint
 from tests.servers import ftp as servers
 from tests.servers.ftp import FTP_PASSWORD, READONLY, FTPServer
@@ -325,7 +331,7 @@ LANES_FROM = 8 * MiB
 def no_server_cooling_off(monkeypatch):
     from delivery.destinations.ftp import lanes
 
-    monkeypatch.setattr(lanes, "_cooling", {})  # each test's servers are new
+    monkeypatch.setattr(lanes, "_cooling", CoolOff())  # each test's servers are new
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import paramiko
 import psutil
 import pytest
 
-from delivery.destinations.base import ResumePoint, TransferError
+from delivery.destinations.base import CoolOff, ResumePoint, TransferError
 from delivery.destinations.scp import SCPDestination
 from delivery.destinations.sftp import SFTPDestination
 from delivery.destinations.ssh import generate_keypair, lanes, pool
@@ -41,7 +41,7 @@ BIG = 20 * MB + 12345  # over lanes (MIN_SIZE is 4 MiB here), not on a SCAN_BLOC
 @pytest.fixture(autouse=True)
 def _small_lanes(monkeypatch):
     monkeypatch.setattr(lanes, "MIN_SIZE", 4 * MB)
-    monkeypatch.setattr(lanes, "_cooling", {})
+    monkeypatch.setattr(lanes, "_cooling", CoolOff())
 
 
 @pytest.fixture

@@ -127,17 +127,7 @@ class FTPServer:
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def config(self, **overrides: Any) -> dict[str, Any]:
-        config = {
-            "host": self.host,
-            "port": self.port,
-            "username": self.username,
-            "password": self.password,
-            "passive": True,
-            "tls": "explicit" if self.tls else "none",
-            "root": "",
-        }
-        config.update(overrides)
-        return config
+        return destination_config(self, **overrides)
 
     def start(self) -> None:
         """Start the server; on a restart it binds the same port again."""
@@ -206,6 +196,22 @@ class FTPServer:
         name = str(self.read(path))
         log = (self.logdir / "server.log").read_text(errors="replace")
         return [int(m) for m in re.findall(rf"STOR {re.escape(name)} completed=[01] bytes=(\d+) ", log)]
+
+
+def destination_config(server: Any, **overrides: Any) -> dict[str, Any]:
+    """Our FTP destination's config for a test server (this one, or the
+    bench's vsftpd): passive, explicit TLS where the server has it."""
+    config = {
+        "host": server.host,
+        "port": server.port,
+        "username": server.username,
+        "password": server.password,
+        "passive": True,
+        "tls": "explicit" if server.tls else "none",
+        "root": "",
+    }
+    config.update(overrides)
+    return config
 
 
 def _start_server(tmp: Path, *, tls: bool, **options: Any) -> FTPServer:

@@ -77,7 +77,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..base import LocalFile, ProgressCallback, ResumePoint, TransferError, probe_name
+from ..base import CoolOff, LocalFile, ProgressCallback, ResumePoint, TransferError, probe_name
 
 if TYPE_CHECKING:
     from .destination import FTPDestination
@@ -109,8 +109,7 @@ LOCK_WAIT = 5.0
 
 Range = tuple[int, int]  # [start, end) of the file
 
-_cooling: dict[str, float] = {}
-_cooling_lock = threading.Lock()
+_cooling = CoolOff()
 
 
 class LanesUnavailable(Exception):
@@ -118,13 +117,11 @@ class LanesUnavailable(Exception):
 
 
 def cooling(key: str) -> bool:
-    with _cooling_lock:
-        return time.monotonic() < _cooling.get(key, 0.0)
+    return _cooling.active(key)
 
 
 def cool_off(key: str) -> None:
-    with _cooling_lock:
-        _cooling[key] = time.monotonic() + COOL_OFF
+    _cooling.start(key, COOL_OFF)
 
 
 def split(size: int) -> list[Range]:

@@ -62,7 +62,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..base import LocalFile, ProgressCallback, TransferError
+from ..base import CoolOff, LocalFile, ProgressCallback, TransferError
 
 if TYPE_CHECKING:
     import paramiko
@@ -139,8 +139,7 @@ LANE_SCRIPT = (
 )
 ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$PORTAL_SSH_SECRET"\n'
 
-_cooling: dict[str, float] = {}
-_cooling_lock = threading.Lock()
+_cooling = CoolOff()
 
 Range = tuple[int, int]  # [start, end) of the file
 
@@ -154,14 +153,11 @@ def ssh_client() -> str | None:
 
 
 def cooling(key: str) -> bool:
-    with _cooling_lock:
-        until = _cooling.get(key, 0.0)
-    return time.monotonic() < until
+    return _cooling.active(key)
 
 
 def cool_off(key: str) -> None:
-    with _cooling_lock:
-        _cooling[key] = time.monotonic() + COOL_OFF
+    _cooling.start(key, COOL_OFF)
 
 
 def split(start: int, end: int, lanes: int = LANES) -> list[Range]:
@@ -175,10 +171,9 @@ def split(start: int, end: int, lanes: int = LANES) -> list[Range]:
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [end], strict=True) if b > a]
 
 
-def segments(start: int, end: int, size: int = 0) -> list[Range]:
+def segments(start: int, end: int) -> list[Range]:
     """[start, end) cut into SEGMENTs (the last one shorter)."""
-    step = size or SEGMENT
-    return [(at, min(at + step, end)) for at in range(start, end, step)]
+    return [(at, min(at + SEGMENT, end)) for at in range(start, end, SEGMENT)]
 
 
 def valid_ranges(value: Any, size: int) -> list[Range] | None:
