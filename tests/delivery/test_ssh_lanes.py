@@ -995,3 +995,29 @@ def test_no_lanes_are_started_for_small_files_or_an_account_without_a_shell(sshd
     with SFTPDestination(sshd.config(NOSHELL_USER)) as dest:
         dest.expect([lanes.MIN_SIZE])
         assert dest._lanes is None and not ssh_children()
+
+
+# -- 12. hostile names ------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", KINDS, ids=KIND_IDS)
+def test_a_name_full_of_shell_syntax_is_only_ever_a_path_on_the_server(cls, sshd, tmp_path):
+    local = make_file(tmp_path, BIG)
+    name = "a b $(touch pwned) `touch pwned2`; touch pwned3 & 'x\" -of=y.mp4"
+    with cls(sshd.config()) as dest:
+        dest.upload(local, f"lanes/hostile/{name}", lambda _n: None)
+        assert dest.lanes_used == 2
+        assert dest.verify(local, f"lanes/hostile/{name}")
+    folder = sshd.upload_dir() / "lanes/hostile"
+    assert sorted(p.name for p in folder.iterdir()) == [name]
+    assert (folder / name).read_bytes() == local.path.read_bytes()
+    home = sshd.upload_dir().parent
+    assert not [p for p in home.rglob("pwned*")]
+
+
+def test_a_name_with_a_line_break_goes_over_paramiko_and_the_server_does_not_cool_off(sshd, tmp_path):
+    local = make_file(tmp_path, BIG)
+    with SFTPDestination(sshd.config()) as dest:
+        dest.upload(local, "lanes/newline/a\nb.mp4", lambda _n: None)
+        assert dest.lanes_used == 0
+        assert not lanes.cooling(dest._pool_key)
+        assert dest.verify(local, "lanes/newline/a\nb.mp4")
+    assert (sshd.upload_dir() / "lanes/newline/a\nb.mp4").read_bytes() == local.path.read_bytes()

@@ -280,6 +280,8 @@ class SSHDestination(Destination):
         the control connection (a refusal is the kind's own "permission
         denied"); ``clean`` removes other temporary files of ``name``."""
         self.lanes_used = 0
+        if not lanes.fits_a_line(posixpath.join(folder, temp_prefix(name))):
+            return None  # a name the lanes cannot be told: paramiko, no cool-off for the server
         saved = lanes.valid_ranges(point.state.get("lanes"), local.size)
         old = point.state.get("temp")
         resumed = bool(

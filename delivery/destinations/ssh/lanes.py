@@ -218,6 +218,12 @@ def private_folder(*, runs_helper: bool) -> str:
     )
 
 
+def fits_a_line(path: str) -> bool:
+    """Whether ``path`` goes whole through a lane's header line (``read``
+    ends it at a line break and trims spaces at its ends)."""
+    return "\n" not in path and "\0" not in path and path == path.strip()
+
+
 def remote_path(path: str) -> str:
     """``path`` quoted for a remote POSIX shell, never read as an option."""
     return shlex.quote(path if path.startswith("/") else f"./{path}")
@@ -470,7 +476,7 @@ class Lanes:
         TransferError if one failed on the way (each range then holds a
         prefix of its bytes; the next run scans for it). ``started`` is called
         once every lane is logged in, before the first byte."""
-        if "\n" in temp or "\0" in temp or temp != temp.strip():
+        if not fits_a_line(temp):
             raise LanesUnavailable("the file's path cannot be handed to the lanes")
         mode = self.wait_ready()
         if mode == WHOLE and len(ranges) > len(self.procs):
